@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+// hnxdp: a transparent-VF datapath for Linux (eBPF datapath, Swift control plane).
+import PackageDescription
+
+let package = Package(
+    name: "hnxdp",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "hnxdp", targets: ["hnxdp"]),
+        .library(name: "HnxdpCore", targets: ["HnxdpCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // libbpf and libxdp from Debian's libbpf-dev / libxdp-dev.
+        .systemLibrary(
+            name: "CLibBPF",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev", "libxdp-dev", "libelf-dev", "zlib1g-dev"])]
+        ),
+        // Thin C shim: the BPF<->Swift contract header, tcx attach types,
+        // ethtool/ifreq ioctls Swift cannot express directly.
+        .target(
+            name: "CHnxdpShim",
+            dependencies: ["CLibBPF"],
+            linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("xdp"), .linkedLibrary("elf"), .linkedLibrary("z")]
+        ),
+        // Build tool: compiles bpf/*.bpf.c with clang and embeds the objects as Swift data.
+        .executableTarget(name: "hnxdp-bpf-embed", path: "Sources/hnxdp-bpf-embed"),
+        .plugin(
+            name: "EmbedBPFObjects",
+            capability: .buildTool(),
+            dependencies: ["hnxdp-bpf-embed"]
+        ),
+        // All behaviour lives here.
+        .target(
+            name: "HnxdpCore",
+            dependencies: [
+                "CLibBPF", "CHnxdpShim",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            plugins: ["EmbedBPFObjects"]
+        ),
+        // Thin CLI.
+        .executableTarget(
+            name: "hnxdp",
+            dependencies: [
+                "HnxdpCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Unprivileged unit tests: codecs, feature intersection, JSON.
+        .testTarget(name: "HnxdpCoreTests", dependencies: ["HnxdpCore"]),
+        // Privileged tests: load the real datapath and run it with BPF_PROG_TEST_RUN.
+        .testTarget(name: "HnxdpDatapathTests", dependencies: ["HnxdpCore", "CLibBPF", "CHnxdpShim"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,163 @@
+/*
+ * ethtool.c - thin SIOCETHTOOL helpers; see include/hnxdp_ethtool.h.
+ */
+#include "hnxdp_ethtool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+
+_Static_assert(HNXDP_ETHTOOL_NAME_LEN == ETH_GSTRING_LEN, "ETH_GSTRING_LEN");
+_Static_assert(HNXDP_ETHTOOL_F_UNSUPPORTED == ETHTOOL_F_UNSUPPORTED, "ETHTOOL_F_UNSUPPORTED");
+_Static_assert(HNXDP_ETHTOOL_F_WISH == ETHTOOL_F_WISH, "ETHTOOL_F_WISH");
+_Static_assert(HNXDP_ETHTOOL_F_COMPAT == ETHTOOL_F_COMPAT, "ETHTOOL_F_COMPAT");
+
+/* Upper bound on the blocks we ask for: the kernel has well under 128 features. */
+#define HNXDP_ETHTOOL_MAX_BLOCKS 64u
+
+/* One SIOCETHTOOL ioctl with `data` as ifr_data; returns the ioctl's result or -errno. */
+static int ethtool_ioctl(int fd, const char *ifname, void *data)
+{
+	struct ifreq ifr;
+	size_t len;
+	int ret;
+
+	if (!ifname)
+		return -EINVAL;
+	len = strlen(ifname);
+	if (len == 0 || len >= IFNAMSIZ)
+		return -EINVAL;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, ifname, len);
+	ifr.ifr_data = data;
+	do {
+		ret = ioctl(fd, SIOCETHTOOL, &ifr);
+	} while (ret < 0 && errno == EINTR);
+	return ret < 0 ? -errno : ret;
+}
+
+int hnxdp_ethtool_feature_count(int fd, const char *ifname, uint32_t *count)
+{
+	/* struct ethtool_sset_info followed by one data[] entry, 8-byte aligned. */
+	uint64_t buf[(sizeof(struct ethtool_sset_info) + sizeof(uint32_t) + 7) / 8];
+	struct ethtool_sset_info *info = (struct ethtool_sset_info *)buf;
+	int ret;
+
+	memset(buf, 0, sizeof(buf));
+	info->cmd = ETHTOOL_GSSET_INFO;
+	info->sset_mask = 1ULL << ETH_SS_FEATURES;
+	ret = ethtool_ioctl(fd, ifname, info);
+	if (ret < 0)
+		return ret;
+	if (!(info->sset_mask & (1ULL << ETH_SS_FEATURES)))
+		return -EOPNOTSUPP;
+	if (count)
+		*count = info->data[0];
+	return 0;
+}
+
+int hnxdp_ethtool_feature_names(int fd, const char *ifname, uint32_t count, char *names)
+{
+	struct ethtool_gstrings *gs;
+	uint32_t now;
+	int ret;
+
+	if (!names && count)
+		return -EINVAL;
+	if (count > HNXDP_ETHTOOL_MAX_BLOCKS * 32)
+		return -E2BIG;
+	/* The kernel writes as many strings as it has now, whatever len says. */
+	ret = hnxdp_ethtool_feature_count(fd, ifname, &now);
+	if (ret < 0)
+		return ret;
+	if (now != count)
+		return -EPROTO;
+	gs = calloc(1, sizeof(*gs) + (size_t)count * ETH_GSTRING_LEN);
+	if (!gs)
+		return -ENOMEM;
+	gs->cmd = ETHTOOL_GSTRINGS;
+	gs->string_set = ETH_SS_FEATURES;
+	gs->len = count;
+	ret = ethtool_ioctl(fd, ifname, gs);
+	if (ret >= 0 && gs->len != count)
+		ret = -EPROTO;
+	if (ret >= 0) {
+		memcpy(names, gs->data, (size_t)count * ETH_GSTRING_LEN);
+		ret = 0;
+	}
+	free(gs);
+	return ret;
+}
+
+int hnxdp_ethtool_get_features(int fd, const char *ifname, uint32_t blocks,
+                               uint32_t *available, uint32_t *requested,
+                               uint32_t *active, uint32_t *never_changed,
+                               uint32_t *kernel_blocks)
+{
+	struct ethtool_gfeatures *gf;
+	uint32_t i, copied;
+	int ret;
+
+	if (blocks == 0 || blocks > HNXDP_ETHTOOL_MAX_BLOCKS)
+		return -EINVAL;
+	gf = calloc(1, sizeof(*gf) + blocks * sizeof(gf->features[0]));
+	if (!gf)
+		return -ENOMEM;
+	gf->cmd = ETHTOOL_GFEATURES;
+	gf->size = blocks;
+	ret = ethtool_ioctl(fd, ifname, gf);
+	if (ret >= 0) {
+		/* On return size is the kernel's block count; it copied min(ours, its). */
+		copied = gf->size < blocks ? gf->size : blocks;
+		for (i = 0; i < blocks; i++) {
+			const struct ethtool_get_features_block *b = &gf->features[i];
+			int have = i < copied;
+
+			if (available)
+				available[i] = have ? b->available : 0;
+			if (requested)
+				requested[i] = have ? b->requested : 0;
+			if (active)
+				active[i] = have ? b->active : 0;
+			if (never_changed)
+				never_changed[i] = have ? b->never_changed : 0;
+		}
+		if (kernel_blocks)
+			*kernel_blocks = gf->size;
+		ret = 0;
+	}
+	free(gf);
+	return ret;
+}
+
+int hnxdp_ethtool_set_features(int fd, const char *ifname, uint32_t blocks,
+                               const uint32_t *valid, const uint32_t *requested,
+                               uint32_t *result_flags)
+{
+	struct ethtool_sfeatures *sf;
+	uint32_t i;
+	int ret;
+
+	if (blocks == 0 || blocks > HNXDP_ETHTOOL_MAX_BLOCKS || !valid || !requested)
+		return -EINVAL;
+	sf = calloc(1, sizeof(*sf) + blocks * sizeof(sf->features[0]));
+	if (!sf)
+		return -ENOMEM;
+	sf->cmd = ETHTOOL_SFEATURES;
+	sf->size = blocks;
+	for (i = 0; i < blocks; i++) {
+		sf->features[i].valid = valid[i];
+		sf->features[i].requested = requested[i];
+	}
+	ret = ethtool_ioctl(fd, ifname, sf);
+	free(sf);
+	if (ret < 0)
+		return ret;
+	if (result_flags)
+		*result_flags = (uint32_t)ret;
+	return 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * hnxdp_shim.h - C shim for what Swift cannot call or express directly:
+ * the BPF<->Swift contract header, tcx links through libbpf 1.1.2, libbpf's
+ * variadic print callback, BPF_PROG_TEST_RUN with its option struct.
+ * Every function returns >= 0 on success and -errno on failure.
+ */
+#ifndef HNXDP_SHIM_H
+#define HNXDP_SHIM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "../../../bpf/hnxdp_shared.h"
+
+/* Route libbpf's messages into a buffer (echoed to stderr when verbose). */
+void hnxdp_libbpf_capture(int verbose);
+/* The last warning/error libbpf printed ("" if none); cleared by the call. */
+const char *hnxdp_libbpf_last_message(void);
+
+/* Attach prog_fd as a tcx program on ifindex (ingress != 0: ingress). Returns a link fd. */
+int hnxdp_tcx_attach(int prog_fd, int ifindex, int ingress);
+
+/* Insert/replace key -> device ifindex in a DEVMAP/DEVMAP_HASH. */
+int hnxdp_devmap_set(int map_fd, uint32_t key, uint32_t ifindex);
+
+/* Run a tc program once (or `repeat` times) on `data` as received on ifindex.
+ * Fills *retval and the average *duration_ns; *data_size_out gets the output length. */
+int hnxdp_test_run_skb(int prog_fd, const void *data, uint32_t size, uint32_t ifindex,
+		       uint32_t repeat, uint32_t *retval, uint32_t *duration_ns, uint32_t *data_size_out);
+
+/* Same for an XDP program (no ifindex: XDP test runs use loopback's rxq). */
+int hnxdp_test_run_xdp(int prog_fd, const void *data, uint32_t size, uint32_t repeat,
+		       uint32_t *retval, uint32_t *duration_ns);
+
+/* Link id and ifindex/attach type of a link fd (for adoption and checks). */
+int hnxdp_link_info(int link_fd, uint32_t *id, uint32_t *prog_id, uint32_t *type);
+
+/* Map key/value sizes and type of a map fd (typed map wrappers check them). */
+int hnxdp_map_info(int map_fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
+		   uint32_t *max_entries);
+
+/* Program id, type and name (16 bytes, NUL-terminated) of a program fd. */
+int hnxdp_prog_info(int prog_fd, uint32_t *id, uint32_t *type, char name[16]);
+
+/* 1 when path is on a BPF filesystem, 0 when not, -errno when it cannot be checked. */
+int hnxdp_is_bpffs(const char *path);
+
+#endif

@@ -1,0 +1,155 @@
+#include "hnxdp_shim.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+_Static_assert(HNXDP_BPF_TCX_INGRESS == 46, "tcx ingress attach type");
+_Static_assert(HNXDP_BPF_TCX_EGRESS == 47, "tcx egress attach type");
+
+static int hnxdp_verbose;
+static char hnxdp_last[1024];
+
+static int hnxdp_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n;
+
+	if (level == LIBBPF_DEBUG && !hnxdp_verbose)
+		return 0;
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (n < 0)
+		return n;
+	if (level != LIBBPF_DEBUG) {
+		size_t len = strnlen(line, sizeof(line));
+		while (len && (line[len - 1] == '\n'))
+			line[--len] = 0;
+		if (len)
+			memcpy(hnxdp_last, line, len + 1);
+	}
+	if (hnxdp_verbose)
+		fputs(line, stderr);
+	return n;
+}
+
+void hnxdp_libbpf_capture(int verbose)
+{
+	hnxdp_verbose = verbose;
+	libbpf_set_print(hnxdp_print);
+}
+
+const char *hnxdp_libbpf_last_message(void)
+{
+	static char out[sizeof(hnxdp_last)];
+	memcpy(out, hnxdp_last, sizeof(out));
+	hnxdp_last[0] = 0;
+	return out;
+}
+
+int hnxdp_tcx_attach(int prog_fd, int ifindex, int ingress)
+{
+	int fd = bpf_link_create(prog_fd, ifindex,
+				 ingress ? HNXDP_BPF_TCX_INGRESS : HNXDP_BPF_TCX_EGRESS, NULL);
+	return fd < 0 ? -errno : fd;
+}
+
+int hnxdp_devmap_set(int map_fd, uint32_t key, uint32_t ifindex)
+{
+	struct bpf_devmap_val val = { .ifindex = ifindex };
+	return bpf_map_update_elem(map_fd, &key, &val, BPF_ANY) ? -errno : 0;
+}
+
+int hnxdp_test_run_skb(int prog_fd, const void *data, uint32_t size, uint32_t ifindex,
+		       uint32_t repeat, uint32_t *retval, uint32_t *duration_ns, uint32_t *data_size_out)
+{
+	struct __sk_buff ctx = { .ifindex = ifindex };
+	static unsigned char out[65536 + 256];
+	LIBBPF_OPTS(bpf_test_run_opts, opts,
+		    .data_in = data,
+		    .data_size_in = size,
+		    .data_out = out,
+		    .data_size_out = sizeof(out),
+		    .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx),
+		    .repeat = repeat);
+	if (bpf_prog_test_run_opts(prog_fd, &opts))
+		return -errno;
+	*retval = opts.retval;
+	*duration_ns = opts.duration;
+	if (data_size_out)
+		*data_size_out = opts.data_size_out;
+	return 0;
+}
+
+int hnxdp_test_run_xdp(int prog_fd, const void *data, uint32_t size, uint32_t repeat,
+		       uint32_t *retval, uint32_t *duration_ns)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts,
+		    .data_in = data,
+		    .data_size_in = size,
+		    .repeat = repeat);
+	if (bpf_prog_test_run_opts(prog_fd, &opts))
+		return -errno;
+	*retval = opts.retval;
+	*duration_ns = opts.duration;
+	return 0;
+}
+
+int hnxdp_link_info(int link_fd, uint32_t *id, uint32_t *prog_id, uint32_t *type)
+{
+	struct bpf_link_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(link_fd, &info, &len))
+		return -errno;
+	*id = info.id;
+	*prog_id = info.prog_id;
+	*type = info.type;
+	return 0;
+}
+
+int hnxdp_map_info(int map_fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
+		   uint32_t *max_entries)
+{
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &len))
+		return -errno;
+	*type = info.type;
+	*key_size = info.key_size;
+	*value_size = info.value_size;
+	*max_entries = info.max_entries;
+	return 0;
+}
+
+int hnxdp_prog_info(int prog_fd, uint32_t *id, uint32_t *type, char name[16])
+{
+	struct bpf_prog_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		return -errno;
+	*id = info.id;
+	*type = info.type;
+	memcpy(name, info.name, 16);
+	name[15] = 0;
+	return 0;
+}
+
+int hnxdp_is_bpffs(const char *path)
+{
+	struct statfs fs;
+
+	if (statfs(path, &fs))
+		return -errno;
+	return fs.f_type == BPF_FS_MAGIC;
+}

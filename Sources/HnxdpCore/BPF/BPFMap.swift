@@ -1,0 +1,175 @@
+import CHnxdpShim
+import CLibBPF
+import Glibc
+
+/// An owned file descriptor for a BPF object (map, program, link); closed on deinit.
+public final class BPFDescriptor {
+    public let fd: Int32
+    public init(_ fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
+
+    /// Opens a pinned object ("bpf_obj_get"); nil when the pin does not exist.
+    public static func openPinned(_ path: String) throws -> BPFDescriptor? {
+        let fd = bpf_obj_get(path)
+        if fd < 0 {
+            let e = errno
+            if e == ENOENT { return nil }
+            throw HnxdpError.system("open pinned BPF object \(path)", errno: e)
+        }
+        return BPFDescriptor(fd)
+    }
+
+    /// Pins this object at `path`.
+    public func pin(at path: String) throws {
+        if bpf_obj_pin(fd, path) != 0 {
+            throw HnxdpError.system("pin BPF object at \(path)", errno: errno)
+        }
+    }
+}
+
+/// A BPF map with typed, fixed-width keys and values. The sizes are checked
+/// against the kernel's when the map is opened, so a layout mismatch between
+/// `bpf/hnxdp_shared.h` and a pinned map from another build is an error, not
+/// memory corruption.
+public final class BPFMap<Key, Value> {
+    public let name: String
+    public let descriptor: BPFDescriptor
+    public let maxEntries: UInt32
+    public let perCPU: Bool
+    private let possibleCPUs: Int
+
+    public var fd: Int32 { descriptor.fd }
+
+    public init(name: String, descriptor: BPFDescriptor) throws {
+        var type: UInt32 = 0, keySize: UInt32 = 0, valueSize: UInt32 = 0, maxEntries: UInt32 = 0
+        let rc = hnxdp_map_info(descriptor.fd, &type, &keySize, &valueSize, &maxEntries)
+        if rc < 0 { throw HnxdpError.system("read info of BPF map \(name)", errno: -rc) }
+        let perCPU = [BPF_MAP_TYPE_PERCPU_ARRAY.rawValue, BPF_MAP_TYPE_PERCPU_HASH.rawValue,
+                      BPF_MAP_TYPE_LRU_PERCPU_HASH.rawValue].contains(type)
+        guard Int(keySize) == MemoryLayout<Key>.size else {
+            throw HnxdpError(.runtime, "BPF map \(name): key size \(keySize) in the kernel, \(MemoryLayout<Key>.size) expected; pins from another hnxdp build? run `hnxdp detach --all`")
+        }
+        // Devmaps report their value size but Swift may model only part; check when a full type is given.
+        guard Int(valueSize) == MemoryLayout<Value>.size else {
+            throw HnxdpError(.runtime, "BPF map \(name): value size \(valueSize) in the kernel, \(MemoryLayout<Value>.size) expected; pins from another hnxdp build? run `hnxdp detach --all`")
+        }
+        self.name = name
+        self.descriptor = descriptor
+        self.maxEntries = maxEntries
+        self.perCPU = perCPU
+        self.possibleCPUs = perCPU ? Int(max(libbpf_num_possible_cpus(), 1)) : 1
+    }
+
+    /// The value for `key`, or nil when the key does not exist (not an error).
+    public func lookup(_ key: Key) throws -> Value? {
+        precondition(!perCPU, "use lookupPerCPU on per-CPU map \(name)")
+        var k = key
+        var v = try zeroValue()
+        let rc = withUnsafeMutableBytes(of: &v) { vp in
+            withUnsafeBytes(of: &k) { kp in bpf_map_lookup_elem(fd, kp.baseAddress, vp.baseAddress) }
+        }
+        if rc != 0 {
+            let e = errno
+            if e == ENOENT { return nil }
+            throw HnxdpError.system("look up key in BPF map \(name)", errno: e)
+        }
+        return v
+    }
+
+    /// One value per possible CPU, or nil when the key does not exist.
+    public func lookupPerCPU(_ key: Key) throws -> [Value]? {
+        precondition(perCPU, "use lookup on map \(name)")
+        var k = key
+        let stride = (MemoryLayout<Value>.size + 7) & ~7
+        var buffer = [UInt8](repeating: 0, count: stride * possibleCPUs)
+        let rc = buffer.withUnsafeMutableBytes { vp in
+            withUnsafeBytes(of: &k) { kp in bpf_map_lookup_elem(fd, kp.baseAddress, vp.baseAddress) }
+        }
+        if rc != 0 {
+            let e = errno
+            if e == ENOENT { return nil }
+            throw HnxdpError.system("look up key in BPF map \(name)", errno: e)
+        }
+        return buffer.withUnsafeBytes { raw in
+            (0..<possibleCPUs).map { cpu in raw.loadUnaligned(fromByteOffset: cpu * stride, as: Value.self) }
+        }
+    }
+
+    /// Writes `value` for `key` (on every CPU for per-CPU maps).
+    public func update(_ key: Key, _ value: Value) throws {
+        var k = key
+        let rc: Int32
+        if perCPU {
+            let stride = (MemoryLayout<Value>.size + 7) & ~7
+            var buffer = [UInt8](repeating: 0, count: stride * possibleCPUs)
+            buffer.withUnsafeMutableBytes { raw in
+                for cpu in 0..<possibleCPUs { raw.storeBytes(of: value, toByteOffset: cpu * stride, as: Value.self) }
+            }
+            rc = buffer.withUnsafeBytes { vp in
+                withUnsafeBytes(of: &k) { kp in bpf_map_update_elem(fd, kp.baseAddress, vp.baseAddress, UInt64(BPF_ANY)) }
+            }
+        } else {
+            var v = value
+            rc = withUnsafeBytes(of: &v) { vp in
+                withUnsafeBytes(of: &k) { kp in bpf_map_update_elem(fd, kp.baseAddress, vp.baseAddress, UInt64(BPF_ANY)) }
+            }
+        }
+        if rc != 0 { throw HnxdpError.system("update BPF map \(name)", errno: errno) }
+    }
+
+    /// Deletes `key`; returns false when it was not there.
+    @discardableResult
+    public func delete(_ key: Key) throws -> Bool {
+        var k = key
+        let rc = withUnsafeBytes(of: &k) { kp in bpf_map_delete_elem(fd, kp.baseAddress) }
+        if rc != 0 {
+            let e = errno
+            if e == ENOENT { return false }
+            throw HnxdpError.system("delete key from BPF map \(name)", errno: e)
+        }
+        return true
+    }
+
+    /// All keys (hash maps); snapshot, order unspecified.
+    public func keys() throws -> [Key] {
+        var result: [Key] = []
+        var current: Key? = nil
+        while true {
+            var next = try zeroKey()
+            let rc: Int32
+            if var c = current {
+                rc = withUnsafeMutableBytes(of: &next) { np in
+                    withUnsafeBytes(of: &c) { cp in bpf_map_get_next_key(fd, cp.baseAddress, np.baseAddress) }
+                }
+            } else {
+                rc = withUnsafeMutableBytes(of: &next) { np in bpf_map_get_next_key(fd, nil, np.baseAddress) }
+            }
+            if rc != 0 {
+                let e = errno
+                if e == ENOENT { break }
+                throw HnxdpError.system("iterate BPF map \(name)", errno: e)
+            }
+            result.append(next)
+            current = next
+            if result.count > Int(maxEntries) { break }
+        }
+        return result
+    }
+
+    private func zeroValue() throws -> Value {
+        UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Value>.size, alignment: 8).withZeroed(as: Value.self)
+    }
+
+    private func zeroKey() throws -> Key {
+        UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Key>.size, alignment: 8).withZeroed(as: Key.self)
+    }
+}
+
+extension UnsafeMutableRawPointer {
+    /// Reads a zero-filled `T` from this fresh allocation and frees it. For plain C structs only.
+    fileprivate func withZeroed<T>(as type: T.Type) -> T {
+        defer { deallocate() }
+        memset(self, 0, MemoryLayout<T>.size)
+        return load(as: T.self)
+    }
+}

@@ -1,0 +1,223 @@
+import CHnxdpShim
+import CLibBPF
+import Foundation
+import Glibc
+
+/// The datapath programs of `bpf/hnxdp.bpf.c`; raw values are the names in
+/// `hnxdp_shared.h` (program names and pin names).
+public enum DatapathProgram: String, CaseIterable, Sendable {
+    case vfIngress
+    case synEgress
+    case synIngress
+
+    public var name: String {
+        switch self {
+        case .vfIngress: return HNXDP_PROG_VF_INGRESS
+        case .synEgress: return HNXDP_PROG_SYN_EGRESS
+        case .synIngress: return HNXDP_PROG_SYN_INGRESS
+        }
+    }
+
+    /// Pin name of the tcx link that attaches this program for one pair.
+    public var linkName: String {
+        switch self {
+        case .vfIngress: return HNXDP_LINK_VF_INGRESS
+        case .synEgress: return HNXDP_LINK_SYN_EGRESS
+        case .synIngress: return HNXDP_LINK_SYN_INGRESS
+        }
+    }
+
+    /// tcx hook: ingress or egress.
+    public var ingress: Bool { self != .synEgress }
+
+    /// The device of the pair the program is attached to.
+    public var onVF: Bool { self == .vfIngress }
+}
+
+/// The BPF objects hnxdp keeps per network namespace: the maps shared by all
+/// pairs and the loaded programs, all pinned under `PinLayout.namespaceDirectory`.
+public final class Datapath {
+    public let layout: PinLayout
+    /// synthetic ifindex -> pair configuration and saved state.
+    public let pairs: BPFMap<UInt32, hnxdp_pair>
+    /// VF ifindex -> synthetic ifindex and stats slot.
+    public let vfs: BPFMap<UInt32, hnxdp_vf_entry>
+    /// synthetic ifindex -> VF device (the kernel drops the entry when the VF goes).
+    public let txdev: BPFMap<UInt32, bpf_devmap_val>
+    /// stats slot -> per-CPU counters.
+    public let stats: BPFMap<UInt32, hnxdp_stats>
+    private let programs: [DatapathProgram: BPFDescriptor]
+
+    static let mapNames = [HNXDP_MAP_PAIRS, HNXDP_MAP_VFS, HNXDP_MAP_TXDEV, HNXDP_MAP_STATS]
+
+    /// Every pin file at the namespace level.
+    static var pinNames: [String] { mapNames + DatapathProgram.allCases.map(\.name) }
+
+    private init(layout: PinLayout, maps: [String: BPFDescriptor], programs: [DatapathProgram: BPFDescriptor]) throws {
+        self.layout = layout
+        pairs = try BPFMap(name: HNXDP_MAP_PAIRS, descriptor: maps[HNXDP_MAP_PAIRS]!)
+        vfs = try BPFMap(name: HNXDP_MAP_VFS, descriptor: maps[HNXDP_MAP_VFS]!)
+        txdev = try BPFMap(name: HNXDP_MAP_TXDEV, descriptor: maps[HNXDP_MAP_TXDEV]!)
+        stats = try BPFMap(name: HNXDP_MAP_STATS, descriptor: maps[HNXDP_MAP_STATS]!)
+        self.programs = programs
+    }
+
+    public func program(_ program: DatapathProgram) -> BPFDescriptor { programs[program]! }
+
+    /// Opens the pinned datapath of this namespace; nil when nothing is pinned.
+    /// Throws when only part of it is pinned (someone removed pins by hand).
+    public static func openPinned(_ layout: PinLayout) throws -> Datapath? {
+        var maps: [String: BPFDescriptor] = [:]
+        var progs: [DatapathProgram: BPFDescriptor] = [:]
+        var missing: [String] = []
+        for name in mapNames {
+            if let d = try BPFDescriptor.openPinned(layout.objectPath(name)) { maps[name] = d } else { missing.append(name) }
+        }
+        for p in DatapathProgram.allCases {
+            if let d = try BPFDescriptor.openPinned(layout.objectPath(p.name)) { progs[p] = d } else { missing.append(p.name) }
+        }
+        if missing.count == pinNames.count { return nil }
+        if !missing.isEmpty {
+            throw HnxdpError(.runtime, "incomplete hnxdp pins in \(layout.namespaceDirectory) (missing \(missing.joined(separator: ", "))); run `hnxdp detach --all` to clean up")
+        }
+        return try Datapath(layout: layout, maps: maps, programs: progs)
+    }
+
+    /// Opens the pinned datapath, or loads the embedded BPF object and pins
+    /// it. `created` tells whether this call made the pins (so a failed join
+    /// can remove them again).
+    public static func openOrCreate(_ layout: PinLayout, verbose: Bool = false) throws -> (Datapath, created: Bool) {
+        if let existing = try openPinned(layout) { return (existing, false) }
+        let createdDirs = try FileSystem.makeDirectories(layout.namespaceDirectory)
+        var pinned: [String] = []
+        do {
+            let (maps, progs) = try loadEmbedded(verbose: verbose)
+            for (name, d) in maps { try d.pin(at: layout.objectPath(name)); pinned.append(layout.objectPath(name)) }
+            for (p, d) in progs { try d.pin(at: layout.objectPath(p.name)); pinned.append(layout.objectPath(p.name)) }
+            return (try Datapath(layout: layout, maps: maps, programs: progs), true)
+        } catch {
+            for path in pinned { _ = try? FileSystem.remove(path) }
+            for dir in createdDirs.reversed() { FileSystem.removeDirectoryIfEmpty(dir) }
+            throw error
+        }
+    }
+
+    /// Loads `bpf/hnxdp.bpf.c` (embedded at build time) into the kernel.
+    static func loadEmbedded(verbose: Bool) throws -> ([String: BPFDescriptor], [DatapathProgram: BPFDescriptor]) {
+        hnxdp_libbpf_capture(verbose ? 1 : 0)
+        guard let b64 = EmbeddedBPFObjects.base64["hnxdp"], let data = Data(base64Encoded: b64) else {
+            throw HnxdpError(.runtime, "embedded BPF object hnxdp.bpf.o is missing from this build")
+        }
+        let bytes = [UInt8](data)
+        let object: OpaquePointer? = bytes.withUnsafeBytes { raw in
+            bpf_object__open_mem(raw.baseAddress, raw.count, nil)
+        }
+        guard let object else {
+            throw HnxdpError.system("open BPF object hnxdp.bpf.o", errno: errno)
+        }
+        defer { bpf_object__close(object) }
+        let rc = bpf_object__load(object)
+        if rc != 0 {
+            let detail = String(cString: hnxdp_libbpf_last_message())
+            var e = HnxdpError.system("load BPF object hnxdp.bpf.o", errno: -rc)
+            if !detail.isEmpty { e.message += " [libbpf: \(detail)]" }
+            if -rc == EPERM { e.kind = .privilege }
+            throw e
+        }
+        var maps: [String: BPFDescriptor] = [:]
+        for name in mapNames {
+            guard let map = bpf_object__find_map_by_name(object, name) else {
+                throw HnxdpError(.runtime, "BPF object lacks map \(name)")
+            }
+            let fd = dup(bpf_map__fd(map))
+            if fd < 0 { throw HnxdpError.system("dup fd of map \(name)", errno: errno) }
+            maps[name] = BPFDescriptor(fd)
+        }
+        var progs: [DatapathProgram: BPFDescriptor] = [:]
+        for p in DatapathProgram.allCases {
+            guard let prog = bpf_object__find_program_by_name(object, p.name) else {
+                throw HnxdpError(.runtime, "BPF object lacks program \(p.name)")
+            }
+            let fd = dup(bpf_program__fd(prog))
+            if fd < 0 { throw HnxdpError.system("dup fd of program \(p.name)", errno: errno) }
+            progs[p] = BPFDescriptor(fd)
+        }
+        return (maps, progs)
+    }
+
+    /// Removes the namespace-level pins and directory when no pair uses them.
+    /// Returns true when it removed them.
+    @discardableResult
+    public func removePinsIfUnused() throws -> Bool {
+        if try !pairs.keys().isEmpty { return false }
+        if !layout.pairDirectories().isEmpty { return false }
+        try Datapath.removePins(layout)
+        return true
+    }
+
+    /// Removes the namespace-level pins and directories (and the root when empty).
+    static func removePins(_ layout: PinLayout) throws {
+        for name in pinNames { try FileSystem.remove(layout.objectPath(name)) }
+        FileSystem.removeDirectoryIfEmpty(layout.namespaceDirectory)
+        FileSystem.removeDirectoryIfEmpty(layout.root)
+    }
+
+    /// Sum of the per-CPU counters of one slot.
+    public func counters(slot: UInt32) throws -> hnxdp_stats {
+        var total = hnxdp_stats()
+        for s in try stats.lookupPerCPU(slot) ?? [] {
+            total.vf_rx_packets &+= s.vf_rx_packets
+            total.vf_rx_bytes &+= s.vf_rx_bytes
+            total.vf_tx_packets &+= s.vf_tx_packets
+            total.vf_tx_bytes &+= s.vf_tx_bytes
+            total.syn_rx_packets &+= s.syn_rx_packets
+            total.syn_rx_bytes &+= s.syn_rx_bytes
+            total.syn_tx_packets &+= s.syn_tx_packets
+            total.syn_tx_bytes &+= s.syn_tx_bytes
+            total.tx_fallback_packets &+= s.tx_fallback_packets
+            total.drops &+= s.drops
+        }
+        return total
+    }
+
+    /// Zeroes the counters of a slot (on every CPU).
+    public func resetCounters(slot: UInt32) throws {
+        try stats.update(slot, hnxdp_stats())
+    }
+}
+
+/// A tcx link: a program attached to one hook of one device, pinned so it
+/// outlives the process that made it (B19).
+public enum TcxLink {
+    /// Attaches `program` at the hook and pins the link at `pinPath`.
+    public static func attach(_ program: BPFDescriptor, ifindex: Int32, ifname: String, ingress: Bool, pinPath: String) throws {
+        let fd = hnxdp_tcx_attach(program.fd, ifindex, ingress ? 1 : 0)
+        if fd < 0 {
+            throw HnxdpError.system("attach tcx \(ingress ? "ingress" : "egress") on \(ifname) (ifindex \(ifindex))", errno: -fd)
+        }
+        let link = BPFDescriptor(fd)
+        do {
+            try link.pin(at: pinPath)
+        } catch {
+            _ = bpf_link_detach(link.fd)
+            throw error
+        }
+    }
+
+    /// Detaches the pinned link at `pinPath` and removes the pin; false when there was none.
+    @discardableResult
+    public static func detach(pinPath: String) throws -> Bool {
+        guard let link = try BPFDescriptor.openPinned(pinPath) else { return false }
+        // Detaching an already detached link (device gone) answers ENOLINK/EINVAL: fine.
+        _ = bpf_link_detach(link.fd)
+        try FileSystem.remove(pinPath)
+        return true
+    }
+
+    /// Whether the pinned link exists and is still attached (its device exists).
+    public static func isAttached(pinPath: String) -> Bool {
+        guard let link = try? BPFDescriptor.openPinned(pinPath) else { return false }
+        var id: UInt32 = 0, prog: UInt32 = 0, type: UInt32 = 0
+        return hnxdp_link_info(link.fd, &id, &prog, &type) == 0 && prog != 0
+    }
+}

@@ -1,0 +1,292 @@
+// LinkInfo.swift - the parsed rtnetlink link model (RTM_NEWLINK/RTM_DELLINK),
+// link notifications, and the changes RTM_NEWLINK (set) can carry.
+
+extension LinkInfo {
+    /// `ifi_flags` bits (include/uapi/linux/if.h, `enum net_device_flags`).
+    public enum Flag {
+        public static let up: UInt32 = 1 << 0
+        public static let broadcast: UInt32 = 1 << 1
+        public static let debug: UInt32 = 1 << 2
+        public static let loopback: UInt32 = 1 << 3
+        public static let pointToPoint: UInt32 = 1 << 4
+        public static let noTrailers: UInt32 = 1 << 5
+        public static let running: UInt32 = 1 << 6
+        public static let noARP: UInt32 = 1 << 7
+        public static let promisc: UInt32 = 1 << 8
+        public static let allmulti: UInt32 = 1 << 9
+        public static let master: UInt32 = 1 << 10
+        public static let slave: UInt32 = 1 << 11
+        public static let multicast: UInt32 = 1 << 12
+        public static let portsel: UInt32 = 1 << 13
+        public static let autoMedia: UInt32 = 1 << 14
+        public static let dynamic: UInt32 = 1 << 15
+        public static let lowerUp: UInt32 = 1 << 16
+        public static let dormant: UInt32 = 1 << 17
+        public static let echo: UInt32 = 1 << 18
+    }
+
+    /// `ifi_type` values (include/uapi/linux/if_arp.h) hnxdp cares about.
+    public enum ARPType {
+        public static let ether: UInt16 = 1
+        public static let loopback: UInt16 = 772
+        public static let none: UInt16 = 0xFFFE
+    }
+
+    /// RFC 2863 operational states carried in IFLA_OPERSTATE (`enum if_oper_state`).
+    public enum OperState {
+        public static let unknown: UInt8 = 0
+        public static let notPresent: UInt8 = 1
+        public static let down: UInt8 = 2
+        public static let lowerLayerDown: UInt8 = 3
+        public static let testing: UInt8 = 4
+        public static let dormant: UInt8 = 5
+        public static let up: UInt8 = 6
+
+        /// The name `ip link` prints for an operational state ("UP", "DOWN", ...).
+        public static func name(_ state: UInt8) -> String {
+            switch state {
+            case unknown: return "UNKNOWN"
+            case notPresent: return "NOTPRESENT"
+            case down: return "DOWN"
+            case lowerLayerDown: return "LOWERLAYERDOWN"
+            case testing: return "TESTING"
+            case dormant: return "DORMANT"
+            case up: return "UP"
+            default: return "state \(state)"
+            }
+        }
+    }
+}
+
+/// One network interface as rtnetlink reports it (RTM_NEWLINK / RTM_DELLINK).
+///
+/// Attributes the kernel did not send are `nil` (or `[]` / `false` / `0` for
+/// the non-optional fields), so a model parsed from an older kernel or from a
+/// notification that carries fewer attributes is still well formed.
+public struct LinkInfo: Sendable, Equatable {
+    /// `ifi_index`.
+    public var ifindex: Int32
+    /// IFLA_IFNAME (`""` when absent).
+    public var name: String
+    /// IFLA_ADDRESS: the current hardware address (`[]` if none).
+    public var mac: [UInt8]
+    /// IFLA_PERM_ADDRESS when present and not all-zero.
+    public var permanentMAC: [UInt8]?
+    /// `ifi_type` (ARPHRD_ETHER = 1, ARPHRD_LOOPBACK = 772).
+    public var arpType: UInt16
+    /// `ifi_flags` (see `LinkFlag`).
+    public var flags: UInt32
+    /// IFLA_MTU (0 when absent).
+    public var mtu: UInt32
+    /// IFLA_MIN_MTU.
+    public var minMTU: UInt32?
+    /// IFLA_MAX_MTU.
+    public var maxMTU: UInt32?
+    /// IFLA_LINKINFO / IFLA_INFO_KIND ("veth", "bridge", "bond", "vlan", ...); nil for plain devices.
+    public var kind: String?
+    /// IFLA_LINKINFO / IFLA_INFO_SLAVE_KIND ("bridge", "bond", ...) when the link is enslaved.
+    public var slaveKind: String?
+    /// IFLA_MASTER: ifindex of the master device (bridge, bond, ...).
+    public var masterIndex: Int32?
+    /// IFLA_LINK: the veth peer's ifindex, a vlan's parent, ... (may be in another namespace).
+    public var linkIndex: Int32?
+    /// IFLA_CARRIER != 0.
+    public var carrier: Bool
+    /// IFLA_OPERSTATE (see `OperState`; 0 = unknown/absent).
+    public var operState: UInt8
+    /// IFLA_GSO_MAX_SIZE.
+    public var gsoMaxSize: UInt32?
+    /// IFLA_GSO_MAX_SEGS.
+    public var gsoMaxSegs: UInt32?
+    /// IFLA_GSO_IPV4_MAX_SIZE (kernel 6.3+).
+    public var gsoIPv4MaxSize: UInt32?
+    /// IFLA_GRO_MAX_SIZE.
+    public var groMaxSize: UInt32?
+    /// IFLA_TSO_MAX_SIZE: the upper bound the device accepts for gso_max_size.
+    public var tsoMaxSize: UInt32?
+    /// IFLA_TSO_MAX_SEGS: the upper bound the device accepts for gso_max_segs.
+    public var tsoMaxSegs: UInt32?
+    /// IFLA_PROMISCUITY: the promiscuity reference count (> 0 means promiscuous).
+    public var promiscuity: UInt32?
+    /// IFLA_ALLMULTI: the allmulti reference count (kernel 6.0+).
+    public var allmulti: UInt32?
+
+    /// Memberwise initializer; everything but the index and name has a default.
+    public init(
+        ifindex: Int32,
+        name: String,
+        mac: [UInt8] = [],
+        permanentMAC: [UInt8]? = nil,
+        arpType: UInt16 = ARPType.ether,
+        flags: UInt32 = 0,
+        mtu: UInt32 = 0,
+        minMTU: UInt32? = nil,
+        maxMTU: UInt32? = nil,
+        kind: String? = nil,
+        slaveKind: String? = nil,
+        masterIndex: Int32? = nil,
+        linkIndex: Int32? = nil,
+        carrier: Bool = false,
+        operState: UInt8 = OperState.unknown,
+        gsoMaxSize: UInt32? = nil,
+        gsoMaxSegs: UInt32? = nil,
+        gsoIPv4MaxSize: UInt32? = nil,
+        groMaxSize: UInt32? = nil,
+        tsoMaxSize: UInt32? = nil,
+        tsoMaxSegs: UInt32? = nil,
+        promiscuity: UInt32? = nil,
+        allmulti: UInt32? = nil
+    ) {
+        self.ifindex = ifindex
+        self.name = name
+        self.mac = mac
+        self.permanentMAC = permanentMAC
+        self.arpType = arpType
+        self.flags = flags
+        self.mtu = mtu
+        self.minMTU = minMTU
+        self.maxMTU = maxMTU
+        self.kind = kind
+        self.slaveKind = slaveKind
+        self.masterIndex = masterIndex
+        self.linkIndex = linkIndex
+        self.carrier = carrier
+        self.operState = operState
+        self.gsoMaxSize = gsoMaxSize
+        self.gsoMaxSegs = gsoMaxSegs
+        self.gsoIPv4MaxSize = gsoIPv4MaxSize
+        self.groMaxSize = groMaxSize
+        self.tsoMaxSize = tsoMaxSize
+        self.tsoMaxSegs = tsoMaxSegs
+        self.promiscuity = promiscuity
+        self.allmulti = allmulti
+    }
+
+    /// Administratively up (`IFF_UP`).
+    public var isUp: Bool { flags & Flag.up != 0 }
+    /// A loopback device (`IFF_LOOPBACK` or ARPHRD_LOOPBACK).
+    public var isLoopback: Bool { flags & Flag.loopback != 0 || arpType == ARPType.loopback }
+    /// `IFF_PROMISC` requested by user space (the `promiscuity` count may be > 0 without it).
+    public var isPromiscuous: Bool { flags & Flag.promisc != 0 }
+    /// `IFF_LOWER_UP`: the driver reports the physical layer up.
+    public var isLowerUp: Bool { flags & Flag.lowerUp != 0 }
+    /// An Ethernet-like device (ARPHRD_ETHER with a 6-byte address).
+    public var isEthernet: Bool { arpType == ARPType.ether && mac.count == 6 }
+    /// The hardware address as lower-case colon-separated hex ("02:00:00:00:00:01"; `""` if none).
+    public var macString: String { LinkInfo.formatMAC(mac) }
+
+    /// Formats a hardware address as lower-case colon-separated hex.
+    public static func formatMAC(_ bytes: [UInt8]) -> String {
+        let digits: [Character] = Array("0123456789abcdef")
+        var out = ""
+        out.reserveCapacity(bytes.count * 3)
+        for (i, b) in bytes.enumerated() {
+            if i > 0 { out.append(":") }
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        return out
+    }
+
+    /// Parses "02:00:00:00:00:01" (also "-" separated, case-insensitive) into 6 bytes; nil if malformed.
+    public static func parseMAC(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: text.contains("-") ? "-" : ":", omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard (1...2).contains(part.count), let b = UInt8(part, radix: 16) else { return nil }
+            bytes.append(b)
+        }
+        return bytes
+    }
+}
+
+/// A link notification from the RTNLGRP_LINK multicast group.
+public enum LinkEvent: Sendable, Equatable {
+    /// RTM_NEWLINK: a link appeared or changed (flags, carrier, MTU, master, name, ...).
+    case newLink(LinkInfo)
+    /// RTM_DELLINK: a link went away (or left this network namespace).
+    case delLink(LinkInfo)
+
+    /// The link the event is about.
+    public var link: LinkInfo {
+        switch self {
+        case .newLink(let l), .delLink(let l): return l
+        }
+    }
+}
+
+/// What one RTM_NEWLINK (set) request changes on an existing link; `nil` leaves a property alone.
+///
+/// The kernel applies the parts of one request in its own fixed order and stops at
+/// the first failure, leaving earlier parts applied: when one part may be refused
+/// (an MTU the device does not support), send it in a request of its own.
+public struct LinkChange: Sendable, Equatable, CustomStringConvertible {
+    /// IFLA_MTU.
+    public var mtu: UInt32? = nil
+    /// Administrative state (`ifi_change` IFF_UP).
+    public var up: Bool? = nil
+    /// User-requested promiscuous mode (`ifi_change` IFF_PROMISC).
+    public var promisc: Bool? = nil
+    /// User-requested all-multicast mode (`ifi_change` IFF_ALLMULTI).
+    public var allmulti: Bool? = nil
+    /// IFLA_GSO_MAX_SIZE (must not exceed the device's tso_max_size).
+    public var gsoMaxSize: UInt32? = nil
+    /// IFLA_GSO_MAX_SEGS (must not exceed the device's tso_max_segs).
+    public var gsoMaxSegs: UInt32? = nil
+    /// IFLA_GSO_IPV4_MAX_SIZE (kernel 6.3+; must not exceed tso_max_size).
+    public var gsoIPv4MaxSize: UInt32? = nil
+
+    /// Memberwise initializer; every change defaults to "leave alone".
+    public init(
+        mtu: UInt32? = nil,
+        up: Bool? = nil,
+        promisc: Bool? = nil,
+        allmulti: Bool? = nil,
+        gsoMaxSize: UInt32? = nil,
+        gsoMaxSegs: UInt32? = nil,
+        gsoIPv4MaxSize: UInt32? = nil
+    ) {
+        self.mtu = mtu
+        self.up = up
+        self.promisc = promisc
+        self.allmulti = allmulti
+        self.gsoMaxSize = gsoMaxSize
+        self.gsoMaxSegs = gsoMaxSegs
+        self.gsoIPv4MaxSize = gsoIPv4MaxSize
+    }
+
+    /// True when the change changes nothing.
+    public var isEmpty: Bool { self == LinkChange() }
+
+    /// `ifi_change`: the flag bits this change sets or clears.
+    public var flagMask: UInt32 {
+        var mask: UInt32 = 0
+        if up != nil { mask |= LinkInfo.Flag.up }
+        if promisc != nil { mask |= LinkInfo.Flag.promisc }
+        if allmulti != nil { mask |= LinkInfo.Flag.allmulti }
+        return mask
+    }
+
+    /// `ifi_flags`: the values of the bits in `flagMask`.
+    public var flagValues: UInt32 {
+        var flags: UInt32 = 0
+        if up == true { flags |= LinkInfo.Flag.up }
+        if promisc == true { flags |= LinkInfo.Flag.promisc }
+        if allmulti == true { flags |= LinkInfo.Flag.allmulti }
+        return flags
+    }
+
+    /// In `ip link set` words: "mtu 9000 up promisc off gso_max_size 65536".
+    public var description: String {
+        var parts: [String] = []
+        if let mtu { parts.append("mtu \(mtu)") }
+        if let up { parts.append(up ? "up" : "down") }
+        if let promisc { parts.append("promisc \(promisc ? "on" : "off")") }
+        if let allmulti { parts.append("allmulticast \(allmulti ? "on" : "off")") }
+        if let gsoMaxSize { parts.append("gso_max_size \(gsoMaxSize)") }
+        if let gsoMaxSegs { parts.append("gso_max_segs \(gsoMaxSegs)") }
+        if let gsoIPv4MaxSize { parts.append("gso_ipv4_max_size \(gsoIPv4MaxSize)") }
+        return parts.isEmpty ? "no change" : parts.joined(separator: " ")
+    }
+}

@@ -1,0 +1,367 @@
+// RTNetlink.swift - a NETLINK_ROUTE client for links: get, dump, set, notifications.
+//
+// All bytes are built and parsed by RTNetlinkCodec; this file only moves them
+// through the socket. Every system call goes through `RTNetlinkSocket.retrying`,
+// which retries EINTR and turns a failure into HnxdpError.system(what, errno:).
+
+import Glibc
+
+/// A NETLINK_ROUTE client in the network namespace of the calling thread at creation time
+/// (under `nsenter --net`, the target namespace).
+///
+/// Requests are synchronous: each gets a fresh sequence number, and the answer is the
+/// messages from the kernel carrying that number (NLMSG_DONE ends a dump, NLMSG_ERROR
+/// with code 0 acknowledges a change, a non-zero code becomes an `HnxdpError`).
+///
+/// With `subscribeToLinks`, a second socket joins RTNLGRP_LINK; `readEvents()` reads it and
+/// `fileDescriptor` is that socket, for `poll`. Requests keep their own socket so that a
+/// burst of notifications can never crowd out (and make the kernel drop) a reply.
+///
+/// Not thread-safe: use one instance per thread or serialise access.
+public final class RTNetlink {
+    /// Socket for requests; replaced after an exchange that was abandoned half-way.
+    private var requestSocket: RTNetlinkSocket?
+    /// Socket joined to RTNLGRP_LINK, when subscribed.
+    private let eventSocket: RTNetlinkSocket?
+    private var lastSeq: UInt32
+
+    /// How many times a dump interrupted by concurrent changes (NLM_F_DUMP_INTR) is retried.
+    static let dumpAttempts = 5
+    /// A request socket gives up waiting for the kernel's answer after this long (ETIMEDOUT).
+    static let replyTimeoutSeconds = 30
+
+    /// Opens a request socket in the current network namespace.
+    public convenience init() throws {
+        try self.init(subscribeToLinks: false)
+    }
+
+    /// Opens a request socket in the current network namespace and, with `subscribeToLinks`,
+    /// one more joined to the RTNLGRP_LINK notification group (read with `readEvents()`).
+    public init(subscribeToLinks: Bool) throws {
+        requestSocket = try RTNetlinkSocket(groups: 0, replyTimeoutSeconds: RTNetlink.replyTimeoutSeconds)
+        eventSocket = subscribeToLinks ? try RTNetlinkSocket(groups: RTNetlinkSocket.groupLink, replyTimeoutSeconds: nil) : nil
+        // Like iproute2: start from the clock so replies to an earlier process that had the
+        // same port id are not mistaken for ours.
+        lastSeq = UInt32(truncatingIfNeeded: time(nil))
+    }
+
+    /// The socket to `poll` for readability: the notification socket when subscribed,
+    /// otherwise the request socket (-1 after a failed exchange until the next request).
+    public var fileDescriptor: Int32 {
+        eventSocket?.fd ?? requestSocket?.fd ?? -1
+    }
+
+    /// Every link in the namespace (RTM_GETLINK dump). Retried when the kernel reports the
+    /// dump was interrupted by concurrent changes.
+    public func links() throws -> [LinkInfo] {
+        let what = "dump links"
+        for _ in 0..<RTNetlink.dumpAttempts {
+            let (messages, interrupted) = try exchange(what, expectAck: false) { seq in
+                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: nil, name: nil)
+            }
+            if interrupted { continue }
+            return try messages.compactMap { try parseLink($0, what) }
+        }
+        throw HnxdpError.system("\(what) (interrupted \(RTNetlink.dumpAttempts) times by concurrent link changes)", errno: EAGAIN)
+    }
+
+    /// The link with this ifindex; nil when there is none (ENODEV).
+    public func link(index: Int32) throws -> LinkInfo? {
+        guard index > 0 else { return nil }
+        return try getLink("get link ifindex \(index)", ifindex: index, name: nil)
+    }
+
+    /// The link with this name (or alternative name); nil when there is none (ENODEV).
+    /// Throws `.badInput` for a name the kernel could never accept (empty, longer than 15 bytes).
+    public func link(named name: String) throws -> LinkInfo? {
+        guard !name.isEmpty, name.utf8.count <= RTNetlinkCodec.maxInterfaceNameLength, !name.utf8.contains(0) else {
+            throw HnxdpError(.badInput, "invalid interface name \"\(name)\" (1 to \(RTNetlinkCodec.maxInterfaceNameLength) bytes)")
+        }
+        return try getLink("get link \(name)", ifindex: nil, name: name)
+    }
+
+    /// Applies `change` to the link (RTM_NEWLINK with NLM_F_ACK) and waits for the kernel's ack.
+    /// `name` is only used in error messages ("set mtu 9000 on vf0 (ifindex 5): EINVAL ...").
+    /// An empty change sends nothing.
+    public func setLink(index: Int32, name: String, _ change: LinkChange) throws {
+        guard !change.isEmpty else { return }
+        let what = "set \(change) on \(RTNetlink.describe(name: name, index: index))"
+        _ = try exchange(what, expectAck: true) { seq in
+            RTNetlinkCodec.setLinkRequest(seq: seq, ifindex: index, change: change)
+        }
+    }
+
+    /// Blocks until one datagram of link notifications arrives and returns its events
+    /// (possibly none, when the datagram held nothing about links).
+    ///
+    /// Throws `HnxdpError` with errno ENOBUFS when the kernel dropped notifications because
+    /// the socket's buffer was full: the caller's view is stale, resynchronise with `links()`
+    /// (the socket stays usable). Requires `init(subscribeToLinks: true)`.
+    public func readEvents() throws -> [LinkEvent] {
+        guard let socket = eventSocket else {
+            throw HnxdpError(.runtime, "read link notifications: RTNetlink was created without subscribeToLinks")
+        }
+        let what = "read link notifications"
+        let datagram = try socket.receive(what)
+        var events: [LinkEvent] = []
+        for message in try parseMessages(datagram, what) {
+            guard let link = try parseLink(message, what) else { continue }
+            events.append(message.type == RTNetlinkCodec.Message.delLink ? .delLink(link) : .newLink(link))
+        }
+        return events
+    }
+
+    // MARK: - Exchanges
+
+    private func getLink(_ what: String, ifindex: Int32?, name: String?) throws -> LinkInfo? {
+        do {
+            let (messages, _) = try exchange(what, expectAck: false) { seq in
+                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: ifindex, name: name)
+            }
+            for message in messages {
+                if let link = try parseLink(message, what) { return link }
+            }
+            return nil
+        } catch let error as HnxdpError where error.errno == ENODEV {
+            return nil
+        }
+    }
+
+    private func nextSeq() -> UInt32 {
+        lastSeq &+= 1
+        if lastSeq == 0 { lastSeq = 1 } // 0 is what notifications carry
+        return lastSeq
+    }
+
+    /// Sends one request and collects the kernel's answer to it.
+    ///
+    /// Returns the data messages (NLMSG_NOOP/DONE/ERROR removed) and whether any carried
+    /// NLM_F_DUMP_INTR. The answer is complete at NLMSG_DONE, at NLMSG_ERROR (an ack when
+    /// its code is 0, else thrown), or, for a plain request without `expectAck`, at the
+    /// first data message without NLM_F_MULTI. Messages with another sequence number are
+    /// leftovers of an earlier exchange and are skipped.
+    private func exchange(_ what: String, expectAck: Bool, build: (UInt32) -> [UInt8]) throws -> (messages: [NetlinkMessage], interrupted: Bool) {
+        let socket: RTNetlinkSocket
+        if let existing = requestSocket {
+            socket = existing
+        } else {
+            socket = try RTNetlinkSocket(groups: 0, replyTimeoutSeconds: RTNetlink.replyTimeoutSeconds)
+            requestSocket = socket
+        }
+        let seq = nextSeq()
+        var complete = false
+        defer {
+            // An exchange abandoned half-way (a failed read, a malformed reply) may leave a
+            // dump running on the socket, which would make the next dump fail with EBUSY:
+            // start over with a fresh socket instead.
+            if !complete { requestSocket = nil }
+        }
+        try socket.send(build(seq), what)
+
+        var collected: [NetlinkMessage] = []
+        var interrupted = false
+        while true {
+            let datagram = try socket.receive(what)
+            for message in try parseMessages(datagram, what) {
+                guard message.seq == seq, message.pid == socket.portID else { continue }
+                if message.flags & RTNetlinkCodec.Flag.dumpInterrupted != 0 { interrupted = true }
+                switch message.type {
+                case RTNetlinkCodec.Message.noop:
+                    continue
+                case RTNetlinkCodec.Message.error:
+                    complete = true
+                    let code = RTNetlinkCodec.parseError(message) ?? EPROTO
+                    if code == 0 { return (collected, interrupted) }
+                    throw RTNetlink.replyError(what, code, RTNetlinkCodec.parseExtendedAckMessage(message))
+                case RTNetlinkCodec.Message.done:
+                    complete = true
+                    let code = RTNetlinkCodec.parseDone(message) ?? 0
+                    if code != 0 { throw RTNetlink.replyError(what, code, nil) }
+                    return (collected, interrupted)
+                case RTNetlinkCodec.Message.overrun:
+                    throw HnxdpError.system(what, errno: ENOBUFS)
+                default:
+                    collected.append(message)
+                    if !expectAck && message.flags & RTNetlinkCodec.Flag.multi == 0 {
+                        complete = true
+                        return (collected, interrupted)
+                    }
+                }
+            }
+        }
+    }
+
+    private func parseMessages(_ datagram: [UInt8], _ what: String) throws -> [NetlinkMessage] {
+        do {
+            return try RTNetlinkCodec.parseMessages(datagram)
+        } catch let error as HnxdpError {
+            throw HnxdpError(error.kind, "\(what): \(error.message)")
+        }
+    }
+
+    private func parseLink(_ message: NetlinkMessage, _ what: String) throws -> LinkInfo? {
+        do {
+            return try RTNetlinkCodec.parseLink(message)
+        } catch let error as HnxdpError {
+            throw HnxdpError(error.kind, "\(what): \(error.message)")
+        }
+    }
+
+    /// An NLMSG_ERROR from the kernel: "`what`: EINVAL (Invalid argument): <extended ack>".
+    static func replyError(_ what: String, _ code: Int32, _ extAck: String?) -> HnxdpError {
+        var error = HnxdpError.system(what, errno: code)
+        if let extAck { error.message += ": \(extAck)" }
+        return error
+    }
+
+    /// "vf0 (ifindex 5)", or "ifindex 5" without a name.
+    static func describe(name: String, index: Int32) -> String {
+        name.isEmpty ? "ifindex \(index)" : "\(name) (ifindex \(index))"
+    }
+}
+
+// MARK: - Socket seam
+
+/// struct sockaddr_nl (12 bytes; Glibc does not import linux/netlink.h).
+private struct SockaddrNetlink {
+    var family: UInt16 = UInt16(AF_NETLINK)
+    var pad: UInt16 = 0
+    var pid: UInt32 = 0
+    var groups: UInt32 = 0
+}
+
+/// One bound NETLINK_ROUTE socket. Closed on deinit.
+final class RTNetlinkSocket {
+    static let groupLink: UInt32 = 1          // RTMGRP_LINK (1 << (RTNLGRP_LINK - 1))
+    private static let solNetlink: Int32 = 270 // SOL_NETLINK
+    private static let optCapAck: Int32 = 10   // NETLINK_CAP_ACK
+    private static let optExtAck: Int32 = 11   // NETLINK_EXT_ACK
+    private static let eventBufferBytes: Int32 = 4 << 20
+
+    let fd: Int32
+    /// The port id the kernel gave the socket (nlmsg_pid of replies to it).
+    let portID: UInt32
+    /// SO_RCVTIMEO is set: EAGAIN from a receive means the kernel did not answer in time.
+    private let hasReplyTimeout: Bool
+    private var buffer = [UInt8](repeating: 0, count: 32 * 1024)
+
+    /// The one place netlink system calls are made: retries EINTR, turns -1 into
+    /// `HnxdpError.system(what, errno:)`.
+    @discardableResult
+    static func retrying(_ what: @autoclosure () -> String, _ call: () -> Int) throws -> Int {
+        while true {
+            let result = call()
+            if result >= 0 { return result }
+            let code = errno
+            if code == EINTR { continue }
+            throw HnxdpError.system(what(), errno: code)
+        }
+    }
+
+    init(groups: UInt32, replyTimeoutSeconds: Int?) throws {
+        precondition(MemoryLayout<SockaddrNetlink>.size == 12)
+        let what = "open rtnetlink socket"
+        let fd = Int32(try RTNetlinkSocket.retrying(what) {
+            Int(socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0 /* NETLINK_ROUTE */))
+        })
+        do {
+            var one: Int32 = 1
+            // Best effort: error replies carry the kernel's message and not our whole request.
+            _ = setsockopt(fd, RTNetlinkSocket.solNetlink, RTNetlinkSocket.optExtAck, &one, socklen_t(MemoryLayout<Int32>.size))
+            _ = setsockopt(fd, RTNetlinkSocket.solNetlink, RTNetlinkSocket.optCapAck, &one, socklen_t(MemoryLayout<Int32>.size))
+            if groups != 0 {
+                // Room for bursts of notifications; SO_RCVBUFFORCE needs CAP_NET_ADMIN.
+                var size = RTNetlinkSocket.eventBufferBytes
+                if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                    _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+                }
+            }
+            if let seconds = replyTimeoutSeconds {
+                var tv = timeval(tv_sec: seconds, tv_usec: 0)
+                try RTNetlinkSocket.retrying("\(what): set receive timeout") {
+                    Int(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)))
+                }
+            }
+            var local = SockaddrNetlink(groups: groups)
+            try RTNetlinkSocket.retrying(groups != 0 ? "\(what): join link notifications" : "\(what): bind") {
+                withUnsafePointer(to: &local) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        Int(bind(fd, $0, socklen_t(MemoryLayout<SockaddrNetlink>.size)))
+                    }
+                }
+            }
+            var bound = SockaddrNetlink()
+            var length = socklen_t(MemoryLayout<SockaddrNetlink>.size)
+            try RTNetlinkSocket.retrying("\(what): getsockname") {
+                withUnsafeMutablePointer(to: &bound) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        Int(getsockname(fd, $0, &length))
+                    }
+                }
+            }
+            self.fd = fd
+            self.portID = bound.pid
+            self.hasReplyTimeout = replyTimeoutSeconds != nil
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    /// Sends one request to the kernel (port 0).
+    func send(_ bytes: [UInt8], _ what: String) throws {
+        var kernel = SockaddrNetlink()
+        let sent = try RTNetlinkSocket.retrying(what) {
+            bytes.withUnsafeBytes { raw in
+                withUnsafePointer(to: &kernel) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<SockaddrNetlink>.size))
+                    }
+                }
+            }
+        }
+        if sent != bytes.count {
+            throw HnxdpError.system("\(what) (sent \(sent) of \(bytes.count) bytes)", errno: EMSGSIZE)
+        }
+    }
+
+    /// Receives one whole datagram from the kernel, growing the buffer when the datagram is
+    /// larger than it. Datagrams not sent by the kernel (nl_pid != 0) are dropped.
+    /// A receive timeout on a request socket is reported as ETIMEDOUT.
+    func receive(_ what: String) throws -> [UInt8] {
+        while true {
+            do {
+                // MSG_PEEK|MSG_TRUNC returns the datagram's real length without consuming it.
+                let size = try RTNetlinkSocket.retrying(what) {
+                    buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK | MSG_TRUNC)) }
+                }
+                if size > buffer.count {
+                    buffer = [UInt8](repeating: 0, count: RTNetlinkSocket.roundUp(size))
+                }
+                var source = SockaddrNetlink()
+                var sourceLength = socklen_t(MemoryLayout<SockaddrNetlink>.size)
+                let received = try RTNetlinkSocket.retrying(what) {
+                    buffer.withUnsafeMutableBytes { raw in
+                        withUnsafeMutablePointer(to: &source) {
+                            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                                recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &sourceLength)
+                            }
+                        }
+                    }
+                }
+                if source.pid != 0 { continue } // not from the kernel
+                return Array(buffer[0..<min(received, buffer.count)])
+            } catch let error as HnxdpError where error.errno == EAGAIN && hasReplyTimeout {
+                throw HnxdpError.system("\(what) (no answer from the kernel)", errno: ETIMEDOUT)
+            }
+        }
+    }
+
+    private static func roundUp(_ n: Int) -> Int {
+        (n + 4095) & ~4095
+    }
+}

@@ -1,0 +1,187 @@
+import CHnxdpShim
+import Foundation
+
+/// One pair as `dump` shows it (interfaces.md "dump --json").
+public struct PairReport: Encodable, Equatable, Sendable {
+    public struct Device: Encodable, Equatable, Sendable {
+        public var name: String?
+        public var ifindex: Int32
+        public var mac: String?
+        public var carrier: Bool?
+    }
+
+    public struct Features: Encodable, Equatable, Sendable {
+        public var saved: [String]
+        public var vf: [String]
+        public var effective: [String]
+    }
+
+    public struct GSO: Encodable, Equatable, Sendable {
+        public var saved_max_size: UInt32
+        public var max_size: UInt32
+        public var saved_max_segs: UInt32
+        public var max_segs: UInt32
+    }
+
+    public struct Stats: Encodable, Equatable, Sendable {
+        public var vf_rx_packets: UInt64 = 0
+        public var vf_rx_bytes: UInt64 = 0
+        public var vf_tx_packets: UInt64 = 0
+        public var vf_tx_bytes: UInt64 = 0
+        public var syn_rx_packets: UInt64 = 0
+        public var syn_rx_bytes: UInt64 = 0
+        public var syn_tx_packets: UInt64 = 0
+        public var syn_tx_bytes: UInt64 = 0
+        public var tx_fallback_packets: UInt64 = 0
+        public var drops: UInt64 = 0
+
+        public init() {}
+        init(_ s: hnxdp_stats) {
+            vf_rx_packets = s.vf_rx_packets; vf_rx_bytes = s.vf_rx_bytes
+            vf_tx_packets = s.vf_tx_packets; vf_tx_bytes = s.vf_tx_bytes
+            syn_rx_packets = s.syn_rx_packets; syn_rx_bytes = s.syn_rx_bytes
+            syn_tx_packets = s.syn_tx_packets; syn_tx_bytes = s.syn_tx_bytes
+            tx_fallback_packets = s.tx_fallback_packets; drops = s.drops
+        }
+    }
+
+    public var synthetic: Device
+    /// nil (JSON null) when no VF is joined or the joined VF no longer exists.
+    public var vf: Device?
+    public var state: String
+    public var datapath: String
+    public var mtu: UInt32
+    public var features: Features
+    public var gso: GSO
+    public var stats: Stats
+    public var switches: UInt32
+    public var last_switch: String?
+    public var transparent: Bool
+    public var explicit: Bool
+    public var slot: UInt32
+    public var pins: String
+
+    enum CodingKeys: String, CodingKey {
+        case synthetic, vf, state, datapath, mtu, features, gso, stats, switches, last_switch, transparent, explicit, slot, pins
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(synthetic, forKey: .synthetic)
+        try c.encode(vf, forKey: .vf) // explicit null
+        try c.encode(state, forKey: .state)
+        try c.encode(datapath, forKey: .datapath)
+        try c.encode(mtu, forKey: .mtu)
+        try c.encode(features, forKey: .features)
+        try c.encode(gso, forKey: .gso)
+        try c.encode(stats, forKey: .stats)
+        try c.encode(switches, forKey: .switches)
+        try c.encode(last_switch, forKey: .last_switch)
+        try c.encode(transparent, forKey: .transparent)
+        try c.encode(explicit, forKey: .explicit)
+        try c.encode(slot, forKey: .slot)
+        try c.encode(pins, forKey: .pins)
+    }
+
+    /// "idle", "settling", "active", "held-down", "disabled".
+    public static func stateName(_ raw: UInt32) -> String {
+        switch raw {
+        case UInt32(HNXDP_STATE_IDLE.rawValue): return "idle"
+        case UInt32(HNXDP_STATE_SETTLING.rawValue): return "settling"
+        case UInt32(HNXDP_STATE_ACTIVE.rawValue): return "active"
+        case UInt32(HNXDP_STATE_HELD_DOWN.rawValue): return "held-down"
+        case UInt32(HNXDP_STATE_DISABLED.rawValue): return "disabled"
+        default: return "unknown(\(raw))"
+        }
+    }
+
+    /// The report of one pair from its map entry, counters and the devices as they are now.
+    /// Pure: the caller looks up the devices and features.
+    static func make(pair: hnxdp_pair, counters: hnxdp_stats, synthetic: LinkInfo?, vf: LinkInfo?,
+                     txdevPresent: Bool, featureNames: [String], layout: PinLayout) -> PairReport {
+        let active = pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue)
+        let vfUsable = active && txdevPresent && (vf?.carrier ?? false)
+        func names(_ t: (UInt64, UInt64)) -> [String] {
+            let words = FeatureWords.array(t)
+            if featureNames.isEmpty {
+                return (0..<Int(pair.feature_count)).filter { words[$0 / 64] & (UInt64(1) << UInt64($0 % 64)) != 0 }.map { "bit-\($0)" }
+            }
+            return FeatureSet.names(of: words, in: featureNames)
+        }
+        var lastSwitch: String? = nil
+        if pair.last_switch_ns != 0 {
+            let date = Date(timeIntervalSince1970: Double(pair.last_switch_ns) / 1e9)
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            lastSwitch = f.string(from: date)
+        }
+        let synIndex = Int32(bitPattern: pair.syn_ifindex)
+        return PairReport(
+            synthetic: Device(name: synthetic?.name, ifindex: synIndex, mac: synthetic?.macString, carrier: nil),
+            vf: vf.map { Device(name: $0.name, ifindex: $0.ifindex, mac: nil, carrier: $0.carrier) },
+            state: stateName(pair.state),
+            datapath: vfUsable ? "vf" : "synthetic",
+            mtu: synthetic?.mtu ?? pair.mtu,
+            features: Features(saved: names(pair.saved_active), vf: names(pair.vf_features), effective: names(pair.effective_features)),
+            gso: GSO(saved_max_size: pair.saved_gso_max_size, max_size: synthetic?.gsoMaxSize ?? pair.gso_max_size,
+                     saved_max_segs: pair.saved_gso_max_segs, max_segs: synthetic?.gsoMaxSegs ?? pair.gso_max_segs),
+            stats: Stats(counters),
+            switches: pair.switches,
+            last_switch: lastSwitch,
+            transparent: pair.flags & UInt32(HNXDP_PAIR_F_TRANSPARENT) != 0,
+            explicit: pair.flags & UInt32(HNXDP_PAIR_F_EXPLICIT) != 0,
+            slot: pair.slot,
+            pins: layout.pairDirectory(synthetic: synIndex))
+    }
+}
+
+/// The whole `dump`.
+public struct DumpReport: Encodable, Equatable, Sendable {
+    public var netns_inode: UInt64
+    public var bpffs: String
+    public var pairs: [PairReport]
+
+    /// JSON as printed by `dump --json` (stable key order, pretty).
+    public func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    /// Reads the pinned maps of this namespace and the devices as they are now.
+    public static func collect(layout: PinLayout, synthetic: String? = nil) throws -> DumpReport {
+        var report = DumpReport(netns_inode: layout.netnsInode, bpffs: layout.root, pairs: [])
+        let netlink = try RTNetlink()
+        var only: Int32? = nil
+        if let synthetic {
+            guard let link = try netlink.link(named: synthetic) else {
+                throw HnxdpError(.badInput, "interface \(synthetic) not found in this network namespace (--synthetic)")
+            }
+            only = link.ifindex
+        }
+        guard let datapath = try Datapath.openPinned(layout) else { return report }
+        for key in try datapath.pairs.keys().sorted() {
+            if let only, Int32(bitPattern: key) != only { continue }
+            guard let pair = try datapath.pairs.lookup(key) else { continue }
+            let syn = try netlink.link(index: Int32(bitPattern: key))
+            let vf = pair.vf_ifindex == 0 ? nil : try netlink.link(index: Int32(bitPattern: pair.vf_ifindex))
+            let names = (syn.flatMap { try? Ethtool.features(of: $0.name) })?.names ?? []
+            let tx = try datapath.txdev.lookup(key)
+            report.pairs.append(PairReport.make(
+                pair: pair, counters: try datapath.counters(slot: pair.slot), synthetic: syn, vf: vf,
+                txdevPresent: tx != nil && tx!.ifindex == pair.vf_ifindex,
+                featureNames: names, layout: layout))
+        }
+        return report
+    }
+
+    /// `status`: one line per pair.
+    public func statusLines() -> [String] {
+        if pairs.isEmpty { return ["no pairs attached in this network namespace"] }
+        return pairs.map { p in
+            let syn = "\(p.synthetic.name ?? "?")(\(p.synthetic.ifindex))"
+            let vf = p.vf.map { "\($0.name ?? "?")(\($0.ifindex)) carrier \($0.carrier == true ? "up" : "down")" } ?? "no VF"
+            return "\(syn) <- \(vf): \(p.state), datapath \(p.datapath), mtu \(p.mtu), rx vf/syn \(p.stats.vf_rx_packets)/\(p.stats.syn_rx_packets), tx vf/syn \(p.stats.vf_tx_packets)/\(p.stats.syn_tx_packets), fallback \(p.stats.tx_fallback_packets), switches \(p.switches)"
+        }
+    }
+}

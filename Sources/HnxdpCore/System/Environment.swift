@@ -1,0 +1,101 @@
+import CHnxdpShim
+import Glibc
+
+/// Checks on the environment hnxdp needs: privileges and a BPF filesystem.
+public enum HostEnvironment {
+    private static let capNetAdmin = 12
+    private static let capSysAdmin = 21
+    private static let capPerfmon = 38
+    private static let capBPF = 39
+
+    /// Effective capability mask of this process (from /proc/self/status, which is per process under nsenter too).
+    public static func effectiveCapabilities() -> UInt64? {
+        guard let text = try? readText("/proc/self/status") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("CapEff:") {
+            return UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: " \t"), radix: 16)
+        }
+        return nil
+    }
+
+    /// Throws `.privilege` unless this process may load BPF programs and configure interfaces.
+    /// `forWriting` false (dump/status) needs only the BPF capability to read pinned maps.
+    public static func requirePrivileges(_ command: String, forWriting: Bool = true) throws {
+        guard let caps = effectiveCapabilities() else { return }
+        func has(_ bit: Int) -> Bool { caps & (UInt64(1) << UInt64(bit)) != 0 }
+        let bpf = has(capSysAdmin) || (has(capBPF) && has(capPerfmon))
+        let net = has(capNetAdmin)
+        if !bpf || (forWriting && !net) {
+            throw HnxdpError(.privilege, "hnxdp \(command): needs CAP_NET_ADMIN, CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); run it as root")
+        }
+    }
+
+    /// Makes sure `root`'s parent is a BPF filesystem; mounts bpffs on /sys/fs/bpf when it is absent there.
+    public static func requireBPFFS(root: String) throws {
+        let parent = root.split(separator: "/").dropLast().reduce("") { $0 + "/" + $1 }
+        let base = parent.isEmpty ? "/" : parent
+        if isBPFFS(base) || isBPFFS(root) { return }
+        if base == "/sys/fs/bpf" {
+            if mount("bpf", base, "bpf", 0, "mode=0700") == 0 { return }
+            let e = errno
+            throw HnxdpError(e == EPERM ? .privilege : .runtime,
+                             "no BPF filesystem at /sys/fs/bpf and mounting one failed (\(errnoName(e))); run `mount -t bpf bpf /sys/fs/bpf`")
+        }
+        throw HnxdpError(.badInput, "\(base) is not on a BPF filesystem (bpffs); mount one there or choose another --bpffs")
+    }
+
+    public static func isBPFFS(_ path: String) -> Bool {
+        hnxdp_is_bpffs(path) == 1
+    }
+
+    static func readText(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw HnxdpError.system("open \(path)", errno: errno) }
+        defer { close(fd) }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HnxdpError.system("read \(path)", errno: errno)
+            }
+            if n == 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var s = self
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// A process-wide exclusive lock serialising hnxdp invocations that change
+/// state (flock on a file under /run, which nsenter --net leaves shared).
+public final class InvocationLock {
+    private let fd: Int32
+    public static let defaultPath = "/run/hnxdp.lock"
+
+    /// Blocks until the lock is held.
+    public init(path: String = InvocationLock.defaultPath) throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0 { throw HnxdpError.system("open lock file \(path)", errno: errno) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let e = errno
+            close(fd)
+            throw HnxdpError.system("lock \(path)", errno: e)
+        }
+        self.fd = fd
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

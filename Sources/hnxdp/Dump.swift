@@ -1,0 +1,69 @@
+import ArgumentParser
+import HnxdpCore
+
+struct Dump: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what is in hnxdp's maps: pairs, states, features, limits, counters (B20).",
+        discussion: "Counters are sums over CPUs. --json prints the object documented in interfaces.md."
+    )
+
+    @Flag(help: "Print JSON for scripts.")
+    var json = false
+
+    @Option(help: ArgumentHelp("Only this synthetic interface's pair.", valueName: "IF"))
+    var synthetic: String?
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        if let synthetic { try validateInterfaceName(synthetic, option: "--synthetic") }
+    }
+
+    func run() throws {
+        try HostEnvironment.requirePrivileges("dump", forWriting: false)
+        let report = try DumpReport.collect(layout: try common.layout(), synthetic: synthetic)
+        if json {
+            print(try report.json())
+            return
+        }
+        print("netns \(report.netns_inode), pins \(report.bpffs)/\(report.netns_inode)")
+        if report.pairs.isEmpty { print("no pairs attached") }
+        for p in report.pairs {
+            print("pair \(p.synthetic.name ?? "?") (ifindex \(p.synthetic.ifindex), \(p.synthetic.mac ?? "?"))")
+            if let vf = p.vf {
+                print("  vf        \(vf.name ?? "?") (ifindex \(vf.ifindex)), carrier \(vf.carrier == true ? "up" : "down")")
+            } else {
+                print("  vf        none")
+            }
+            print("  state     \(p.state), datapath \(p.datapath), switches \(p.switches)\(p.last_switch.map { ", last \($0)" } ?? "")")
+            print("  mtu       \(p.mtu)")
+            print("  gso       max_size \(p.gso.max_size) (saved \(p.gso.saved_max_size)), max_segs \(p.gso.max_segs) (saved \(p.gso.saved_max_segs))")
+            let off = Set(p.features.saved).subtracting(p.features.effective).sorted()
+            print("  features  \(p.features.effective.count) active\(off.isEmpty ? "" : ", off for the VF: " + off.joined(separator: " "))")
+            let s = p.stats
+            print("  vf        rx \(s.vf_rx_packets) pkts \(s.vf_rx_bytes) B, tx \(s.vf_tx_packets) pkts \(s.vf_tx_bytes) B")
+            print("  synthetic rx \(s.syn_rx_packets) pkts \(s.syn_rx_bytes) B, tx \(s.syn_tx_packets) pkts \(s.syn_tx_bytes) B")
+            print("  fallback  \(s.tx_fallback_packets) pkts, drops \(s.drops)")
+            print("  pins      \(p.pins)")
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "One line per pair: devices, state, datapath, counters.")
+
+    @Flag(help: "Print JSON (the same object as `dump --json`).")
+    var json = false
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        try HostEnvironment.requirePrivileges("status", forWriting: false)
+        let report = try DumpReport.collect(layout: try common.layout())
+        if json {
+            print(try report.json())
+        } else {
+            for line in report.statusLines() { print(line) }
+        }
+    }
+}

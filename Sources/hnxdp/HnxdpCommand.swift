@@ -1,0 +1,102 @@
+import ArgumentParser
+import Glibc
+import HnxdpCore
+import Logging
+
+/// `hnxdp`: makes a VF and its synthetic interface one interface.
+@main
+struct HnxdpCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hnxdp",
+        abstract: "Transparent-VF datapath: a VF and its synthetic interface as one interface (eBPF tcx).",
+        discussion: """
+        A synthetic (paravirtual) interface and an SR-IOV VF with the same MAC become one \
+        interface, the synthetic: frames the VF receives appear on the synthetic, frames sent on \
+        the synthetic leave through the VF while it exists and has carrier, offloads and GSO limits \
+        are intersected, the MTU and admin state are passed down. Everything is pinned under \
+        /sys/fs/bpf/hnxdp/<netns inode>/ and keeps working when hnxdp is not running.
+
+        Exit codes: 0 success, 1 runtime failure, 2 bad usage or input, 3 missing privilege or kernel feature.
+        Run under `nsenter --net=/run/netns/NAME` to act in another network namespace.
+        """,
+        subcommands: [Attach.self, Detach.self, Dump.self, Status.self]
+    )
+
+    /// Parses, runs, and maps every failure to one stderr line and the documented exit code.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as HnxdpError {
+            fail(error.message, code: error.exitCode)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                // --help, --version.
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            if error is ExitCode { Glibc.exit(code.rawValue) }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
+            fail("\(message) (see `hnxdp --help`)", code: 2)
+        }
+    }
+
+    static func fail(_ message: String, code: Int32) -> Never {
+        var line = "hnxdp: " + message
+        if !line.hasSuffix("\n") { line += "\n" }
+        fputs(line, stderr)
+        Glibc.exit(code)
+    }
+}
+
+/// Options every command takes.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("bpffs directory for hnxdp's pins (default: $HNXDP_BPFFS or /sys/fs/bpf/hnxdp).", valueName: "DIR"))
+    var bpffs: String?
+
+    @Flag(name: .shortAndLong, help: "Log what is being done (and libbpf's messages) to stderr.")
+    var verbose = false
+
+    func validate() throws {
+        if let bpffs, !bpffs.hasPrefix("/") {
+            throw ValidationError("--bpffs must be an absolute path, got '\(bpffs)'")
+        }
+    }
+
+    /// The pin root: --bpffs, else $HNXDP_BPFFS, else the default.
+    var root: String {
+        if let bpffs { return bpffs }
+        if let env = getenv("HNXDP_BPFFS"), let s = String(validatingCString: env), !s.isEmpty { return s }
+        return PinLayout.defaultRoot
+    }
+
+    func layout() throws -> PinLayout { try PinLayout.current(root: root) }
+
+    func logger(_ label: String) -> Logger {
+        LoggingBootstrap.once(verbose: verbose)
+        return Logger(label: "hnxdp.\(label)")
+    }
+}
+
+enum LoggingBootstrap {
+    nonisolated(unsafe) private static var done = false
+    static func once(verbose: Bool) {
+        if done { return }
+        done = true
+        let level: Logger.Level = verbose ? .debug : .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Validates an interface name the way the kernel would (1..15 bytes, no '/', no whitespace).
+func validateInterfaceName(_ name: String, option: String) throws {
+    let bytes = Array(name.utf8)
+    if bytes.isEmpty || bytes.count > 15 || name.contains("/") || name.contains(where: { $0.isWhitespace }) || name == "." || name == ".." {
+        throw ValidationError("\(option) '\(name)' is not a valid interface name")
+    }
+}

@@ -1,0 +1,91 @@
+import CHnxdpShim
+import Foundation
+@testable import HnxdpCore
+import XCTest
+
+/// `dump --json` shape (interfaces.md) from a recorded pair entry.
+final class DumpReportTests: XCTestCase {
+    func fixturePair() -> hnxdp_pair {
+        var p = hnxdp_pair()
+        p.syn_ifindex = 5
+        p.vf_ifindex = 7
+        p.state = UInt32(HNXDP_STATE_ACTIVE.rawValue)
+        p.flags = UInt32(HNXDP_PAIR_F_TRANSPARENT | HNXDP_PAIR_F_EXPLICIT)
+        p.slot = 2
+        p.mtu = 1500
+        p.saved_gso_max_size = 65536
+        p.saved_gso_max_segs = 65535
+        p.gso_max_size = 32768
+        p.gso_max_segs = 100
+        p.switches = 1
+        p.feature_count = 3
+        p.saved_active = (0b111, 0)
+        p.vf_features = (0b101, 0)
+        p.effective_features = (0b101, 0)
+        return p
+    }
+
+    func report(vfCarrier: Bool?, txdev: Bool = true) throws -> [String: Any] {
+        var counters = hnxdp_stats()
+        counters.vf_rx_packets = 10
+        counters.tx_fallback_packets = 3
+        let syn = LinkInfo(ifindex: 5, name: "hn0", mac: [2, 0, 0, 0, 0, 1], mtu: 1500, gsoMaxSize: 32768, gsoMaxSegs: 100)
+        let vf = vfCarrier.map { LinkInfo(ifindex: 7, name: "vf0", mac: [2, 0, 0, 0, 0, 1], mtu: 1500, carrier: $0) }
+        let pair = PairReport.make(pair: fixturePair(), counters: counters, synthetic: syn, vf: vf, txdevPresent: txdev,
+                                   featureNames: ["tx-checksum-ipv4", "tx-scatter-gather", "tcp-segmentation-offload"],
+                                   layout: PinLayout(root: "/sys/fs/bpf/hnxdp", netnsInode: 4026531840))
+        let json = try DumpReport(netns_inode: 4026531840, bpffs: "/sys/fs/bpf/hnxdp", pairs: [pair]).json()
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let pairs = try XCTUnwrap(object["pairs"] as? [[String: Any]])
+        return try XCTUnwrap(pairs.first)
+    }
+
+    func testActivePairWithCarrierIsOnTheVF() throws {
+        let p = try report(vfCarrier: true)
+        XCTAssertEqual(p["state"] as? String, "active")
+        XCTAssertEqual(p["datapath"] as? String, "vf")
+        XCTAssertEqual((p["synthetic"] as? [String: Any])?["name"] as? String, "hn0")
+        XCTAssertEqual((p["synthetic"] as? [String: Any])?["mac"] as? String, "02:00:00:00:00:01")
+        XCTAssertEqual((p["vf"] as? [String: Any])?["carrier"] as? Bool, true)
+        XCTAssertEqual((p["vf"] as? [String: Any])?["ifindex"] as? Int, 7)
+        let features = try XCTUnwrap(p["features"] as? [String: [String]])
+        XCTAssertEqual(features["saved"], ["tx-checksum-ipv4", "tx-scatter-gather", "tcp-segmentation-offload"])
+        XCTAssertEqual(features["vf"], ["tx-checksum-ipv4", "tcp-segmentation-offload"])
+        XCTAssertEqual(features["effective"], ["tx-checksum-ipv4", "tcp-segmentation-offload"])
+        let gso = try XCTUnwrap(p["gso"] as? [String: Int])
+        XCTAssertEqual(gso, ["saved_max_size": 65536, "max_size": 32768, "saved_max_segs": 65535, "max_segs": 100])
+        let stats = try XCTUnwrap(p["stats"] as? [String: Int])
+        for key in ["vf_rx_packets", "vf_rx_bytes", "vf_tx_packets", "vf_tx_bytes", "syn_rx_packets",
+                    "syn_tx_packets", "tx_fallback_packets", "drops"] {
+            XCTAssertNotNil(stats[key], "stats.\(key)")
+        }
+        XCTAssertEqual(stats["vf_rx_packets"], 10)
+        XCTAssertEqual(stats["tx_fallback_packets"], 3)
+        XCTAssertEqual(p["switches"] as? Int, 1)
+        XCTAssertEqual(p["mtu"] as? Int, 1500)
+    }
+
+    func testVanishedVFIsNullAndSynthetic() throws {
+        let p = try report(vfCarrier: nil, txdev: false)
+        XCTAssertTrue(p["vf"] is NSNull, "vf must be JSON null when no VF")
+        XCTAssertEqual(p["datapath"] as? String, "synthetic")
+    }
+
+    func testNoCarrierMeansSyntheticPath() throws {
+        let p = try report(vfCarrier: false)
+        XCTAssertEqual(p["datapath"] as? String, "synthetic")
+    }
+
+    func testStateNames() {
+        XCTAssertEqual(PairReport.stateName(UInt32(HNXDP_STATE_IDLE.rawValue)), "idle")
+        XCTAssertEqual(PairReport.stateName(UInt32(HNXDP_STATE_SETTLING.rawValue)), "settling")
+        XCTAssertEqual(PairReport.stateName(UInt32(HNXDP_STATE_HELD_DOWN.rawValue)), "held-down")
+        XCTAssertEqual(PairReport.stateName(UInt32(HNXDP_STATE_DISABLED.rawValue)), "disabled")
+    }
+
+    func testContractLayoutsMatchSwift() {
+        XCTAssertEqual(MemoryLayout<hnxdp_pair>.size, 136)
+        XCTAssertEqual(MemoryLayout<hnxdp_vf_entry>.size, 8)
+        XCTAssertEqual(MemoryLayout<hnxdp_stats>.size, 80)
+    }
+}

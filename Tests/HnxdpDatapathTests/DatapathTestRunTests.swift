@@ -1,0 +1,227 @@
+import CHnxdpShim
+import CLibBPF
+import Foundation
+import Glibc
+import HnxdpCore
+import XCTest
+
+/// Runs the real datapath programs with BPF_PROG_TEST_RUN on good and
+/// malformed frames. Needs root (CI runs as root; without it the test fails
+/// with the reason, it does not skip silently).
+final class DatapathTestRunTests: XCTestCase {
+    static let tcxNext = UInt32(bitPattern: -1)
+    static let tcxRedirect: UInt32 = 7
+
+    var netnsName = ""
+    var originalNetns: Int32 = -1
+    var layout: PinLayout!
+    var datapath: Datapath!
+    var synIndex: Int32 = 0
+    var vfIndex: Int32 = 0
+
+    override func setUpWithError() throws {
+        XCTAssertEqual(geteuid(), 0, "the datapath tests load BPF programs and need root")
+        netnsName = "hnxdp-dpt-\(getpid())-\(UInt32.random(in: 0...0xffff))"
+        try sh("ip netns add \(netnsName)")
+        try sh("ip -n \(netnsName) link add syn0 type veth peer name syn0p")
+        try sh("ip -n \(netnsName) link add vf0 type veth peer name vf0p")
+        for dev in ["syn0", "syn0p", "vf0", "vf0p"] { try sh("ip -n \(netnsName) link set \(dev) up") }
+        originalNetns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
+        let target = open("/run/netns/\(netnsName)", O_RDONLY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(target, 0)
+        XCTAssertEqual(setns(target, CLONE_NEWNET), 0, "setns: \(errno)")
+        close(target)
+        let netlink = try RTNetlink()
+        synIndex = try XCTUnwrap(try netlink.link(named: "syn0")).ifindex
+        vfIndex = try XCTUnwrap(try netlink.link(named: "vf0")).ifindex
+        let root = "/sys/fs/bpf/hnxdp-dpt-\(getpid())"
+        if !HostEnvironment.isBPFFS("/sys/fs/bpf") { _ = mount("bpf", "/sys/fs/bpf", "bpf", 0, nil) }
+        layout = try PinLayout.current(root: root)
+        datapath = try Datapath.openOrCreate(layout).0
+    }
+
+    override func tearDownWithError() throws {
+        if let datapath {
+            for key in (try? datapath.pairs.keys()) ?? [] { _ = try? datapath.pairs.delete(key) }
+            _ = try? datapath.removePinsIfUnused()
+        }
+        datapath = nil
+        if originalNetns >= 0 {
+            setns(originalNetns, CLONE_NEWNET)
+            close(originalNetns)
+            originalNetns = -1
+        }
+        if !netnsName.isEmpty { try? sh("ip netns del \(netnsName)") }
+        if let layout { XCTAssertFalse(FileSystem.exists(layout.namespaceDirectory), "pins left behind") }
+    }
+
+    // MARK: frames
+
+    static func ether(_ type: UInt16, _ payload: [UInt8], vlan: UInt16? = nil) -> [UInt8] {
+        var f: [UInt8] = [0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02]
+        if let vlan { f += [0x81, 0x00, UInt8(vlan >> 8), UInt8(vlan & 0xff)] }
+        return f + [UInt8(type >> 8), UInt8(type & 0xff)] + payload
+    }
+
+    static let ipv4UDP: [UInt8] = [0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1,
+                                   0x30, 0x39, 0x30, 0x39, 0, 12, 0, 0, 1, 2, 3, 4]
+    /// IPv6 with hop-by-hop, routing and fragment extension headers, then UDP.
+    static let ipv6ExtHeaders: [UInt8] = {
+        var h: [UInt8] = [0x60, 0, 0, 0, 0, 40, 0 /* hop-by-hop */, 64]
+        h += [0xfd, 0] + [UInt8](repeating: 0, count: 13) + [2]
+        h += [0xfd, 0] + [UInt8](repeating: 0, count: 13) + [1]
+        h += [43, 0, 1, 4, 0, 0, 0, 0]             // hop-by-hop -> routing, PadN
+        h += [44, 0, 0, 0, 0, 0, 0, 0]             // routing -> fragment
+        h += [17, 0, 0, 1, 0, 0, 0, 1]             // fragment -> UDP
+        h += [0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]  // UDP
+        return h
+    }()
+
+    /// Frames the datapath must survive: (name, bytes, accepted by BPF_PROG_TEST_RUN).
+    static var corpus: [(String, [UInt8], Bool)] {
+        var random = SystemRandomNumberGenerator()
+        return [
+            ("empty", [], false),                      // the kernel refuses < ETH_HLEN itself
+            ("runt 13 bytes", [UInt8](repeating: 0xff, count: 13), false),
+            ("ethernet header only", ether(0x0800, []), true),
+            ("truncated IPv4 header", ether(0x0800, Array(ipv4UDP.prefix(10))), true),
+            ("IPv4 UDP", ether(0x0800, ipv4UDP), true),
+            ("IPv4 with bogus IHL", ether(0x0800, [0x4f] + Array(ipv4UDP.dropFirst())), true),
+            ("truncated IPv6 header", ether(0x86dd, Array(ipv6ExtHeaders.prefix(20))), true),
+            ("IPv6 with extension headers", ether(0x86dd, ipv6ExtHeaders), true),
+            ("802.1Q tagged IPv4", ether(0x0800, ipv4UDP, vlan: 42), true),
+            ("QinQ-ish tagged", ether(0x8100, [0, 7, 0x08, 0x00] + ipv4UDP, vlan: 42), true),
+            ("ARP", ether(0x0806, [UInt8](repeating: 0, count: 28)), true),
+            ("unknown ethertype", ether(0x88b5, [1, 2, 3]), true),
+            ("oversized (3000 bytes, above MTU)", ether(0x0800, ipv4UDP + [UInt8](repeating: 0xab, count: 3000 - 14 - 32)), true),
+            ("random garbage", (0..<512).map { _ in UInt8.random(in: 0...255, using: &random) }, true),
+        ]
+    }
+
+    // MARK: helpers
+
+    func run(_ program: DatapathProgram, on ifindex: Int32, _ frame: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> (rc: Int32, verdict: UInt32) {
+        var retval: UInt32 = 0, duration: UInt32 = 0, outSize: UInt32 = 0
+        let rc = frame.withUnsafeBytes { raw in
+            hnxdp_test_run_skb(datapath.program(program).fd, raw.baseAddress, UInt32(raw.count), UInt32(bitPattern: ifindex), 1, &retval, &duration, &outSize)
+        }
+        return (rc, retval)
+    }
+
+    func installPair(state: UInt32 = UInt32(HNXDP_STATE_ACTIVE.rawValue)) throws {
+        var pair = hnxdp_pair()
+        pair.syn_ifindex = UInt32(synIndex)
+        pair.vf_ifindex = UInt32(vfIndex)
+        pair.state = state
+        pair.slot = 3
+        try datapath.pairs.update(UInt32(synIndex), pair)
+        try datapath.vfs.update(UInt32(vfIndex), hnxdp_vf_entry(syn_ifindex: UInt32(synIndex), slot: 3))
+        XCTAssertEqual(hnxdp_devmap_set(datapath.txdev.fd, UInt32(synIndex), UInt32(vfIndex)), 0)
+        try datapath.resetCounters(slot: 3)
+    }
+
+    func assertCorpus(_ program: DatapathProgram, on ifindex: Int32, expect verdict: UInt32, file: StaticString = #filePath, line: UInt = #line) -> Int {
+        var accepted = 0
+        for (name, frame, valid) in Self.corpus {
+            let r = run(program, on: ifindex, frame)
+            if valid {
+                XCTAssertEqual(r.rc, 0, "\(program.name) on '\(name)': test run failed", file: file, line: line)
+                XCTAssertEqual(r.verdict, verdict, "\(program.name) on '\(name)': verdict", file: file, line: line)
+                accepted += 1
+            } else {
+                XCTAssertEqual(r.rc, -EINVAL, "'\(name)' should be refused by the kernel's test harness", file: file, line: line)
+            }
+        }
+        return accepted
+    }
+
+    // MARK: tests
+
+    func testVFIngressRedirectsEveryFrameToTheSynthetic() throws {
+        try installPair()
+        let n = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxRedirect)
+        let c = try datapath.counters(slot: 3)
+        XCTAssertEqual(c.vf_rx_packets, UInt64(n))
+        XCTAssertEqual(c.syn_rx_packets, 0)
+    }
+
+    func testVFIngressPassesFramesOfUnknownDevices() throws {
+        try installPair()
+        _ = assertCorpus(.vfIngress, on: synIndex, expect: Self.tcxNext)
+        XCTAssertEqual(try datapath.counters(slot: 3).vf_rx_packets, 0)
+    }
+
+    func testVFIngressLoopGuard() throws {
+        // A VF entry that points at itself must never redirect.
+        try datapath.vfs.update(UInt32(vfIndex), hnxdp_vf_entry(syn_ifindex: UInt32(vfIndex), slot: 3))
+        _ = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxNext)
+    }
+
+    func testSyntheticEgressLeavesThroughTheVF() throws {
+        try installPair()
+        let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxRedirect)
+        let c = try datapath.counters(slot: 3)
+        XCTAssertEqual(c.vf_tx_packets, UInt64(n))
+        XCTAssertEqual(c.syn_tx_packets, 0)
+        XCTAssertEqual(c.tx_fallback_packets, 0)
+    }
+
+    func testSyntheticEgressFallsBackWithoutCarrier() throws {
+        try installPair()
+        // Taking the VF's peer down drops the VF's carrier.
+        try sh("ip -n \(netnsName) link set vf0p down")
+        let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxNext)
+        let c = try datapath.counters(slot: 3)
+        XCTAssertEqual(c.vf_tx_packets, 0)
+        XCTAssertEqual(c.tx_fallback_packets, UInt64(n))
+        XCTAssertEqual(c.syn_tx_packets, UInt64(n))
+    }
+
+    func testSyntheticEgressFallsBackWhenTheVFIsDeleted() throws {
+        try installPair()
+        try sh("ip -n \(netnsName) link del vf0")
+        // The kernel removes the devmap entry on unregister.
+        XCTAssertNil(try datapath.txdev.lookup(UInt32(synIndex)))
+        let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxNext)
+        XCTAssertEqual(try datapath.counters(slot: 3).tx_fallback_packets, UInt64(n))
+    }
+
+    func testSyntheticEgressIdlePairTakesTheSyntheticPath() throws {
+        try installPair(state: UInt32(HNXDP_STATE_IDLE.rawValue))
+        let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxNext)
+        let c = try datapath.counters(slot: 3)
+        XCTAssertEqual(c.syn_tx_packets, UInt64(n))
+        XCTAssertEqual(c.tx_fallback_packets, 0)
+    }
+
+    func testSyntheticIngressCountsItsOwnPath() throws {
+        try installPair()
+        let n = assertCorpus(.synIngress, on: synIndex, expect: Self.tcxNext)
+        XCTAssertEqual(try datapath.counters(slot: 3).syn_rx_packets, UInt64(n))
+    }
+
+    func testProgramsPassFramesOnDevicesWithoutAPair() throws {
+        for program in DatapathProgram.allCases {
+            _ = assertCorpus(program, on: 1, expect: Self.tcxNext)
+        }
+    }
+}
+
+/// Runs a shell command; throws with its output when it fails.
+@discardableResult
+func sh(_ command: String) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", command]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let out = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let text = String(decoding: out, as: UTF8.self)
+    if p.terminationStatus != 0 {
+        throw NSError(domain: "sh", code: Int(p.terminationStatus), userInfo: [NSLocalizedDescriptionKey: "`\(command)` failed: \(text)"])
+    }
+    return text
+}

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * hnxdp.bpf.c - the transparent-VF datapath.
+ *
+ * Three tcx programs make a VF and its synthetic interface one interface:
+ *   hnxdp_vf_ingress  (VF ingress)         B8: every frame the VF receives is
+ *                                          handed to the stack as received on
+ *                                          the synthetic.
+ *   hnxdp_syn_egress  (synthetic egress)   B9: every frame sent on the
+ *                                          synthetic leaves through the VF
+ *                                          while the pair is active and the
+ *                                          VF exists and has carrier.
+ *   hnxdp_syn_ingress (synthetic ingress)  B20: counts the synthetic's own
+ *                                          receive path.
+ *
+ * None of them parses the frame: the decision depends only on the device
+ * and the pair, so runt, truncated or otherwise malformed frames are handled
+ * exactly like good ones and can never make a program misbehave. Anything
+ * unexpected fails open (TCX_NEXT: the frame takes its normal path).
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include "hnxdp_shared.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * tcx verdicts (the 6.1 UAPI headers predate them). TCX_NEXT lets any other
+ * tcx program behind ours run, and is "pass" when we are last.
+ */
+#define TCX_NEXT (-1)
+#define TCX_REDIRECT 7
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HNXDP_MAX_PAIRS);
+	__type(key, __u32);
+	__type(value, struct hnxdp_pair);
+} hnxdp_pairs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HNXDP_MAX_PAIRS);
+	__type(key, __u32);
+	__type(value, struct hnxdp_vf_entry);
+} hnxdp_vfs SEC(".maps");
+
+/*
+ * The VF as a device reference: the kernel deletes the entry itself when the
+ * VF is unregistered, so a vanished VF is noticed here even with no control
+ * plane running.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, HNXDP_MAX_PAIRS);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} hnxdp_txdev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HNXDP_MAX_PAIRS);
+	__type(key, __u32);
+	__type(value, struct hnxdp_stats);
+} hnxdp_stats SEC(".maps");
+
+/*
+ * Kernel-internal layouts, relocated by libbpf against the running kernel's
+ * BTF (CO-RE): a devmap value lives inside struct bpf_dtab_netdev, next to
+ * the net_device it holds. Reading the device's state bits is how the
+ * datapath sees carrier loss without waiting for the control plane.
+ */
+struct net_device___hnxdp {
+	unsigned long state;
+} __attribute__((preserve_access_index));
+
+struct bpf_dtab_netdev___hnxdp {
+	struct net_device___hnxdp *dev;
+	struct bpf_devmap_val val;
+} __attribute__((preserve_access_index));
+
+enum netdev_state_t___hnxdp {
+	__LINK_STATE_NOCARRIER___hnxdp = 2,
+};
+
+/* True when the devmap entry's device has carrier (admin down implies no carrier on veth and NIC drivers). */
+static __always_inline int vf_has_carrier(struct bpf_devmap_val *val)
+{
+	struct net_device___hnxdp *dev = NULL;
+	unsigned long state = 0;
+	__u64 base = (__u64)(unsigned long)val -
+		     bpf_core_field_offset(struct bpf_dtab_netdev___hnxdp, val);
+	__u64 nocarrier = bpf_core_enum_value(enum netdev_state_t___hnxdp,
+					      __LINK_STATE_NOCARRIER___hnxdp);
+
+	if (bpf_probe_read_kernel(&dev, sizeof(dev),
+				  (void *)(base + bpf_core_field_offset(struct bpf_dtab_netdev___hnxdp, dev))))
+		return 0;
+	if (!dev)
+		return 0;
+	if (bpf_probe_read_kernel(&state, sizeof(state),
+				  (void *)((unsigned long)dev + bpf_core_field_offset(struct net_device___hnxdp, state))))
+		return 0;
+	return !(state & (1UL << nocarrier));
+}
+
+static __always_inline struct hnxdp_stats *stats_for(__u32 slot)
+{
+	return bpf_map_lookup_elem(&hnxdp_stats, &slot);
+}
+
+/* tcx ingress on the VF: hand every frame to the synthetic (B8). */
+SEC("tc")
+int hnxdp_vf_ingress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct hnxdp_vf_entry *vf;
+	struct hnxdp_stats *st;
+
+	vf = bpf_map_lookup_elem(&hnxdp_vfs, &ifindex);
+	if (!vf)
+		return TCX_NEXT;
+	/* Loop guard: never redirect to ourselves nor a frame we already moved. */
+	if (vf->syn_ifindex == ifindex || skb->tc_index == HNXDP_REDIRECT_MARK)
+		return TCX_NEXT;
+
+	st = stats_for(vf->slot);
+	if (st) {
+		st->vf_rx_packets++;
+		st->vf_rx_bytes += skb->len;
+	}
+	skb->tc_index = HNXDP_REDIRECT_MARK;
+	return bpf_redirect(vf->syn_ifindex, BPF_F_INGRESS);
+}
+
+/* tcx ingress on the synthetic: count its own receive path (B20). */
+SEC("tc")
+int hnxdp_syn_ingress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct hnxdp_pair *pair;
+	struct hnxdp_stats *st;
+
+	if (skb->tc_index == HNXDP_REDIRECT_MARK) {
+		/* Came in through the VF; already counted there. */
+		skb->tc_index = 0;
+		return TCX_NEXT;
+	}
+	pair = bpf_map_lookup_elem(&hnxdp_pairs, &ifindex);
+	if (!pair)
+		return TCX_NEXT;
+	st = stats_for(pair->slot);
+	if (st) {
+		st->syn_rx_packets++;
+		st->syn_rx_bytes += skb->len;
+	}
+	return TCX_NEXT;
+}
+
+/* tcx egress on the synthetic: leave through the VF while it can carry (B9). */
+SEC("tc")
+int hnxdp_syn_egress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct bpf_devmap_val *vf;
+	struct hnxdp_pair *pair;
+	struct hnxdp_stats *st;
+
+	pair = bpf_map_lookup_elem(&hnxdp_pairs, &ifindex);
+	if (!pair)
+		return TCX_NEXT;
+	st = stats_for(pair->slot);
+
+	if (pair->state == HNXDP_STATE_ACTIVE && pair->vf_ifindex) {
+		vf = bpf_map_lookup_elem(&hnxdp_txdev, &ifindex);
+		/* The entry vanishes with the VF; a stale one (new VF, same
+		 * synthetic) must not match the ifindex the pair was joined to. */
+		if (vf && vf->ifindex == pair->vf_ifindex && vf->ifindex != ifindex &&
+		    vf_has_carrier(vf)) {
+			if (st) {
+				st->vf_tx_packets++;
+				st->vf_tx_bytes += skb->len;
+			}
+			return bpf_redirect(vf->ifindex, 0);
+		}
+		if (st)
+			st->tx_fallback_packets++;
+	}
+	if (st) {
+		st->syn_tx_packets++;
+		st->syn_tx_bytes += skb->len;
+	}
+	return TCX_NEXT;
+}
