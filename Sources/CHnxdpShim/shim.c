@@ -1,9 +1,19 @@
+#define _GNU_SOURCE
 #include "hnxdp_shim.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
@@ -152,4 +162,57 @@ int hnxdp_is_bpffs(const char *path)
 	if (statfs(path, &fs))
 		return -errno;
 	return fs.f_type == BPF_FS_MAGIC;
+}
+
+int hnxdp_setns_net(int fd)
+{
+	return setns(fd, CLONE_NEWNET) ? -errno : 0;
+}
+
+int hnxdp_termination_signalfd(void)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int hnxdp_read_signal(int fd)
+{
+	struct signalfd_siginfo info;
+	ssize_t n = read(fd, &info, sizeof(info));
+
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	return n == sizeof(info) ? (int)info.ssi_signo : 0;
+}
+
+int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len)
+{
+	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
+	struct ifreq ifr;
+	int fd, rc = 0;
+
+	if (strlen(ifname) >= IFNAMSIZ || !len)
+		return -EINVAL;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, ifname);
+	ifr.ifr_data = (void *)&info;
+	if (ioctl(fd, SIOCETHTOOL, &ifr))
+		rc = -errno;
+	close(fd);
+	if (!rc) {
+		snprintf(driver, len, "%s", info.driver);
+	}
+	return rc;
 }

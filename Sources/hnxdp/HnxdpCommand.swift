@@ -19,7 +19,7 @@ struct HnxdpCommand: ParsableCommand {
         Exit codes: 0 success, 1 runtime failure, 2 bad usage or input, 3 missing privilege or kernel feature.
         Run under `nsenter --net=/run/netns/NAME` to act in another network namespace.
         """,
-        subcommands: [Attach.self, Detach.self, Dump.self, Status.self]
+        subcommands: [Attach.self, Detach.self, Run.self, Dump.self, Status.self]
     )
 
     /// Parses, runs, and maps every failure to one stderr line and the documented exit code.
@@ -81,10 +81,10 @@ struct CommonOptions: ParsableArguments {
 
 enum LoggingBootstrap {
     nonisolated(unsafe) private static var done = false
-    static func once(verbose: Bool) {
+    static func once(verbose: Bool, defaultLevel: Logger.Level = .warning) {
         if done { return }
         done = true
-        let level: Logger.Level = verbose ? .debug : .warning
+        let level: Logger.Level = verbose ? .debug : defaultLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

@@ -29,7 +29,7 @@ final class DatapathTestRunTests: XCTestCase {
         originalNetns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
         let target = open("/run/netns/\(netnsName)", O_RDONLY | O_CLOEXEC)
         XCTAssertGreaterThanOrEqual(target, 0)
-        XCTAssertEqual(setns(target, CLONE_NEWNET), 0, "setns: \(errno)")
+        XCTAssertEqual(hnxdp_setns_net(target), 0, "setns into \(netnsName)")
         close(target)
         let netlink = try RTNetlink()
         synIndex = try XCTUnwrap(try netlink.link(named: "syn0")).ifindex
@@ -47,11 +47,11 @@ final class DatapathTestRunTests: XCTestCase {
         }
         datapath = nil
         if originalNetns >= 0 {
-            setns(originalNetns, CLONE_NEWNET)
+            _ = hnxdp_setns_net(originalNetns)
             close(originalNetns)
             originalNetns = -1
         }
-        if !netnsName.isEmpty { try? sh("ip netns del \(netnsName)") }
+        if !netnsName.isEmpty { _ = try? sh("ip netns del \(netnsName)") }
         if let layout { XCTAssertFalse(FileSystem.exists(layout.namespaceDirectory), "pins left behind") }
     }
 
@@ -77,24 +77,35 @@ final class DatapathTestRunTests: XCTestCase {
         return h
     }()
 
-    /// Frames the datapath must survive: (name, bytes, accepted by BPF_PROG_TEST_RUN).
-    static var corpus: [(String, [UInt8], Bool)] {
+    /// How BPF_PROG_TEST_RUN treats a frame of the corpus.
+    enum Harness {
+        /// Must run: the program's verdict is checked.
+        case runs
+        /// The kernel's test harness refuses it (EINVAL) before the program
+        /// runs: below ETH_HLEN, or an IP ethertype whose IP header is cut
+        /// short. If a kernel accepts it, the verdict is still checked.
+        case mayRefuse
+    }
+
+    /// Frames the datapath must survive.
+    static var corpus: [(String, [UInt8], Harness)] {
         var random = SystemRandomNumberGenerator()
         return [
-            ("empty", [], false),                      // the kernel refuses < ETH_HLEN itself
-            ("runt 13 bytes", [UInt8](repeating: 0xff, count: 13), false),
-            ("ethernet header only", ether(0x0800, []), true),
-            ("truncated IPv4 header", ether(0x0800, Array(ipv4UDP.prefix(10))), true),
-            ("IPv4 UDP", ether(0x0800, ipv4UDP), true),
-            ("IPv4 with bogus IHL", ether(0x0800, [0x4f] + Array(ipv4UDP.dropFirst())), true),
-            ("truncated IPv6 header", ether(0x86dd, Array(ipv6ExtHeaders.prefix(20))), true),
-            ("IPv6 with extension headers", ether(0x86dd, ipv6ExtHeaders), true),
-            ("802.1Q tagged IPv4", ether(0x0800, ipv4UDP, vlan: 42), true),
-            ("QinQ-ish tagged", ether(0x8100, [0, 7, 0x08, 0x00] + ipv4UDP, vlan: 42), true),
-            ("ARP", ether(0x0806, [UInt8](repeating: 0, count: 28)), true),
-            ("unknown ethertype", ether(0x88b5, [1, 2, 3]), true),
-            ("oversized (3000 bytes, above MTU)", ether(0x0800, ipv4UDP + [UInt8](repeating: 0xab, count: 3000 - 14 - 32)), true),
-            ("random garbage", (0..<512).map { _ in UInt8.random(in: 0...255, using: &random) }, true),
+            ("empty", [], .mayRefuse),
+            ("runt 13 bytes", [UInt8](repeating: 0xff, count: 13), .mayRefuse),
+            ("IPv4 ethertype, no IP header", ether(0x0800, []), .mayRefuse),
+            ("truncated IPv4 header", ether(0x0800, Array(ipv4UDP.prefix(10))), .mayRefuse),
+            ("truncated IPv6 header", ether(0x86dd, Array(ipv6ExtHeaders.prefix(20))), .mayRefuse),
+            ("ethernet header only", ether(0x88b5, []), .runs),
+            ("IPv4 UDP", ether(0x0800, ipv4UDP), .runs),
+            ("IPv4 with bogus IHL", ether(0x0800, [0x4f] + Array(ipv4UDP.dropFirst())), .runs),
+            ("IPv6 with extension headers", ether(0x86dd, ipv6ExtHeaders), .runs),
+            ("802.1Q tagged IPv4", ether(0x0800, ipv4UDP, vlan: 42), .runs),
+            ("QinQ-ish tagged", ether(0x8100, [0, 7, 0x08, 0x00] + ipv4UDP, vlan: 42), .runs),
+            ("ARP", ether(0x0806, [UInt8](repeating: 0, count: 28)), .runs),
+            ("unknown ethertype", ether(0x88b5, [1, 2, 3]), .runs),
+            ("oversized (3000 bytes, above MTU)", ether(0x0800, ipv4UDP + [UInt8](repeating: 0xab, count: 3000 - 14 - 32)), .runs),
+            ("random garbage", (0..<512).map { _ in UInt8.random(in: 0...255, using: &random) }, .runs),
         ]
     }
 
@@ -122,16 +133,18 @@ final class DatapathTestRunTests: XCTestCase {
 
     func assertCorpus(_ program: DatapathProgram, on ifindex: Int32, expect verdict: UInt32, file: StaticString = #filePath, line: UInt = #line) -> Int {
         var accepted = 0
-        for (name, frame, valid) in Self.corpus {
+        for (name, frame, harness) in Self.corpus {
             let r = run(program, on: ifindex, frame)
-            if valid {
-                XCTAssertEqual(r.rc, 0, "\(program.name) on '\(name)': test run failed", file: file, line: line)
+            if r.rc == 0 {
                 XCTAssertEqual(r.verdict, verdict, "\(program.name) on '\(name)': verdict", file: file, line: line)
                 accepted += 1
+            } else if harness == .mayRefuse {
+                XCTAssertEqual(r.rc, -EINVAL, "'\(name)': the harness may only refuse with EINVAL", file: file, line: line)
             } else {
-                XCTAssertEqual(r.rc, -EINVAL, "'\(name)' should be refused by the kernel's test harness", file: file, line: line)
+                XCTFail("\(program.name) on '\(name)': test run failed (\(r.rc))", file: file, line: line)
             }
         }
+        XCTAssertGreaterThanOrEqual(accepted, Self.corpus.filter { $0.2 == .runs }.count, file: file, line: line)
         return accepted
     }
 

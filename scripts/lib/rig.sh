@@ -67,6 +67,7 @@
 #   rig_link_stat NS DEV rx|tx  veth packet counter of DEV in NS
 #   rig_tcx DEV...              tcx attachments of guest devices (JSON)
 #   rig_tcx_count DEV DIR [PREFIX]  number of tcx programs (name PREFIX*, default hnxdp_)
+#   rig_tcx_summary DEV...      "dev/dir=link_id ..." of the hnxdp tcx attachments
 #   rig_bg VAR CMD...           start CMD in the background, pid in $VAR (killed at cleanup)
 #   rig_wait_pid PID SECONDS    wait for a background job; its exit code (124 on timeout)
 #   rig_wait_file PATH SECONDS  wait until PATH exists
@@ -259,12 +260,21 @@ rig_link_stat() {
 rig_tcx() { nsenter --net="/run/netns/$RIG_GUEST" -- "$RIG_PY" "$RIG_TOOLS/tcx_query.py" "$@"; }
 
 rig_tcx_count() {
-	local dev=$1 dir=$2 prefix=${3:-hnxdp_}
+	local dev=$1 dir=$2 prefix=${3-hnxdp_}
 	rig_tcx "$dev" | "$RIG_PY" -c '
 import json, sys
 d = json.load(sys.stdin)[sys.argv[1]]
 print(0 if d is None else sum(1 for p in d[sys.argv[2]] if p["name"].startswith(sys.argv[3])))
 ' "$dev" "$dir" "$prefix"
+}
+
+# "dev/dir=link_id ..." of the hnxdp tcx attachments of guest devices.
+rig_tcx_summary() {
+	rig_tcx "$@" | "$RIG_PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+print(" ".join(f"{dev}/{dir}={p['"'"'link_id'"'"']}" for dev in sorted(d) if d[dev]
+               for dir in ("ingress", "egress") for p in d[dev][dir] if p["name"].startswith("hnxdp_")))'
 }
 
 # ---------------------------------------------------------------- waiting and jobs
@@ -515,8 +525,8 @@ rig_snapshot() {
 	local devs=("$@") dev dir
 	((${#devs[@]} > 0)) || devs=(hn0 vf0)
 	{
-		echo "## ip -d link (guest)"
-		ip -n "$RIG_GUEST" -d link show
+		echo "## ip -d link (guest; bridge timers masked)"
+		ip -n "$RIG_GUEST" -d link show | sed 's/\([a-z_]*_timer\) *[0-9.]*/\1 -/g'
 		for dev in "${devs[@]}"; do
 			echo "## ethtool -k $dev"
 			rig_g ethtool -k "$dev" 2>&1 || true

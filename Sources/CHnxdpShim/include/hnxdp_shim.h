@@ -44,4 +44,16 @@ int hnxdp_prog_info(int prog_fd, uint32_t *id, uint32_t *type, char name[16]);
 /* 1 when path is on a BPF filesystem, 0 when not, -errno when it cannot be checked. */
 int hnxdp_is_bpffs(const char *path);
 
+/* Move the calling thread into the network namespace of fd (setns CLONE_NEWNET). */
+int hnxdp_setns_net(int fd);
+
+/* Blocks SIGINT, SIGTERM and SIGHUP for the process and returns a non-blocking
+ * signalfd that reports them (the control plane's event loop polls it). */
+int hnxdp_termination_signalfd(void);
+/* Reads one signal from that fd: the signal number, 0 when none, -errno. */
+int hnxdp_read_signal(int fd);
+
+/* Driver name of ifname (ETHTOOL_GDRVINFO), e.g. "hv_netvsc", "veth". */
+int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len);
+
 #endif

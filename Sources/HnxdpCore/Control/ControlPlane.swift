@@ -1,0 +1,425 @@
+import CHnxdpShim
+import Glibc
+import Logging
+
+/// Settings of `hnxdp run` (command line or `--config` file).
+public struct RunSettings: Equatable, Sendable {
+    /// Synthetic interfaces to manage by name; empty: every eligible one
+    /// (devices driven by a paravirtual driver, see `ControlPlane.syntheticDrivers`,
+    /// and every pair already pinned in this namespace).
+    public var synthetics: [String] = []
+    public var timing = PairTiming()
+    /// B3: when off, VFs are only reported.
+    public var transparent = true
+
+    public init() {}
+}
+
+/// `hnxdp run`: the long-running, event-driven control plane (B1..B3, B7,
+/// B10..B16, B19). It listens to rtnetlink link notifications, pairs VFs by
+/// MAC, joins them after the settle delay, passes configuration down while
+/// joined, undoes everything when a VF leaves, damps flapping VFs, and adopts
+/// what an earlier instance left pinned. It never polls: it sleeps in
+/// poll(2) until a notification, a signal or its next timer.
+public final class ControlPlane {
+    /// Drivers whose devices are synthetic interfaces when no `--synthetic` is given.
+    public static let syntheticDrivers: Set<String> = ["hv_netvsc"]
+
+    let settings: RunSettings
+    let layout: PinLayout
+    let logger: Logger
+    let lifecycle: PairLifecycle
+    let netlink: RTNetlink
+    let datapath: Datapath?
+    let signalFD: Int32
+
+    /// Every link of the namespace as last seen, by ifindex.
+    var links: [Int32: LinkInfo] = [:]
+    /// One state machine per managed synthetic, by its ifindex.
+    var machines: [Int32: PairStateMachine] = [:]
+    /// When the event that led to an action was received (monotonic ns), for reaction times.
+    var eventReceivedNs: UInt64 = 0
+    /// Reaction times of departures (ns, notification received -> datapath switched).
+    public private(set) var departureReactionsNs: [UInt64] = []
+
+    public init(settings: RunSettings, layout: PinLayout, logger: Logger) throws {
+        self.settings = settings
+        self.layout = layout
+        self.logger = logger
+        self.lifecycle = PairLifecycle(layout: layout, logger: logger)
+        // Subscribe before the first dump so nothing between the two is missed.
+        self.netlink = try RTNetlink(subscribeToLinks: true)
+        self.datapath = try Datapath.openOrCreate(layout).0
+        let fd = hnxdp_termination_signalfd()
+        if fd < 0 { throw HnxdpError.system("set up signal handling", errno: -fd) }
+        self.signalFD = fd
+    }
+
+    deinit { close(signalFD) }
+
+    // MARK: - Loop
+
+    /// Runs until SIGINT/SIGTERM/SIGHUP. The datapath stays in place.
+    public func run() throws {
+        try withInvocationLock { try resync(reason: "start") }
+        logger.info("control plane running: \(machines.count) pair(s), settle \(settings.timing.settleMs) ms, hold-down \(settings.timing.holdDownMs) ms, transparent \(settings.transparent ? "on" : "off")")
+        while true {
+            var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+            let timeout = pollTimeout()
+            let n = poll(&fds, nfds_t(fds.count), timeout)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HnxdpError.system("poll", errno: errno)
+            }
+            if fds[1].revents != 0 {
+                let signo = hnxdp_read_signal(signalFD)
+                if signo > 0 {
+                    logger.info("signal \(signo): exiting, datapath left in place (`hnxdp detach --all` removes it)")
+                    return
+                }
+            }
+            // Serialised with `attach`/`detach` of other processes.
+            try withInvocationLock {
+                if fds[0].revents != 0 {
+                    eventReceivedNs = monotonicNanoseconds()
+                    do {
+                        for event in try netlink.readEvents() {
+                            // One bad event (a device that vanished mid-way) must not stop the control plane.
+                            do { try handle(event) } catch {
+                                logger.error("handling \(event.summary): \(error)")
+                            }
+                        }
+                    } catch let error as HnxdpError where error.errno == ENOBUFS {
+                        logger.warning("link notifications overran (ENOBUFS): resynchronising")
+                        try resync(reason: "overrun")
+                    }
+                }
+                do { try tick() } catch { logger.error("timer: \(error)") }
+            }
+        }
+    }
+
+    func withInvocationLock(_ body: () throws -> Void) throws {
+        let lock = try InvocationLock()
+        defer { withExtendedLifetime(lock) {} }
+        try body()
+    }
+
+    func pollTimeout() -> Int32 {
+        let now = monotonicMilliseconds()
+        guard let next = machines.values.compactMap(\.deadline).min() else { return -1 }
+        return next <= now ? 0 : Int32(clamping: next - now)
+    }
+
+    // MARK: - Events
+
+    /// Re-reads every link and reconciles: adopts pinned pairs, installs
+    /// managed synthetics, notices VFs that came or went while we were not looking.
+    func resync(reason: String) throws {
+        links = Dictionary(try netlink.links().map { ($0.ifindex, $0) }, uniquingKeysWith: { $1 })
+        // Pairs of an earlier run (or `attach`): adopt or reconcile (B19).
+        if let datapath {
+            for key in try datapath.pairs.keys() {
+                let ifindex = Int32(bitPattern: key)
+                guard let syn = links[ifindex], isManaged(syn, pinned: true) else { continue }
+                guard let pair = try datapath.pairs.lookup(key) else { continue }
+                try adopt(syn: syn, pair: pair)
+            }
+        }
+        for link in links.values.sorted(by: { $0.ifindex < $1.ifindex }) where machines[link.ifindex] == nil {
+            if isManaged(link, pinned: false) { try manage(link) }
+        }
+        // VFs present now.
+        for (synIndex, _) in machines {
+            guard let syn = links[synIndex] else { continue }
+            if let vf = vfCandidate(for: syn) { try feed(synIndex, .vfPresent(vf.ifindex)) }
+            else if let current = machines[synIndex]?.phase.vf, links[current] == nil { try feed(synIndex, .vfGone(current)) }
+        }
+        logger.debug("resync (\(reason)): \(links.count) links, \(machines.count) managed synthetic(s)")
+    }
+
+    func handle(_ event: LinkEvent) throws {
+        switch event {
+        case .newLink(let link):
+            let previous = links[link.ifindex]
+            links[link.ifindex] = link
+            if machines[link.ifindex] != nil {
+                try synthChanged(link, previous: previous)
+                return
+            }
+            if isManaged(link, pinned: false) {
+                try manage(link)
+                if let vf = vfCandidate(for: link) { try feed(link.ifindex, .vfPresent(vf.ifindex)) }
+                return
+            }
+            // A VF of a managed synthetic?
+            for (synIndex, machine) in machines {
+                guard let syn = links[synIndex] else { continue }
+                if matches(vf: link, syn: syn) {
+                    if case .active(let vf) = machine.phase, vf == link.ifindex {
+                        try enforceVF(link, syn: syn)
+                    } else {
+                        try feed(synIndex, .vfPresent(link.ifindex))
+                    }
+                } else if machine.phase.vf == link.ifindex {
+                    // It no longer matches (MAC changed): treat as gone.
+                    try feed(synIndex, .vfGone(link.ifindex))
+                }
+            }
+        case .delLink(let link):
+            links[link.ifindex] = nil
+            if machines[link.ifindex] != nil {
+                try syntheticGone(link)
+                return
+            }
+            for (synIndex, machine) in machines where machine.phase.vf == link.ifindex {
+                try feed(synIndex, .vfGone(link.ifindex))
+            }
+        }
+    }
+
+    func tick() throws {
+        for synIndex in machines.keys.sorted() {
+            if let d = machines[synIndex]?.deadline, d <= monotonicMilliseconds() {
+                try feed(synIndex, .tick)
+            }
+        }
+    }
+
+    /// Feeds one event to a pair's machine and carries out its actions.
+    func feed(_ synIndex: Int32, _ event: PairStateMachine.Event) throws {
+        guard var machine = machines[synIndex] else { return }
+        let actions = machine.handle(event, now: monotonicMilliseconds())
+        machines[synIndex] = machine
+        for action in actions { try perform(action, synIndex: synIndex) }
+    }
+
+    func perform(_ action: PairStateMachine.Action, synIndex: Int32) throws {
+        guard let syn = links[synIndex], let datapath else { return }
+        var log = logger
+        log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
+        switch action {
+        case .phaseChanged(let from, let to):
+            let vf = machines[synIndex]?.phase.vf.flatMap { links[$0] }
+            log.info("state \(from) -> \(to)\(vf.map { ", VF \($0.name)(\($0.ifindex))" } ?? "")")
+            try publish(synIndex: synIndex)
+        case .join(let vfIndex):
+            guard let vf = links[vfIndex] else { return try feed(synIndex, .vfGone(vfIndex)) }
+            do {
+                let start = monotonicNanoseconds()
+                let result = try lifecycle.joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath)
+                log.info("VF \(vf.name)(\(vf.ifindex)) joined: datapath vf, mtu \(result.mtu)\(result.featuresTurnedOff.isEmpty ? "" : ", features off: " + result.featuresTurnedOff.joined(separator: " ")) (\((monotonicNanoseconds() - start) / 1000) us)")
+            } catch {
+                log.error("joining VF \(vf.name)(\(vf.ifindex)) failed: \(error); retrying after the hold-down")
+                try feed(synIndex, .joinFailed(vfIndex))
+            }
+        case .leave(let vfIndex):
+            try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "VF ifindex \(vfIndex) gone")
+            let reaction = monotonicNanoseconds() - eventReceivedNs
+            departureReactionsNs.append(reaction)
+            log.info("VF ifindex \(vfIndex) left: datapath synthetic, features and limits restored (reaction \(reaction / 1000) us after the notification)")
+        }
+    }
+
+    /// Writes the machine's phase into the pair entry so `dump` shows it.
+    func publish(synIndex: Int32) throws {
+        guard let datapath, let machine = machines[synIndex] else { return }
+        let key = UInt32(bitPattern: synIndex)
+        guard var pair = try datapath.pairs.lookup(key) else { return }
+        let state: hnxdp_pair_state
+        switch machine.phase {
+        case .idle: state = HNXDP_STATE_IDLE
+        case .settling: state = HNXDP_STATE_SETTLING
+        case .active: return // joinVF writes it
+        case .heldDown: state = HNXDP_STATE_HELD_DOWN
+        case .disabled: state = HNXDP_STATE_DISABLED
+        }
+        // Never claim a non-active state while a VF is still joined in the map.
+        if pair.vf_ifindex != 0 && pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue) { return }
+        pair.state = UInt32(state.rawValue)
+        try datapath.pairs.update(key, pair)
+    }
+
+    // MARK: - Pairs
+
+    /// Whether `link` is a synthetic interface this run manages.
+    func isManaged(_ link: LinkInfo, pinned: Bool) -> Bool {
+        guard Eligibility.ineligibilityReason(link) == nil else { return false }
+        if !settings.synthetics.isEmpty { return settings.synthetics.contains(link.name) }
+        if pinned { return true }
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard hnxdp_ethtool_driver(link.name, &buffer, buffer.count) == 0 else { return false }
+        return Self.syntheticDrivers.contains(String(cString: buffer))
+    }
+
+    /// Starts managing a synthetic: install its pair (transparent) and a machine.
+    func manage(_ syn: LinkInfo) throws {
+        if settings.transparent, let datapath {
+            try lifecycle.install(synthetic: syn, flags: UInt32(HNXDP_PAIR_F_TRANSPARENT), datapath: datapath)
+        } else if let datapath, try datapath.pairs.lookup(UInt32(bitPattern: syn.ifindex)) == nil {
+            // Report only: an entry for `dump`, nothing on the devices.
+            var pair = hnxdp_pair()
+            pair.syn_ifindex = UInt32(bitPattern: syn.ifindex)
+            pair.state = UInt32(HNXDP_STATE_DISABLED.rawValue)
+            pair.slot = try lifecycle.freeSlot(datapath)
+            pair.mtu = syn.mtu
+            try datapath.pairs.update(pair.syn_ifindex, pair)
+        }
+        machines[syn.ifindex] = PairStateMachine(timing: settings.timing, transparent: settings.transparent)
+        var log = logger
+        log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
+        log.info("managing synthetic \(syn.name) (\(syn.macString)), state \(machines[syn.ifindex]!.phase.name)")
+        try publish(synIndex: syn.ifindex)
+    }
+
+    /// B19: takes over a pinned pair as it is, reconciled with the devices now.
+    func adopt(syn: LinkInfo, pair: hnxdp_pair) throws {
+        guard let datapath else { return }
+        var log = logger
+        log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
+        if pair.vf_ifindex != 0 {
+            let vfIndex = Int32(bitPattern: pair.vf_ifindex)
+            if let vf = links[vfIndex], matches(vf: vf, syn: syn) || pair.flags & UInt32(HNXDP_PAIR_F_EXPLICIT) != 0 {
+                // Still joined: keep it, repair a missing link without touching the rest.
+                let pin = layout.linkPath(synthetic: syn.ifindex, DatapathProgram.vfIngress.linkName)
+                if !TcxLink.isAttached(pinPath: pin) {
+                    _ = try? TcxLink.detach(pinPath: pin)
+                    try TcxLink.attach(datapath.program(.vfIngress), ifindex: vf.ifindex, ifname: vf.name, ingress: true, pinPath: pin)
+                    log.warning("adopted pair had lost its VF ingress link: re-attached")
+                }
+                try lifecycle.install(synthetic: syn, flags: pair.flags, datapath: datapath)
+                machines[syn.ifindex] = PairStateMachine(timing: settings.timing, transparent: settings.transparent, adopted: .active(vf: vfIndex))
+                log.info("adopted: state active, VF \(vf.name)(\(vf.ifindex)), links reused")
+                return
+            }
+            // The VF left while no control plane ran: undo now (B13).
+            try lifecycle.leaveVF(synthetic: syn.ifindex, datapath: datapath, netlink: netlink, reason: "left while hnxdp was not running")
+            log.info("adopted: VF ifindex \(vfIndex) left meanwhile, restored the synthetic, state idle")
+        }
+        try lifecycle.install(synthetic: syn, flags: pair.flags, datapath: datapath)
+        machines[syn.ifindex] = PairStateMachine(timing: settings.timing, transparent: settings.transparent)
+        try publish(synIndex: syn.ifindex)
+    }
+
+    /// The synthetic itself went away: forget the pair and remove its pins.
+    func syntheticGone(_ syn: LinkInfo) throws {
+        machines[syn.ifindex] = nil
+        guard let datapath else { return }
+        try lifecycle.leaveVF(synthetic: syn.ifindex, datapath: datapath, netlink: netlink, reason: "synthetic removed")
+        try lifecycle.uninstall(synthetic: syn.ifindex, datapath: datapath)
+        logger.info("pair \(syn.name)(\(syn.ifindex)): synthetic removed, pair forgotten")
+    }
+
+    /// B1: `vf` is a VF of `syn`: same match address, eligible, not managed itself.
+    func matches(vf: LinkInfo, syn: LinkInfo) -> Bool {
+        vf.ifindex != syn.ifindex && machines[vf.ifindex] == nil &&
+            Eligibility.ineligibilityReason(vf) == nil &&
+            Eligibility.matchAddress(vf) == Eligibility.matchAddress(syn) &&
+            !isVFOfAnotherPair(vf.ifindex, except: syn.ifindex)
+    }
+
+    func isVFOfAnotherPair(_ ifindex: Int32, except syn: Int32) -> Bool {
+        machines.contains { $0.key != syn && $0.value.phase.vf == ifindex }
+    }
+
+    /// The newest matching VF of `syn`, if any.
+    func vfCandidate(for syn: LinkInfo) -> LinkInfo? {
+        links.values.filter { matches(vf: $0, syn: syn) }.max { $0.ifindex < $1.ifindex }
+    }
+
+    // MARK: - While joined (B11, B12)
+
+    /// The synthetic changed: pass MTU, admin state, promiscuous and
+    /// all-multicast down to the joined VF, re-intersect features.
+    func synthChanged(_ event: LinkInfo, previous: LinkInfo?) throws {
+        // Notifications can be stale (our own changes are in flight): decide on the devices as they are now.
+        guard case .active(let vfIndex) = machines[event.ifindex]?.phase,
+              let syn = try netlink.link(index: event.ifindex), let vf = try netlink.link(index: vfIndex),
+              let datapath, var pair = try datapath.pairs.lookup(UInt32(bitPattern: syn.ifindex)) else { return }
+        var log = logger
+        log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
+        if syn.mtu != pair.mtu {
+            do {
+                try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: syn.mtu))
+                log.info("MTU \(pair.mtu) -> \(syn.mtu) passed to VF \(vf.name)")
+                pair.mtu = syn.mtu
+                try datapath.pairs.update(pair.syn_ifindex, pair)
+            } catch {
+                log.warning("VF \(vf.name) refused MTU \(syn.mtu) (\(error)); putting \(syn.name) back to \(pair.mtu)")
+                try netlink.setLink(index: syn.ifindex, name: syn.name, LinkChange(mtu: pair.mtu))
+            }
+        }
+        var change = LinkChange()
+        if syn.isUp != vf.isUp { change.up = syn.isUp }
+        if syn.isPromiscuous != vf.isPromiscuous { change.promisc = syn.isPromiscuous }
+        if syn.isAllMulticast != vf.isAllMulticast { change.allmulti = syn.isAllMulticast }
+        if change != LinkChange() {
+            try netlink.setLink(index: vf.ifindex, name: vf.name, change)
+            log.info("passed \(change) to VF \(vf.name)")
+        }
+        try reintersectFeatures(syn: syn, vf: vf, pair: &pair, log: log)
+    }
+
+    /// Offload changes on the synthetic: the user's new wish becomes the
+    /// saved state, and the synthetic gets the intersection with the VF again.
+    func reintersectFeatures(syn: LinkInfo, vf: LinkInfo, pair: inout hnxdp_pair, log: Logger) throws {
+        guard let datapath else { return }
+        let now = try Ethtool.features(of: syn.name)
+        let effective = FeatureWords.array(pair.effective_features)
+        if now.active == effective { return }
+        let vfFeatures = try Ethtool.features(of: vf.name)
+        let changed = FeatureWords.xor(now.active, effective)
+        let saved = FeatureWords.array(pair.saved_features)
+        pair.saved_features = FeatureWords.tuple((0..<FeatureWords.count).map { (saved[$0] & ~changed[$0]) | (now.requested[$0] & changed[$0]) })
+        let (requested, mask) = intersectFeatures(synthetic: now, vf: vfFeatures)
+        let after = FeatureWords.isZero(mask) ? now : try Ethtool.setFeatures(of: syn.name, requested: requested, mask: mask)
+        pair.effective_features = FeatureWords.tuple(after.active)
+        pair.vf_features = FeatureWords.tuple(vfFeatures.active)
+        try datapath.pairs.update(pair.syn_ifindex, pair)
+        log.info("offloads changed on \(syn.name): re-intersected with VF \(vf.name) (\(FeatureSet.names(of: FeatureWords.xor(now.active, after.active), in: now.names).joined(separator: " ")))")
+    }
+
+    /// B12: the joined VF was changed directly: put hnxdp's settings back.
+    func enforceVF(_ event: LinkInfo, syn _: LinkInfo) throws {
+        // Decide on the devices as they are now, not on a possibly stale notification.
+        guard let datapath, case .active(let joined) = machines.first(where: { $0.value.phase.vf == event.ifindex })?.value.phase,
+              joined == event.ifindex, let vf = try netlink.link(index: event.ifindex),
+              let synIndex = machines.first(where: { $0.value.phase.vf == event.ifindex })?.key,
+              let syn = try netlink.link(index: synIndex),
+              let pair = try datapath.pairs.lookup(UInt32(bitPattern: syn.ifindex)), pair.vf_ifindex == UInt32(bitPattern: vf.ifindex) else { return }
+        var change = LinkChange()
+        if vf.mtu != pair.mtu { change.mtu = pair.mtu }
+        if vf.isUp != syn.isUp { change.up = syn.isUp }
+        if vf.isPromiscuous != syn.isPromiscuous { change.promisc = syn.isPromiscuous }
+        if vf.isAllMulticast != syn.isAllMulticast { change.allmulti = syn.isAllMulticast }
+        guard change != LinkChange() else { return }
+        var log = logger
+        log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
+        log.warning("VF \(vf.name) was changed directly (configure \(syn.name) instead); putting back \(change)")
+        try netlink.setLink(index: vf.ifindex, name: vf.name, change)
+    }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+func monotonicMilliseconds() -> UInt64 { monotonicNanoseconds() / 1_000_000 }
+
+extension LinkInfo {
+    /// IFF_ALLMULTI as requested on the device.
+    var isAllMulticast: Bool { flags & 0x200 != 0 }
+}
+
+extension LinkEvent {
+    /// "new link vf0 (ifindex 7)" for log lines.
+    var summary: String {
+        switch self {
+        case .newLink(let l): return "new link \(l.name) (ifindex \(l.ifindex))"
+        case .delLink(let l): return "deleted link \(l.name) (ifindex \(l.ifindex))"
+        }
+    }
+}

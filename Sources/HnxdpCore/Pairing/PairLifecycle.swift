@@ -1,0 +1,328 @@
+import CHnxdpShim
+import Glibc
+import Logging
+
+/// What a successful join did, for the CLI to report.
+public struct JoinResult: Sendable {
+    public var synthetic: LinkInfo
+    public var vf: LinkInfo
+    public var alreadyAttached: Bool
+    public var featuresTurnedOff: [String]
+    public var gsoMaxSize: UInt32?
+    public var gsoMaxSegs: UInt32?
+    public var mtu: UInt32
+    public var mtuFallback: Bool
+}
+
+/// The life of a pair: `install` a synthetic interface (pair entry and its
+/// tcx links), `joinVF` (B4..B9: save and intersect features, take the
+/// smaller GSO limits, push the MTU, make the VF's admin state follow, then
+/// switch the datapath), `leaveVF` (B13: undo exactly), `uninstall`. Every
+/// multi-step change is undone if a later step fails.
+public struct PairLifecycle {
+    public var layout: PinLayout
+    public var logger: Logger
+    public var verbose: Bool
+
+    public init(layout: PinLayout, logger: Logger, verbose: Bool = false) {
+        self.layout = layout
+        self.logger = logger
+        self.verbose = verbose
+    }
+
+    /// Checks an explicit pair by name and joins it. Bad input throws before anything changes.
+    public func attach(synthetic synName: String, vf vfName: String, force: Bool, flags: UInt32 = 0) throws -> JoinResult {
+        let netlink = try RTNetlink()
+        guard let syn = try netlink.link(named: synName) else {
+            throw HnxdpError(.badInput, "interface \(synName) not found in this network namespace (--synthetic)")
+        }
+        guard let vf = try netlink.link(named: vfName) else {
+            throw HnxdpError(.badInput, "interface \(vfName) not found in this network namespace (--vf)")
+        }
+        let existing = try Datapath.openPinned(layout)
+        var attached: [Int32: Int32] = [:]
+        if let existing {
+            for key in try existing.pairs.keys() {
+                // An installed pair without a VF (idle) may be joined.
+                if let pair = try existing.pairs.lookup(key), pair.vf_ifindex != 0 {
+                    attached[Int32(bitPattern: key)] = Int32(bitPattern: pair.vf_ifindex)
+                }
+            }
+        }
+
+        switch try Eligibility.checkExplicitPair(synthetic: syn, vf: vf, force: force, attached: attached) {
+        case .alreadyAttached:
+            return JoinResult(synthetic: syn, vf: vf, alreadyAttached: true, featuresTurnedOff: [],
+                              gsoMaxSize: syn.gsoMaxSize, gsoMaxSegs: syn.gsoMaxSegs, mtu: syn.mtu, mtuFallback: false)
+        case .join:
+            return try join(synthetic: syn, vf: vf, netlink: netlink, flags: flags | UInt32(HNXDP_PAIR_F_EXPLICIT))
+        }
+    }
+
+    /// Joins an eligible, checked pair: installs the pair if needed, then joins the VF.
+    /// On failure nothing is left: a pair installed by this call is removed again.
+    public func join(synthetic syn: LinkInfo, vf: LinkInfo, netlink: RTNetlink, flags: UInt32) throws -> JoinResult {
+        let undo = UndoStack(logger: logger)
+        do {
+            let (datapath, created) = try Datapath.openOrCreate(layout, verbose: verbose)
+            if created { undo.push("remove namespace pins") { try datapath.removePinsIfUnused() } }
+            let installed = try install(synthetic: syn, flags: flags, datapath: datapath)
+            if installed {
+                undo.push("uninstall pair \(syn.name)") { try self.uninstall(synthetic: syn.ifindex, datapath: datapath) }
+            }
+            let result = try joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath)
+            undo.commit()
+            return result
+        } catch {
+            undo.rollback()
+            throw error
+        }
+    }
+
+    /// Makes `syn` a managed synthetic interface: a pair entry (state idle,
+    /// no VF, its own stats slot) and the synthetic's two tcx links. Returns
+    /// false when it already was one (nothing changed).
+    @discardableResult
+    public func install(synthetic syn: LinkInfo, flags: UInt32, datapath: Datapath) throws -> Bool {
+        let synKey = UInt32(bitPattern: syn.ifindex)
+        let linksPresent = [DatapathProgram.synIngress, .synEgress].allSatisfy {
+            TcxLink.isAttached(pinPath: layout.linkPath(synthetic: syn.ifindex, $0.linkName))
+        }
+        if try datapath.pairs.lookup(synKey) != nil && linksPresent { return false }
+        let undo = UndoStack(logger: logger)
+        do {
+            var pair = hnxdp_pair()
+            pair.syn_ifindex = synKey
+            pair.state = UInt32(HNXDP_STATE_IDLE.rawValue)
+            pair.flags = flags
+            pair.slot = try freeSlot(datapath)
+            pair.mtu = syn.mtu
+            try datapath.resetCounters(slot: pair.slot)
+            try datapath.pairs.update(synKey, pair)
+            undo.push("delete pair entry") { try datapath.pairs.delete(synKey) }
+            let pairDir = layout.pairDirectory(synthetic: syn.ifindex)
+            let createdDirs = try FileSystem.makeDirectories(pairDir)
+            undo.push("remove \(pairDir)") { for d in createdDirs.reversed() { FileSystem.removeDirectoryIfEmpty(d) } }
+            for program in [DatapathProgram.synIngress, .synEgress] {
+                let pin = layout.linkPath(synthetic: syn.ifindex, program.linkName)
+                _ = try? TcxLink.detach(pinPath: pin) // a stale pin from a synthetic that went away
+                try TcxLink.attach(datapath.program(program), ifindex: syn.ifindex, ifname: syn.name,
+                                   ingress: program.ingress, pinPath: pin)
+                undo.push("detach \(program.name) from \(syn.name)") { try TcxLink.detach(pinPath: pin) }
+            }
+            undo.commit()
+            logger.info("pair \(syn.name)(\(syn.ifindex)): installed, state idle, datapath synthetic")
+            return true
+        } catch {
+            undo.rollback()
+            throw error
+        }
+    }
+
+    /// Removes a pair entry and every link and pin of it (the VF must have left).
+    public func uninstall(synthetic ifindex: Int32, datapath: Datapath?) throws {
+        let key = UInt32(bitPattern: ifindex)
+        if let datapath { try datapath.txdev.delete(key) }
+        let pairDir = layout.pairDirectory(synthetic: ifindex)
+        for program in [DatapathProgram.vfIngress, .synEgress, .synIngress] {
+            try TcxLink.detach(pinPath: layout.linkPath(synthetic: ifindex, program.linkName))
+        }
+        for leftover in FileSystem.list(pairDir) { try TcxLink.detach(pinPath: "\(pairDir)/\(leftover)") }
+        FileSystem.removeDirectoryIfEmpty(pairDir)
+        if let datapath, let pair = try datapath.pairs.lookup(key) {
+            if pair.vf_ifindex != 0 { try datapath.vfs.delete(pair.vf_ifindex) }
+            try datapath.pairs.delete(key)
+            try datapath.resetCounters(slot: pair.slot)
+        }
+    }
+
+    /// Joins `vf` to the installed pair of `syn` (B4..B9) and switches the
+    /// datapath to it. On failure every step is undone and the pair stays idle.
+    public func joinVF(synthetic syn: LinkInfo, vf: LinkInfo, netlink: RTNetlink, datapath: Datapath) throws -> JoinResult {
+        let undo = UndoStack(logger: logger)
+        let pairLog = "pair \(syn.name)(\(syn.ifindex))<-\(vf.name)(\(vf.ifindex))"
+        let synKey = UInt32(bitPattern: syn.ifindex), vfKey = UInt32(bitPattern: vf.ifindex)
+        do {
+            guard var pair = try datapath.pairs.lookup(synKey) else {
+                throw HnxdpError(.runtime, "\(pairLog): the synthetic is not installed")
+            }
+            let original = pair
+            pair.vf_ifindex = vfKey
+            pair.flags &= ~UInt32(HNXDP_PAIR_F_VF_WAS_UP | HNXDP_PAIR_F_MTU_FALLBACK | HNXDP_PAIR_F_HAS_GSO_IPV4)
+            pair.saved_syn_mtu = syn.mtu
+            pair.saved_vf_mtu = vf.mtu
+            if vf.isUp { pair.flags |= UInt32(HNXDP_PAIR_F_VF_WAS_UP) }
+            // B4: capabilities.
+            let synFeatures = try Ethtool.features(of: syn.name)
+            let vfFeatures = try Ethtool.features(of: vf.name)
+            pair.feature_count = UInt32(synFeatures.names.count)
+            pair.saved_features = FeatureWords.tuple(synFeatures.requested)
+            pair.saved_active = FeatureWords.tuple(synFeatures.active)
+            pair.vf_features = FeatureWords.tuple(vfFeatures.active)
+            let (requested, mask) = intersectFeatures(synthetic: synFeatures, vf: vfFeatures)
+            var after = synFeatures
+            if !FeatureWords.isZero(mask) {
+                after = try Ethtool.setFeatures(of: syn.name, requested: requested, mask: mask)
+                undo.push("restore features of \(syn.name)") {
+                    _ = try Ethtool.setFeatures(of: syn.name, requested: synFeatures.requested, mask: synFeatures.available)
+                }
+            }
+            pair.effective_features = FeatureWords.tuple(after.active)
+            let turnedOff = FeatureSet.names(of: FeatureWords.and(synFeatures.active, FeatureWords.xor(synFeatures.active, after.active)),
+                                             in: synFeatures.names)
+
+            // B5: segmentation limits.
+            pair.saved_gso_max_size = syn.gsoMaxSize ?? 0
+            pair.saved_gso_max_segs = syn.gsoMaxSegs ?? 0
+            pair.saved_gso_ipv4_max_size = syn.gsoIPv4MaxSize ?? 0
+            var limits = LinkChange()
+            if let s = syn.gsoMaxSize, let v = vf.gsoMaxSize, v < s { limits.gsoMaxSize = v }
+            if let s = syn.gsoMaxSegs, let v = vf.gsoMaxSegs, v < s { limits.gsoMaxSegs = v }
+            if let s = syn.gsoIPv4MaxSize, let v = vf.gsoIPv4MaxSize ?? vf.gsoMaxSize, v < s {
+                limits.gsoIPv4MaxSize = v
+            }
+            if syn.gsoIPv4MaxSize != nil { pair.flags |= UInt32(HNXDP_PAIR_F_HAS_GSO_IPV4) }
+            if limits != LinkChange() {
+                try netlink.setLink(index: syn.ifindex, name: syn.name, limits)
+                undo.push("restore GSO limits of \(syn.name)") {
+                    try netlink.setLink(index: syn.ifindex, name: syn.name,
+                                        LinkChange(gsoMaxSize: limits.gsoMaxSize.map { _ in pair.saved_gso_max_size },
+                                                   gsoMaxSegs: limits.gsoMaxSegs.map { _ in pair.saved_gso_max_segs },
+                                                   gsoIPv4MaxSize: limits.gsoIPv4MaxSize.map { _ in pair.saved_gso_ipv4_max_size }))
+                }
+            }
+            pair.gso_max_size = limits.gsoMaxSize ?? pair.saved_gso_max_size
+            pair.gso_max_segs = limits.gsoMaxSegs ?? pair.saved_gso_max_segs
+            pair.gso_ipv4_max_size = limits.gsoIPv4MaxSize ?? pair.saved_gso_ipv4_max_size
+
+            // B6: MTU, synthetic's to the VF; FreeBSD's fallback to 1500 when refused.
+            var mtu = syn.mtu
+            var mtuFallback = false
+            if vf.mtu != syn.mtu {
+                do {
+                    try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: syn.mtu))
+                    undo.push("restore MTU of \(vf.name)") {
+                        try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: vf.mtu))
+                    }
+                } catch let error as HnxdpError where syn.mtu > 1500 {
+                    logger.warning("\(pairLog): \(vf.name) refused MTU \(syn.mtu) (\(error)); falling back to 1500 on both")
+                    try netlink.setLink(index: syn.ifindex, name: syn.name, LinkChange(mtu: 1500))
+                    undo.push("restore MTU of \(syn.name)") {
+                        try netlink.setLink(index: syn.ifindex, name: syn.name, LinkChange(mtu: syn.mtu))
+                    }
+                    if vf.mtu != 1500 {
+                        try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: 1500))
+                        undo.push("restore MTU of \(vf.name)") {
+                            try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: vf.mtu))
+                        }
+                    }
+                    mtu = 1500
+                    mtuFallback = true
+                    pair.flags |= UInt32(HNXDP_PAIR_F_MTU_FALLBACK)
+                }
+            }
+            pair.mtu = mtu
+
+            // B7: the VF's admin state follows the synthetic's.
+            if vf.isUp != syn.isUp {
+                try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(up: syn.isUp))
+                undo.push("restore admin state of \(vf.name)") {
+                    try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(up: vf.isUp))
+                }
+            }
+
+            // B8/B9: datapath. Maps first, so the programs see a complete pair.
+            pair.state = UInt32(HNXDP_STATE_ACTIVE.rawValue)
+            pair.switches &+= 1
+            pair.last_switch_ns = realtimeNanoseconds()
+            try datapath.vfs.update(vfKey, hnxdp_vf_entry(syn_ifindex: synKey, slot: pair.slot))
+            undo.push("delete VF entry") { try datapath.vfs.delete(vfKey) }
+            let rc = hnxdp_devmap_set(datapath.txdev.fd, synKey, vfKey)
+            if rc < 0 { throw HnxdpError.system("put \(vf.name) in the transmit devmap", errno: -rc) }
+            undo.push("delete transmit devmap entry") { try datapath.txdev.delete(synKey) }
+            let pin = layout.linkPath(synthetic: syn.ifindex, DatapathProgram.vfIngress.linkName)
+            _ = try? TcxLink.detach(pinPath: pin) // the link of a VF that already left
+            try TcxLink.attach(datapath.program(.vfIngress), ifindex: vf.ifindex, ifname: vf.name, ingress: true, pinPath: pin)
+            undo.push("detach \(HNXDP_PROG_VF_INGRESS) from \(vf.name)") { try TcxLink.detach(pinPath: pin) }
+            try datapath.pairs.update(synKey, pair)
+            undo.push("restore pair entry") { try datapath.pairs.update(synKey, original) }
+
+            undo.commit()
+            logger.info("\(pairLog): joined, state active, datapath vf, mtu \(mtu), switch \(pair.switches)")
+            return JoinResult(synthetic: syn, vf: vf, alreadyAttached: false, featuresTurnedOff: turnedOff,
+                              gsoMaxSize: pair.gso_max_size, gsoMaxSegs: pair.gso_max_segs, mtu: mtu, mtuFallback: mtuFallback)
+        } catch {
+            undo.rollback()
+            throw error
+        }
+    }
+
+    /// The VF leaves (B13): the datapath falls back to the synthetic at
+    /// once, then the VF's link and map entries go and the synthetic's saved
+    /// features, GSO limits and MTU are restored exactly. When the VF still
+    /// exists (explicit detach), its MTU and admin state are restored too.
+    /// Returns false when no VF was joined.
+    @discardableResult
+    public func leaveVF(synthetic ifindex: Int32, datapath: Datapath, netlink: RTNetlink, reason: String) throws -> Bool {
+        let synKey = UInt32(bitPattern: ifindex)
+        guard var pair = try datapath.pairs.lookup(synKey), pair.vf_ifindex != 0 else { return false }
+        let vfIndex = Int32(bitPattern: pair.vf_ifindex)
+        // 1. Transmit falls back now.
+        pair.state = UInt32(HNXDP_STATE_IDLE.rawValue)
+        pair.switches &+= 1
+        pair.last_switch_ns = realtimeNanoseconds()
+        let joinedVF = pair.vf_ifindex
+        pair.vf_ifindex = 0
+        try datapath.pairs.update(synKey, pair)
+        try datapath.txdev.delete(synKey)
+        // 2. The VF's link and entry.
+        try TcxLink.detach(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
+        try datapath.vfs.delete(joinedVF)
+        // 3. The synthetic's saved state.
+        let syn = try netlink.link(index: ifindex)
+        if let syn {
+            let saved = FeatureWords.array(pair.saved_features)
+            let now = try Ethtool.features(of: syn.name)
+            if now.requested != saved {
+                _ = try Ethtool.setFeatures(of: syn.name, requested: saved, mask: now.available)
+            }
+            var change = LinkChange()
+            if pair.saved_gso_max_size != 0, syn.gsoMaxSize != pair.saved_gso_max_size { change.gsoMaxSize = pair.saved_gso_max_size }
+            if pair.saved_gso_max_segs != 0, syn.gsoMaxSegs != pair.saved_gso_max_segs { change.gsoMaxSegs = pair.saved_gso_max_segs }
+            if pair.flags & UInt32(HNXDP_PAIR_F_HAS_GSO_IPV4) != 0, pair.saved_gso_ipv4_max_size != 0,
+               syn.gsoIPv4MaxSize != pair.saved_gso_ipv4_max_size {
+                change.gsoIPv4MaxSize = pair.saved_gso_ipv4_max_size
+            }
+            if pair.flags & UInt32(HNXDP_PAIR_F_MTU_FALLBACK) != 0, syn.mtu != pair.saved_syn_mtu {
+                change.mtu = pair.saved_syn_mtu
+            }
+            if change != LinkChange() { try netlink.setLink(index: syn.ifindex, name: syn.name, change) }
+        }
+        // 4. The VF's, when it is still there.
+        if let vf = try netlink.link(index: vfIndex) {
+            var change = LinkChange()
+            if vf.mtu != pair.saved_vf_mtu, pair.saved_vf_mtu != 0 { change.mtu = pair.saved_vf_mtu }
+            let wasUp = pair.flags & UInt32(HNXDP_PAIR_F_VF_WAS_UP) != 0
+            if vf.isUp != wasUp { change.up = wasUp }
+            if change != LinkChange() { try netlink.setLink(index: vf.ifindex, name: vf.name, change) }
+        }
+        logger.info("pair \(syn?.name ?? "?")(\(ifindex))<-ifindex \(vfIndex): VF left (\(reason)), state idle, datapath synthetic, switch \(pair.switches)")
+        return true
+    }
+
+    func freeSlot(_ datapath: Datapath) throws -> UInt32 {
+        var used = Set<UInt32>()
+        for key in try datapath.pairs.keys() {
+            if let p = try datapath.pairs.lookup(key) { used.insert(p.slot) }
+        }
+        for slot in 0..<UInt32(HNXDP_MAX_PAIRS) where !used.contains(slot) { return slot }
+        throw HnxdpError(.runtime, "all \(HNXDP_MAX_PAIRS) pair slots of this network namespace are in use")
+    }
+}
+
+/// CLOCK_REALTIME in nanoseconds.
+func realtimeNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import HnxdpCore
+import Logging
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The transparent-mode control plane: follow VFs as they come and go (B1..B3, B10..B16, B19).",
+        discussion: """
+        Listens to rtnetlink link notifications. A VF that appears with a managed synthetic's \
+        MAC is joined after the settle delay; when it leaves, everything is undone and traffic \
+        stays on the synthetic path; a VF that returns is joined again; a flapping VF is held \
+        down until stable. While joined, MTU, up/down, promiscuous and all-multicast on the \
+        synthetic are passed to the VF, offload changes are re-intersected, and changes made \
+        directly on the VF are put back. Adopts the pairs an earlier run or `attach` left \
+        pinned. SIGINT/SIGTERM exit and leave the datapath in place; `hnxdp detach --all` \
+        removes it.
+
+        Without --synthetic, devices of the hv_netvsc driver and already pinned pairs are managed.
+
+        Config file (--config): `key = value` lines with keys synthetic (repeatable), settle-ms, \
+        hold-down-ms, flap-threshold, transparent (on|off); command-line options override it.
+        """
+    )
+
+    @Option(help: ArgumentHelp("Read settings from FILE (key = value lines).", valueName: "FILE"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("Manage this synthetic interface (repeatable; default: every eligible one).", valueName: "IF"))
+    var synthetic: [String] = []
+
+    @Option(name: .customLong("settle-ms"), help: ArgumentHelp("Wait after a VF appears before joining it (default 2000).", valueName: "N"))
+    var settleMs: UInt64?
+
+    @Option(name: .customLong("hold-down-ms"), help: ArgumentHelp("Flap window and how long a flapping VF must stay before it is joined (default 5000).", valueName: "N"))
+    var holdDownMs: UInt64?
+
+    @Option(name: .customLong("flap-threshold"), help: ArgumentHelp("Departures within the hold-down window that hold a VF down (default 3).", valueName: "N"))
+    var flapThreshold: Int?
+
+    @Option(help: ArgumentHelp("on: join VFs (default); off: only report them, change nothing.", valueName: "on|off"))
+    var transparent: String?
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        for name in synthetic { try validateInterfaceName(name, option: "--synthetic") }
+        if let transparent, transparent != "on" && transparent != "off" {
+            throw ValidationError("--transparent must be on or off, got '\(transparent)'")
+        }
+        if let settleMs, settleMs > 600_000 { throw ValidationError("--settle-ms \(settleMs) is above the 600000 ms limit") }
+        if let holdDownMs, holdDownMs > 3_600_000 { throw ValidationError("--hold-down-ms \(holdDownMs) is above the 3600000 ms limit") }
+        if let flapThreshold, flapThreshold < 1 || flapThreshold > 1000 { throw ValidationError("--flap-threshold must be from 1 to 1000") }
+    }
+
+    func settings() throws -> RunSettings {
+        var s = RunSettings()
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else {
+                throw HnxdpError(.badInput, "cannot read config file \(config)")
+            }
+            s = try RunConfig.parse(String(decoding: data, as: UTF8.self), file: config)
+        }
+        if !synthetic.isEmpty { s.synthetics = synthetic }
+        if let settleMs { s.timing.settleMs = settleMs }
+        if let holdDownMs { s.timing.holdDownMs = holdDownMs }
+        if let flapThreshold { s.timing.flapThreshold = flapThreshold }
+        if let transparent { s.transparent = transparent == "on" }
+        return s
+    }
+
+    func run() throws {
+        let settings = try settings()
+        try HostEnvironment.requirePrivileges("run")
+        try HostEnvironment.requireBPFFS(root: common.root)
+        LoggingBootstrap.once(verbose: common.verbose, defaultLevel: .info)
+        let logger = Logger(label: "hnxdp.run")
+        let plane = try ControlPlane(settings: settings, layout: try common.layout(), logger: logger)
+        try plane.run()
+    }
+}

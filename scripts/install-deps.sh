@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# install-deps.sh - install what hnxdp's build, tests and demo need, on Debian
+# bookworm, as root. Idempotent: it calls apt only when a package is missing,
+# and mounts bpffs at /sys/fs/bpf only when it is not mounted.
+#
+#   sudo scripts/install-deps.sh          # quiet; prints what it installs
+#
+# The Swift toolchain is not a Debian package: it is expected at /opt/swift
+# or on PATH (the machine image provides it).
+set -euo pipefail
+
+PACKAGES=(
+	# build: libbpf/libxdp for the Swift system-library target
+	libbpf-dev libxdp-dev libelf-dev zlib1g-dev linux-libc-dev pkg-config
+	# datapath inspection and the test rig
+	bpftool iproute2 ethtool iputils-ping tcpdump util-linux procps
+	# load generators (bench, demo)
+	netsniff-ng iperf3
+	# helpers of the tests (scripts/tools/*.py use the standard library only)
+	python3 jq
+)
+
+if [[ $(id -u) != 0 ]]; then
+	echo "install-deps.sh: must run as root (try: sudo $0)" >&2
+	exit 3
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} > 0)); then
+	echo "install-deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	log=$(mktemp /tmp/hnxdp-install-deps.XXXXXX)
+	if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+		echo "install-deps.sh: apt-get failed; its output:" >&2
+		tail -n 30 "$log" >&2
+		rm -f "$log"
+		exit 1
+	fi
+	rm -f "$log"
+fi
+
+if ! mountpoint -q /sys/fs/bpf; then
+	mkdir -p /sys/fs/bpf
+	mount -t bpf bpf /sys/fs/bpf
+	echo "install-deps.sh: mounted bpffs at /sys/fs/bpf"
+fi
+
+if ! command -v swift >/dev/null 2>&1 && [[ ! -x /opt/swift/usr/bin/swift ]]; then
+	echo "install-deps.sh: warning: no Swift toolchain on PATH or at /opt/swift" >&2
+fi
+exit 0

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# test.sh - THE test command of hnxdp: `sudo scripts/test.sh` (from any cwd).
+#
+#   1. scripts/install-deps.sh (apt only for what is missing; mounts bpffs)
+#   2. swift build
+#   3. swift test (unprivileged unit tests + privileged datapath tests)
+#   4. every scripts/tests/*.sh, in order, each in its own rig
+# then a summary. Exits non-zero if any step failed. A missing tool or
+# privilege is a failure, never a skip.
+#
+# Options (for development; CI uses none):
+#   --no-swift      skip steps 2-3 (uses $HNXDP or the last build)
+#   NAME...         run only the scripts/tests/*.sh whose name contains NAME
+# Environment: HNXDP (binary to test; default: the one `swift build` made),
+#   HNXDP_BPFFS (passed through), TEST_TIMEOUT (seconds per script, default 900).
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+cd "$REPO"
+
+# sudo's secure_path drops the toolchain; CI's environment may too.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
+if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
+	PATH="/opt/swift/usr/bin:$PATH"
+fi
+export PATH
+
+RUN_SWIFT=1
+FILTERS=()
+for a in "$@"; do
+	case $a in
+	--no-swift) RUN_SWIFT=0 ;;
+	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+	*) FILTERS+=("$a") ;;
+	esac
+done
+TEST_TIMEOUT=${TEST_TIMEOUT:-900}
+
+RESULTS=()
+N_PASSED=0
+N_FAILED=0
+record() { # NAME STATUS(0=pass) SECONDS [NOTE]
+	if [[ $2 == 0 ]]; then
+		N_PASSED=$((N_PASSED + 1))
+		RESULTS+=("$(printf 'PASS  %-28s %5ss  %s' "$1" "$3" "${4:-}")")
+	else
+		N_FAILED=$((N_FAILED + 1))
+		RESULTS+=("$(printf 'FAIL  %-28s %5ss  %s' "$1" "$3" "${4:-exit $2}")")
+	fi
+}
+step() { # NAME CMD...: run, time and record one step
+	local name=$1 t0=$SECONDS rc=0
+	shift
+	echo
+	echo "=============== $name"
+	"$@" || rc=$?
+	record "$name" "$rc" "$((SECONDS - t0))"
+	return "$rc"
+}
+summary() {
+	echo
+	echo "=============== summary"
+	printf '%s\n' "${RESULTS[@]}"
+	echo "test.sh: $N_PASSED passed, $N_FAILED failed"
+	((N_FAILED == 0))
+	exit $?
+}
+
+if [[ $(id -u) != 0 ]]; then
+	echo "test.sh: must run as root (try: sudo $0): the datapath tests load BPF programs and make network namespaces" >&2
+	record "privilege" 3 0 "not root"
+	summary
+fi
+
+step install-deps "$REPO/scripts/install-deps.sh" || summary
+
+bpffs() { mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; }
+step bpffs bpffs || summary
+
+# Namespaces and pins of earlier runs that were killed (their pid is gone).
+bash -c '. "$1/scripts/lib/rig.sh"; rig_reap_stale' _ "$REPO" || true
+
+BUILD_OK=1
+if [[ $RUN_SWIFT == 1 ]]; then
+	if ! command -v swift >/dev/null 2>&1; then
+		record "swift build" 127 0 "no swift on PATH nor at /opt/swift"
+		BUILD_OK=0
+	else
+		step "swift build" swift build || BUILD_OK=0
+		if [[ $BUILD_OK == 1 && -z "${HNXDP:-}" ]]; then
+			HNXDP="$(swift build --show-bin-path)/hnxdp"
+		fi
+		if [[ $BUILD_OK == 1 ]]; then
+			step "swift test" swift test || true
+		else
+			record "swift test" 1 0 "not run: build failed"
+		fi
+	fi
+fi
+if [[ -n "${HNXDP:-}" ]]; then export HNXDP; fi
+
+for t in "$REPO"/scripts/tests/*.sh; do
+	[[ -e "$t" ]] || continue
+	name=$(basename "$t" .sh)
+	if ((${#FILTERS[@]} > 0)); then
+		match=0
+		for f in "${FILTERS[@]}"; do [[ $name == *"$f"* ]] && match=1; done
+		((match)) || continue
+	fi
+	if [[ $BUILD_OK != 1 && -z "${HNXDP:-}" ]]; then
+		record "$name" 1 0 "not run: build failed"
+		continue
+	fi
+	step "$name" timeout -k 30 "$TEST_TIMEOUT" bash "$t" || true
+done
+
+summary
