@@ -216,3 +216,23 @@ int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len)
 	}
 	return rc;
 }
+
+int hnxdp_link_multicast(const char *ifname, const uint8_t mac[6], int add)
+{
+	struct ifreq ifr;
+	int fd, rc = 0;
+
+	if (strlen(ifname) >= IFNAMSIZ)
+		return -EINVAL;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, ifname);
+	ifr.ifr_hwaddr.sa_family = AF_UNSPEC;
+	memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+	if (ioctl(fd, add ? SIOCADDMULTI : SIOCDELMULTI, &ifr))
+		rc = -errno;
+	close(fd);
+	return rc;
+}

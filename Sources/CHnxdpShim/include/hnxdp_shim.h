@@ -56,4 +56,8 @@ int hnxdp_read_signal(int fd);
 /* Driver name of ifname (ETHTOOL_GDRVINFO), e.g. "hv_netvsc", "veth". */
 int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len);
 
+/* Adds (add != 0) or deletes a link-layer multicast address on ifname
+ * (SIOCADDMULTI / SIOCDELMULTI, what `ip maddr add|del` does). */
+int hnxdp_link_multicast(const char *ifname, const uint8_t mac[6], int add);
+
 #endif

@@ -39,6 +39,13 @@ public final class ControlPlane {
     var machines: [Int32: PairStateMachine] = [:]
     /// When the event that led to an action was received (monotonic ns), for reaction times.
     var eventReceivedNs: UInt64 = 0
+    /// Multicast addresses hnxdp added to each pair's VF, by synthetic ifindex.
+    var multicastAdded: [Int32: Set<[UInt8]>] = [:]
+    /// Next multicast-list comparison (monotonic ms): the kernel sends no
+    /// notification for link-layer multicast changes, so while a pair is
+    /// joined the lists are compared every `multicastIntervalMs`.
+    var multicastDeadline: UInt64 = 0
+    static let multicastIntervalMs: UInt64 = 200
     /// Reaction times of departures (ns, notification received -> datapath switched).
     public private(set) var departureReactionsNs: [UInt64] = []
 
@@ -108,7 +115,9 @@ public final class ControlPlane {
 
     func pollTimeout() -> Int32 {
         let now = monotonicMilliseconds()
-        guard let next = machines.values.compactMap(\.deadline).min() else { return -1 }
+        var deadlines = machines.values.compactMap(\.deadline)
+        if hasActivePair { deadlines.append(multicastDeadline) }
+        guard let next = deadlines.min() else { return -1 }
         return next <= now ? 0 : Int32(clamping: next - now)
     }
 
@@ -179,7 +188,16 @@ public final class ControlPlane {
         }
     }
 
+    var hasActivePair: Bool {
+        machines.values.contains { if case .active = $0.phase { return true } else { return false } }
+    }
+
     func tick() throws {
+        if hasActivePair && monotonicMilliseconds() >= multicastDeadline {
+            multicastDeadline = monotonicMilliseconds() + Self.multicastIntervalMs
+            let lists = MulticastList.current()
+            for synIndex in machines.keys.sorted() { try syncMulticast(synIndex: synIndex, lists: lists) }
+        }
         for synIndex in machines.keys.sorted() {
             if let d = machines[synIndex]?.deadline, d <= monotonicMilliseconds() {
                 try feed(synIndex, .tick)
@@ -209,6 +227,8 @@ public final class ControlPlane {
             do {
                 let start = monotonicNanoseconds()
                 let result = try lifecycle.joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath)
+                multicastAdded[synIndex] = []
+                try syncMulticast(synIndex: synIndex, lists: MulticastList.current())
                 log.info("VF \(vf.name)(\(vf.ifindex)) joined: datapath vf, mtu \(result.mtu)\(result.featuresTurnedOff.isEmpty ? "" : ", features off: " + result.featuresTurnedOff.joined(separator: " ")) (\((monotonicNanoseconds() - start) / 1000) us)")
             } catch {
                 log.error("joining VF \(vf.name)(\(vf.ifindex)) failed: \(error); retrying after the hold-down")
@@ -216,6 +236,7 @@ public final class ControlPlane {
             }
         case .leave(let vfIndex):
             try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "VF ifindex \(vfIndex) gone")
+            multicastAdded[synIndex] = nil
             let reaction = monotonicNanoseconds() - eventReceivedNs
             departureReactionsNs.append(reaction)
             log.info("VF ifindex \(vfIndex) left: datapath synthetic, features and limits restored (reaction \(reaction / 1000) us after the notification)")
@@ -359,6 +380,34 @@ public final class ControlPlane {
             log.info("passed \(change) to VF \(vf.name)")
         }
         try reintersectFeatures(syn: syn, vf: vf, pair: &pair, log: log)
+        try syncMulticast(synIndex: syn.ifindex, lists: MulticastList.current())
+    }
+
+    /// B11: the joined VF gets the synthetic's multicast list, or all-multicast
+    /// when it cannot take an address.
+    func syncMulticast(synIndex: Int32, lists: [Int32: Set<[UInt8]>]) throws {
+        guard case .active(let vfIndex) = machines[synIndex]?.phase, let vf = links[vfIndex] else { return }
+        var added = multicastAdded[synIndex] ?? []
+        let plan = MulticastList.plan(synthetic: lists[synIndex] ?? [], vf: lists[vfIndex] ?? [], added: added)
+        if plan.add.isEmpty && plan.remove.isEmpty { return }
+        var log = logger
+        log[metadataKey: "pair"] = "\(links[synIndex]?.name ?? "?")(\(synIndex))"
+        for mac in plan.add {
+            do {
+                try MulticastList.set(mac, on: vf.name, add: true)
+                added.insert(mac)
+            } catch {
+                log.warning("VF \(vf.name) cannot take multicast \(LinkInfo.formatMAC(mac)) (\(error)): all-multicast on instead")
+                try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(allmulti: true))
+                break
+            }
+        }
+        for mac in plan.remove {
+            try MulticastList.set(mac, on: vf.name, add: false)
+            added.remove(mac)
+        }
+        multicastAdded[synIndex] = added
+        log.info("multicast list copied to VF \(vf.name): +\(plan.add.count) -\(plan.remove.count)")
     }
 
     /// Offload changes on the synthetic: the user's new wish becomes the
