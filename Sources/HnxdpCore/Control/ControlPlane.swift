@@ -235,11 +235,15 @@ public final class ControlPlane {
                 try feed(synIndex, .joinFailed(vfIndex))
             }
         case .leave(let vfIndex):
-            try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "VF ifindex \(vfIndex) gone")
+            var switched: UInt64 = 0
+            try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "VF ifindex \(vfIndex) gone") {
+                switched = monotonicNanoseconds()
+            }
             multicastAdded[synIndex] = nil
-            let reaction = monotonicNanoseconds() - eventReceivedNs
+            let reaction = switched &- eventReceivedNs
+            let restored = monotonicNanoseconds() &- eventReceivedNs
             departureReactionsNs.append(reaction)
-            log.info("VF ifindex \(vfIndex) left: datapath synthetic, features and limits restored (reaction \(reaction / 1000) us after the notification)")
+            log.info("VF ifindex \(vfIndex) left: datapath synthetic, features and limits restored (reaction \(reaction / 1000) us to the map update, \(restored / 1000) us to restored)")
         }
     }
 

@@ -15,7 +15,7 @@ import Glibc
 /// fewer); bits beyond are never reported nor changed.
 public struct FeatureSet: Sendable, Equatable {
     /// Number of 64-bit words in every bitmap (bpf/hnxdp_shared.h HNXDP_FEATURE_WORDS).
-    public static let wordCount = 2
+    public static let wordCount = Int(HNXDP_FEATURE_WORDS)
     /// Number of feature bits a bitmap holds.
     public static let bitCount = wordCount * 64
 
@@ -140,11 +140,15 @@ public struct FeatureSet: Sendable, Equatable {
 /// Feature intersection for the join (behaviour B4): for each bit changeable on the synthetic,
 /// wanted = synthetic.active && vf.active; bits not changeable on the synthetic are left as they are.
 ///
-/// Bits are matched by name, not by index (a name the VF does not report counts as inactive
-/// on the VF). Returns `requested`: the synthetic's requested bits with every changeable bit
-/// set to its wanted value; and `mask`: the changeable bits whose wanted value differs from the
-/// synthetic's requested value, i.e. the bits that must change (pass both to
-/// `Ethtool.setFeatures`; an all-zero mask means nothing to do). Pure.
+/// "Changeable" means in `available` and not in `neverChanged`. Bits are matched by name, not
+/// by index (a name the VF does not report counts as inactive on the VF).
+///
+/// Returns `requested`: the synthetic's requested bits with every changeable bit set to its
+/// wanted value; and `mask`: the changeable bits whose wanted value differs from the synthetic's
+/// requested value, i.e. the bits that must change. Pass both to `Ethtool.setFeatures`; an
+/// all-zero mask means there is nothing to do. Comparing with `requested` rather than `active`
+/// also clears requests the kernel could not honour yet (requested but inactive because of a
+/// dependency), so they cannot switch on by themselves while the VF is joined. Pure.
 public func intersectFeatures(synthetic: FeatureSet, vf: FeatureSet) -> (requested: [UInt64], mask: [UInt64]) {
     var vfBit: [String: Int] = [:]
     for (i, name) in vf.names.enumerated() where !name.isEmpty && i < FeatureSet.bitCount {
@@ -154,7 +158,10 @@ public func intersectFeatures(synthetic: FeatureSet, vf: FeatureSet) -> (request
     var mask = [UInt64](repeating: 0, count: FeatureSet.wordCount)
     for i in 0..<min(synthetic.names.count, FeatureSet.bitCount) {
         let name = synthetic.names[i]
-        guard !name.isEmpty, FeatureSet.test(i, in: synthetic.available) else { continue }
+        // Changeable: in hw_features and not NETIF_F_NEVER_CHANGE (the kernel refuses
+        // those with EINVAL even when a driver lists them).
+        guard !name.isEmpty, FeatureSet.test(i, in: synthetic.available),
+              !FeatureSet.test(i, in: synthetic.neverChanged) else { continue }
         let vfActive = vfBit[name].map { FeatureSet.test($0, in: vf.active) } ?? false
         let wanted = FeatureSet.test(i, in: synthetic.active) && vfActive
         if wanted != FeatureSet.test(i, in: synthetic.requested) {

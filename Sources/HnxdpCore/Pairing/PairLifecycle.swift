@@ -263,7 +263,8 @@ public struct PairLifecycle {
     /// exists (explicit detach), its MTU and admin state are restored too.
     /// Returns false when no VF was joined.
     @discardableResult
-    public func leaveVF(synthetic ifindex: Int32, datapath: Datapath, netlink: RTNetlink, reason: String) throws -> Bool {
+    public func leaveVF(synthetic ifindex: Int32, datapath: Datapath, netlink: RTNetlink, reason: String,
+                        onSwitched: (() -> Void)? = nil) throws -> Bool {
         let synKey = UInt32(bitPattern: ifindex)
         guard var pair = try datapath.pairs.lookup(synKey), pair.vf_ifindex != 0 else { return false }
         let vfIndex = Int32(bitPattern: pair.vf_ifindex)
@@ -275,6 +276,7 @@ public struct PairLifecycle {
         pair.vf_ifindex = 0
         try datapath.pairs.update(synKey, pair)
         try datapath.txdev.delete(synKey)
+        onSwitched?()
         // 2. The VF's link and entry.
         try TcxLink.detach(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
         try datapath.vfs.delete(joinedVF)
