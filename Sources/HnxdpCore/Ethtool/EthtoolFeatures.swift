@@ -63,6 +63,16 @@ public struct FeatureSet: Sendable, Equatable {
         return FeatureSet.test(i, in: requested)
     }
 
+    /// Bits an ETHTOOL_SFEATURES valid mask may hold: below the kernel's feature count
+    /// (`names.count`) and not in `neverChanged`. The kernel refuses a request naming any other.
+    public func settableBits() -> [UInt64] {
+        (0..<FeatureSet.wordCount).map { w in
+            let bitsHere = min(max(names.count - w * 64, 0), 64)
+            let inRange: UInt64 = bitsHere == 64 ? ~0 : (UInt64(1) << UInt64(bitsHere)) - 1
+            return inRange & ~neverChanged[w]
+        }
+    }
+
     /// Names of the active bits, in bit order.
     public func activeNames() -> [String] {
         FeatureSet.names(of: active, in: names)
@@ -185,7 +195,9 @@ public enum Ethtool {
     }
 
     /// Sets `requested` for the bits in `mask` (ETHTOOL_SFEATURES valid mask); returns the
-    /// features afterwards. An all-zero mask changes nothing.
+    /// features afterwards. An all-zero mask changes nothing. Bits no device may change
+    /// (`neverChanged`) and bits past the kernel's feature count are dropped from the mask,
+    /// since the kernel would refuse the whole request for them.
     ///
     /// The kernel ignores bits that are not changeable on the device and may leave a bit
     /// different from the request because of dependencies between features (ETHTOOL_F_WISH):
@@ -201,8 +213,14 @@ public enum Ethtool {
         try checkName(ifname)
         let fd = try openSocket(what)
         defer { close(fd) }
-        let (_, blocks) = try readFeatures(fd: fd, ifname: ifname, what: what)
-        let valid = FeatureSet.blocks(fromWords: mask, count: blocks)
+        let (before, blocks) = try readFeatures(fd: fd, ifname: ifname, what: what)
+        // The kernel rejects the whole request (EINVAL) if `valid` holds a NETIF_F_NEVER_CHANGE
+        // bit or a bit past its feature count: drop those, they can never change anyway.
+        let settable = before.settableBits()
+        let validWords = (0..<FeatureSet.wordCount).map { w in
+            (w < mask.count ? mask[w] : 0) & settable[w]
+        }
+        let valid = FeatureSet.blocks(fromWords: validWords, count: blocks)
         var resultFlags: UInt32 = 0
         if valid.contains(where: { $0 != 0 }) {
             let values = FeatureSet.blocks(fromWords: requested, count: blocks)
