@@ -78,7 +78,7 @@ bpffs() { mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; }
 step bpffs bpffs || summary
 
 # Namespaces and pins of earlier runs that were killed (their pid is gone).
-bash -c '. "$1/scripts/lib/rig.sh"; rig_reap_stale' _ "$REPO" || true
+bash -c '. "$1/scripts/lib/rig.sh"; trap - EXIT; rig_reap_stale' _ "$REPO" || true
 
 BUILD_OK=1
 if [[ $RUN_SWIFT == 1 ]]; then

@@ -1,7 +1,10 @@
 # shellcheck shell=bash
 # rig.sh - the emulated hypervisor rig for hnxdp's integration tests and demo.
 #
-# Source it from a bash script (it sets `set -Eeuo pipefail`):
+# Source it from a bash script. It sets `set -Eeuo pipefail` and traps: ERR
+# (one FAIL line naming the command and line), EXIT (rig_cleanup, and a tally
+# that never reads as success if rig_finish was not reached), INT/TERM/HUP
+# (exit, so EXIT runs):
 #
 #   . "$(dirname "$0")/../lib/rig.sh"
 #   rig_begin                  # checks root, tools, binary; names the test
@@ -43,13 +46,18 @@
 #   HNXDP (binary; default $RIG_REPO/.build/debug/hnxdp), RIG_PY (python3),
 #   RIG_TEST (test name, from $0). HNXDP_BPFFS is passed through untouched
 #   (hnxdp then uses it instead of its default); the rig never passes --bpffs.
-# Knobs (set before rig_create): RIG_VF_UP=1 (bring vf0 up at creation).
+# Knobs: RIG_VF_UP=1 (bring vf0 up at creation); RIG_HNXDP_TIMEOUT=60 (s per
+#   hnxdp command); RIG_STRICT_GLOBAL (count machine-wide BPF checks: default
+#   1 when $CI is set, else 0 because other runs may share the machine).
 #
 # Functions:
 #   rig_begin                   name the test, check root + tools + hnxdp binary
 #   rig_require_root | rig_require_tools TOOL... | rig_require_hnxdp
-#   rig_create                  build the rig, register rig_cleanup on EXIT
-#   rig_cleanup                 delete everything the rig made (idempotent)
+#   rig_create                  build the rig (the EXIT trap, set when this file
+#                               is sourced, runs rig_cleanup even on failure)
+#   rig_cleanup                 delete everything the rig made (idempotent): stop
+#                               background jobs, `hnxdp detach --all` in the
+#                               guest, remove leftover pins, delete namespaces
 #   rig_host_switch vf|syn      point the host's remote->guest path
 #   rig_vf_remove_surprise      delete vf0, then switch the host to syn
 #   rig_vf_remove_planned       switch the host to syn, then delete vf0
@@ -73,7 +81,8 @@
 #   rig_wait_file PATH SECONDS  wait until PATH exists
 #   wait_until SECONDS DESC CMD...  poll CMD until it succeeds; fail on timeout
 #   rig_snapshot FILE [DEV...]  what "no change" means: guest links, features,
-#                               tc, tcx, hnxdp links, pins
+#                               tc, tcx, pins and pinned links (+ every hnxdp
+#                               link of the machine when RIG_STRICT_GLOBAL=1)
 #   rig_reap_stale              remove namespaces/pins of rigs whose process died
 # Assertions (each prints one PASS/FAIL line and keeps going):
 #   pass DESC | fail DESC | fatal DESC (FAIL and exit now)
@@ -83,6 +92,7 @@
 #   assert_not_contains DESC HAYSTACK NEEDLE
 #   assert_files_equal DESC FILE1 FILE2  (shows the diff on failure)
 #   assert_one_stderr_line DESC          (about RIG_ERR of the last rig_try)
+#   assert_global_eq DESC ACTUAL EXPECTED  (machine-wide state; see RIG_STRICT_GLOBAL)
 
 set -Eeuo pipefail
 
@@ -94,6 +104,7 @@ RIG_PY=${RIG_PY:-$(command -v python3 || echo python3)}
 RIG_TEST=${RIG_TEST:-$(basename "$0" .sh)}
 RIG_VF_UP=${RIG_VF_UP:-1}
 RIG_HNXDP_TIMEOUT=${RIG_HNXDP_TIMEOUT:-60}
+if [[ -n "${CI:-}" ]]; then RIG_STRICT_GLOBAL=${RIG_STRICT_GLOBAL:-1}; else RIG_STRICT_GLOBAL=${RIG_STRICT_GLOBAL:-0}; fi
 
 RIG_G4=198.18.0.1
 RIG_R4=198.18.0.2
@@ -115,7 +126,7 @@ RIG_OUT=""
 RIG_ERR=""
 
 # Tools whose absence makes a test fail (CI has them all).
-RIG_TOOLS_NEEDED=(ip tc ethtool bpftool nsenter setpriv timeout ping tcpdump stat mountpoint)
+RIG_TOOLS_NEEDED=(ip tc ethtool bpftool nsenter setpriv timeout ping tcpdump stat mountpoint pgrep)
 
 # ---------------------------------------------------------------- reporting
 
@@ -168,10 +179,24 @@ assert_one_stderr_line() {
 }
 rig__short() { printf '%s' "$1" | tr '\n' '|' | cut -c1-400; }
 
+RIG_FINISHED=0
 rig_finish() {
+	RIG_FINISHED=1
 	echo "$RIG_TEST: $RIG_PASSED passed, $RIG_FAILED failed"
 	if ((RIG_FAILED > 0 || RIG_PASSED == 0)); then exit 1; fi
 	exit 0
+}
+
+# EXIT trap: clean the rig up; a script that stops before rig_finish (errexit,
+# fatal, a signal) still prints its tally and never exits 0.
+rig__on_exit() {
+	local rc=$?
+	rig_cleanup
+	if [[ $RIG_FINISHED == 0 ]]; then
+		((rc != 0)) || rc=1
+		echo "$RIG_TEST: stopped early (exit $rc): $RIG_PASSED passed, $((RIG_FAILED > 0 ? RIG_FAILED : 1)) failed"
+	fi
+	exit "$rc"
 }
 
 rig__on_err() {
@@ -182,6 +207,7 @@ rig__on_err() {
 	fi
 }
 trap 'rig__on_err $? $LINENO "$BASH_COMMAND"' ERR
+trap rig__on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
@@ -354,8 +380,7 @@ rig_create() {
 	RIG_TMP=$(mktemp -d "/tmp/$RIG_ID.XXXXXX")
 	chmod 755 "$RIG_TMP"
 	RIG_MAC=$(rig__random_mac)
-	RIG_CREATED=1
-	trap rig_cleanup EXIT
+	RIG_CREATED=1 # from here on the EXIT trap deletes what exists
 
 	ip netns add "$RIG_GUEST"
 	ip netns add "$RIG_HOST"
@@ -462,16 +487,22 @@ rig_vf_remove_planned() {
 	rig__vf_delete
 }
 
+# Stop a background job of ours and the processes it started (by pid).
+rig__kill_tree() {
+	local pid=$1 child
+	for child in $(pgrep -P "$pid" 2>/dev/null); do rig__kill_tree "$child"; done
+	kill "$pid" 2>/dev/null || true
+}
+
 rig_cleanup() {
-	local rc=$?
 	set +e
 	trap - ERR
-	[[ $RIG_CREATED == 1 ]] || return "$rc"
+	[[ $RIG_CREATED == 1 ]] || return 0
 	RIG_CREATED=0
 	local pid
 	for pid in "${RIG_BG_PIDS[@]}"; do
 		if kill -0 "$pid" 2>/dev/null; then
-			kill "$pid" 2>/dev/null
+			rig__kill_tree "$pid"
 			wait "$pid" 2>/dev/null
 		fi
 	done
@@ -490,7 +521,7 @@ rig_cleanup() {
 		[[ -n "$ns" && -e "/run/netns/$ns" ]] && ip netns del "$ns"
 	done
 	[[ -n "$RIG_TMP" && -d "$RIG_TMP" ]] && rm -rf "$RIG_TMP"
-	return "$rc"
+	return 0
 }
 
 # Remove what killed runs left: namespaces named hnxrig-<pid>-... whose
@@ -541,11 +572,39 @@ rig_snapshot() {
 		done
 		echo "## tcx (guest)"
 		rig_tcx "${devs[@]}"
-		echo "## bpf links of hnxdp programs (global)"
-		rig_hnxdp_links
 		echo "## pins"
 		if [[ -e "$RIG_PIN_DIR" ]]; then (cd "$RIG_PIN_DIR" && find . | sort); else echo absent; fi
+		echo "## pinned links"
+		rig__pinned_links
+		if [[ $RIG_STRICT_GLOBAL == 1 ]]; then
+			echo "## bpf links of hnxdp programs (global)"
+			rig_hnxdp_links
+		fi
 	} >"$out" 2>&1
+}
+
+rig__pinned_links() {
+	[[ -d "$RIG_PIN_DIR" ]] || return 0
+	local f
+	while IFS= read -r f; do
+		printf '%s: ' "${f#"$RIG_PIN_DIR"/}"
+		bpftool link show pinned "$f" 2>&1 | head -n 1
+	done < <(find "$RIG_PIN_DIR" -name 'link_*' | sort)
+}
+
+# assert_global_eq DESC ACTUAL EXPECTED: a check of machine-wide BPF state
+# (every program/link of the kernel, not only this rig's). Counted only when
+# RIG_STRICT_GLOBAL=1 (the default under CI, where nothing else runs); on a
+# shared development machine other runs load hnxdp programs too, so there a
+# mismatch is only reported.
+assert_global_eq() {
+	if [[ $RIG_STRICT_GLOBAL == 1 ]]; then
+		assert_eq "$@"
+	elif [[ "$2" == "$3" ]]; then
+		pass "$1 ($2)"
+	else
+		echo "NOTE: $RIG_TEST: $1: got '$2', expected '$3' (not counted: RIG_STRICT_GLOBAL=0, other BPF users may be running)"
+	fi
 }
 
 # "link_id prog_id prog_name" of every BPF link whose program is named hnxdp_*.

@@ -28,7 +28,9 @@ rx0=$(rig_stat vf_rx_packets)
 hn0h_tx0=$(rig_link_stat "$RIG_HOST" hn0h tx)
 vf0h_tx0=$(rig_link_stat "$RIG_HOST" vf0h tx)
 
-# ---- ICMP first: the remote has no neighbour entry yet, so ARP and ND go through the VF too.
+# ---- ICMP first, with empty neighbour tables: ARP and ND go through the VF too.
+ip -n "$RIG_REMOTE" neigh flush dev eth0
+ip -n "$RIG_GUEST" neigh flush dev hn0
 for fam in 4 6; do
 	if [[ $fam == 4 ]]; then dst=$RIG_G4; else dst=$RIG_G6; fi
 	cap="$RIG_TMP/hn0-icmp$fam.pcap"

@@ -11,7 +11,9 @@ rig_begin
 rig_create
 
 progs_before="$RIG_TMP/progs.before"
+links_before="$RIG_TMP/links.before"
 rig_hnxdp_progs >"$progs_before"
+rig_hnxdp_links >"$links_before"
 rig_snapshot "$RIG_TMP/snap.before"
 
 no_xdp() { # -> the devices of the guest that carry an XDP program (empty: none)
@@ -23,6 +25,9 @@ new_progs() { # -> hnxdp_* programs loaded now that were not loaded before
 	rig_hnxdp_progs | grep -vxF -f "$progs_before" || true
 }
 no_new_progs() { [[ -z "$(new_progs)" ]]; }
+new_links() { # -> BPF links of hnxdp_* programs that were not there before
+	rig_hnxdp_links | grep -vxF -f "$links_before" || true
+}
 
 check_attached() { # $1: label
 	local n
@@ -32,8 +37,8 @@ check_attached() { # $1: label
 	assert_eq "$1: one hnxdp tcx program on vf0 ingress" "$n" 1
 	n=$(rig_tcx_count hn0 egress)
 	assert_eq "$1: one hnxdp tcx program on hn0 egress" "$n" 1
-	n=$(rig_hnxdp_links | wc -l)
-	assert_ge "$1: bpftool lists the hnxdp links" "$n" 2
+	n=$(new_links | wc -l)
+	assert_ge "$1: bpftool link show lists the new hnxdp links" "$n" 2
 	# Pinned links in the pair's directory are the ones on the devices.
 	local d="$RIG_PIN_DIR/$(rig_ifindex "$RIG_GUEST" hn0)"
 	if [[ -d "$d" ]]; then
@@ -69,10 +74,11 @@ check_clean() { # $1: label, $2...: devices that still exist
 	assert_eq "$label: no XDP program on any guest device" "$(no_xdp)" ""
 	[[ ! -e "$RIG_PIN_DIR" ]] && pass "$label: no pin directory $RIG_PIN_DIR" \
 		|| fail "$label: pin directory left behind: $(cd "$RIG_PIN_DIR" && find . | tr '\n' ' ')"
-	assert_eq "$label: no BPF link of an hnxdp program" "$(rig_hnxdp_links | tr '\n' ';')" ""
+	assert_global_eq "$label: no new BPF link of an hnxdp program (bpftool link show)" "$(new_links | tr '\n' ';')" ""
 	# Programs are freed asynchronously once their last reference goes.
-	wait_until 5 "hnxdp programs to be freed" no_new_progs || true
-	assert_eq "$label: no hnxdp_* program loaded that was not before" "$(new_progs | tr '\n' ';')" ""
+	local i
+	for ((i = 0; i < 100; i++)); do no_new_progs && break; sleep 0.05; done
+	assert_global_eq "$label: no hnxdp_* program loaded that was not before (bpftool prog show)" "$(new_progs | tr '\n' ';')" ""
 }
 
 # ---- attach, traffic, detach.

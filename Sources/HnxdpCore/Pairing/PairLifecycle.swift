@@ -49,8 +49,21 @@ public struct PairLifecycle {
                 }
             }
         }
+        // The synthetic's joined VF is gone (it left while no control plane ran):
+        // B15, the returning VF is joined again. Checked first, undone only once
+        // the new pair is known to be acceptable.
+        var departed: Int32? = nil
+        if let current = attached[syn.ifindex], current != vf.ifindex, try netlink.link(index: current) == nil {
+            departed = current
+            attached[syn.ifindex] = nil
+        }
 
-        switch try Eligibility.checkExplicitPair(synthetic: syn, vf: vf, force: force, attached: attached) {
+        let verdict = try Eligibility.checkExplicitPair(synthetic: syn, vf: vf, force: force, attached: attached)
+        if let departed, let existing, verdict == .join {
+            try leaveVF(synthetic: syn.ifindex, datapath: existing, netlink: netlink,
+                        reason: "VF ifindex \(departed) no longer exists; joining \(vf.name)")
+        }
+        switch verdict {
         case .alreadyAttached:
             return JoinResult(synthetic: syn, vf: vf, alreadyAttached: true, featuresTurnedOff: [],
                               gsoMaxSize: syn.gsoMaxSize, gsoMaxSegs: syn.gsoMaxSegs, mtu: syn.mtu, mtuFallback: false)
