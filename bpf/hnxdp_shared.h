@@ -124,4 +124,67 @@ _Static_assert(sizeof(struct hnxdp_vf_entry) == 8, "struct hnxdp_vf_entry layout
 _Static_assert(sizeof(struct hnxdp_stats) == 80, "struct hnxdp_stats layout is part of the contract");
 #endif
 
+/* ===================================================================
+ * AF_XDP steering and XDP pass-through (bpf/hnxdp_xsk.bpf.c, B17/B18).
+ * One copy of that object is loaded per pair; its objects are pinned in
+ * the pair's directory (<netns inode>/<synthetic ifindex>/).
+ * =================================================================== */
+
+/* Queues per device that can have a socket (XSKMAP keys per role). */
+#define HNXDP_XSK_MAX_QUEUES 64
+/* Which device of the pair a frame came in on (XSKMAP key = role * MAX_QUEUES + queue). */
+#define HNXDP_XSK_ROLE_SYN 0
+#define HNXDP_XSK_ROLE_VF 1
+#define HNXDP_XSK_ROLES 2
+#define HNXDP_XSK_MAP_ENTRIES (HNXDP_XSK_ROLES * HNXDP_XSK_MAX_QUEUES)
+
+/* Program and map names in hnxdp_xsk.bpf.c. */
+#define HNXDP_XSK_PROG_STEER "hnxdp_xsk_steer" /* XDP on the synthetic and on the VF */
+#define HNXDP_XSK_MAP_XSKS "hnxdp_xsks"        /* XSKMAP key -> AF_XDP socket */
+#define HNXDP_XSK_MAP_CONFIG "hnxdp_xsk_cfg"   /* ARRAY [1] struct hnxdp_xsk_config */
+#define HNXDP_XSK_MAP_STATS "hnxdp_xsk_stats"  /* PERCPU_ARRAY [1] struct hnxdp_xsk_stats */
+#define HNXDP_XDP_MAP_USER "hnxdp_xdp_user"    /* PROG_ARRAY [1]: the user's XDP program */
+#define HNXDP_XDP_USER_SLOT 0
+
+/* Pin names inside the pair directory. */
+#define HNXDP_XDP_PIN_PROG "xdp_steer"
+#define HNXDP_XDP_PIN_XSKS "xdp_xsks"
+#define HNXDP_XDP_PIN_CONFIG "xdp_config"
+#define HNXDP_XDP_PIN_STATS "xdp_stats"
+#define HNXDP_XDP_PIN_USER_ARRAY "xdp_user_array"
+#define HNXDP_XDP_PIN_USER_PROG "xdp_user_prog"
+#define HNXDP_XDP_LINK_SYN "link_xdp_syn"
+#define HNXDP_XDP_LINK_VF "link_xdp_vf"
+
+/* struct hnxdp_xsk_config.match: which frames go to a socket (when one is bound). */
+#define HNXDP_XSK_MATCH_ALL 0      /* every frame of the queue */
+#define HNXDP_XSK_MATCH_UDP_PORT 1 /* IPv4/IPv6 UDP to udp_port; the rest goes on */
+
+/* struct hnxdp_xsk_config.flags */
+#define HNXDP_XDP_F_USER_PROG (1u << 0) /* a user program is in HNXDP_XDP_MAP_USER */
+
+/* Value of HNXDP_XSK_MAP_CONFIG[0]; written by the control plane. */
+struct hnxdp_xsk_config {
+	__u32 syn_ifindex; /* frames from any other device are the VF's */
+	__u32 match;       /* HNXDP_XSK_MATCH_* */
+	__u32 flags;       /* HNXDP_XDP_F_* */
+	__u16 udp_port;    /* host byte order, for HNXDP_XSK_MATCH_UDP_PORT */
+	__u16 pad;
+};
+
+/* Value of HNXDP_XSK_MAP_STATS[0] (per CPU); index: HNXDP_XSK_ROLE_*. */
+struct hnxdp_xsk_stats {
+	__u64 rx_packets[HNXDP_XSK_ROLES];   /* seen by the steering program */
+	__u64 xsk_packets[HNXDP_XSK_ROLES];  /* redirected to an AF_XDP socket */
+	__u64 user_packets[HNXDP_XSK_ROLES]; /* handed to the user's XDP program */
+	__u64 pass_packets[HNXDP_XSK_ROLES]; /* passed on to the stack */
+};
+
+#ifndef __cplusplus
+_Static_assert(sizeof(struct hnxdp_xsk_config) == 16, "struct hnxdp_xsk_config layout is part of the contract");
+_Static_assert(sizeof(struct hnxdp_xsk_stats) == 64, "struct hnxdp_xsk_stats layout is part of the contract");
+#endif
+/* ========================= end of AF_XDP section ==================== */
+
+
 #endif /* HNXDP_SHARED_H */

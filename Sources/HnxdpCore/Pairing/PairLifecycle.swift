@@ -137,6 +137,7 @@ public struct PairLifecycle {
         let key = UInt32(bitPattern: ifindex)
         if let datapath { try datapath.txdev.delete(key) }
         let pairDir = layout.pairDirectory(synthetic: ifindex)
+        try XDPAttachment.remove(layout: layout, synthetic: ifindex)
         for program in [DatapathProgram.vfIngress, .synEgress, .synIngress] {
             try TcxLink.detach(pinPath: layout.linkPath(synthetic: ifindex, program.linkName))
         }
@@ -261,6 +262,12 @@ public struct PairLifecycle {
             undo.push("restore pair entry") { try datapath.pairs.update(synKey, original) }
 
             undo.commit()
+            // B17/B18: an AF_XDP application or user XDP program on the pair follows the new VF.
+            do {
+                try XDPAttachment.vfJoined(layout: layout, synthetic: syn, vf: vf)
+            } catch {
+                logger.warning("\(pairLog): XDP steering not moved to \(vf.name): \(error); AF_XDP sockets stay on \(syn.name)")
+            }
             logger.info("\(pairLog): joined, state active, datapath vf, mtu \(mtu), switch \(pair.switches)")
             return JoinResult(synthetic: syn, vf: vf, alreadyAttached: false, featuresTurnedOff: turnedOff,
                               gsoMaxSize: pair.gso_max_size, gsoMaxSegs: pair.gso_max_segs, mtu: mtu, mtuFallback: mtuFallback)
@@ -290,8 +297,9 @@ public struct PairLifecycle {
         try datapath.pairs.update(synKey, pair)
         try datapath.txdev.delete(synKey)
         onSwitched?()
-        // 2. The VF's link and entry.
+        // 2. The VF's links and entry.
         try TcxLink.detach(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
+        try XDPAttachment.vfLeft(layout: layout, synthetic: ifindex)
         try datapath.vfs.delete(joinedVF)
         // 3. The synthetic's saved state.
         let syn = try netlink.link(index: ifindex)

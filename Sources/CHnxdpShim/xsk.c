@@ -1,0 +1,430 @@
+/*
+ * xsk.c - AF_XDP sockets over libxdp for Swift (see include/hnxdp_xsk.h).
+ */
+#include "hnxdp_xsk.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/ethtool.h>
+#include <linux/if_link.h>
+#include <linux/if_xdp.h>
+#include <linux/sockios.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xdp/xsk.h>
+
+#ifndef SOL_XDP
+#define SOL_XDP 283
+#endif
+#ifndef XDP_OPTIONS
+#define XDP_OPTIONS 8
+struct xdp_options {
+	__u32 flags;
+};
+#define XDP_OPTIONS_ZEROCOPY (1 << 0)
+#endif
+
+_Static_assert(sizeof(struct hnxdp_xsk_desc) == sizeof(struct xdp_desc), "hnxdp_xsk_desc mirrors xdp_desc");
+_Static_assert(sizeof(struct hnxdp_xsk_socket_stats) == sizeof(struct xdp_statistics),
+	       "hnxdp_xsk_socket_stats mirrors xdp_statistics");
+
+struct hnxdp_xsk_umem {
+	struct xsk_umem *umem;
+	struct xsk_ring_prod fill; /* the UMEM's own rings, taken over by its first socket */
+	struct xsk_ring_cons comp;
+	void *area;
+	uint64_t size;
+	uint32_t frame_size;
+	uint32_t ring_size;
+	int sockets;
+};
+
+struct hnxdp_xsk_socket {
+	struct xsk_socket *xsk;
+	struct hnxdp_xsk_umem *umem;
+	struct xsk_ring_cons rx;
+	struct xsk_ring_prod tx;
+	struct xsk_ring_prod fill;
+	struct xsk_ring_cons comp;
+	int fd;
+};
+
+static int umem_register(struct hnxdp_xsk_umem *u)
+{
+	struct xsk_umem_config cfg = {
+		.fill_size = u->ring_size,
+		.comp_size = u->ring_size,
+		.frame_size = u->frame_size,
+		.frame_headroom = 0,
+		.flags = 0,
+	};
+	memset(&u->fill, 0, sizeof(u->fill));
+	memset(&u->comp, 0, sizeof(u->comp));
+	return xsk_umem__create(&u->umem, u->area, u->size, &u->fill, &u->comp, &cfg);
+}
+
+int hnxdp_xsk_umem_create(void *area, uint64_t size, uint32_t frame_size, uint32_t ring_size,
+			  struct hnxdp_xsk_umem **out)
+{
+	struct hnxdp_xsk_umem *u;
+	int err;
+
+	if (!area || !out || !frame_size || (ring_size & (ring_size - 1)) || !ring_size)
+		return -EINVAL;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->area = area;
+	u->size = size;
+	u->frame_size = frame_size;
+	u->ring_size = ring_size;
+	err = umem_register(u);
+	if (err) {
+		free(u);
+		return err;
+	}
+	*out = u;
+	return 0;
+}
+
+int hnxdp_xsk_umem_destroy(struct hnxdp_xsk_umem *u)
+{
+	int err;
+
+	if (!u)
+		return 0;
+	if (u->sockets)
+		return -EBUSY;
+	err = xsk_umem__delete(u->umem);
+	if (err)
+		return err;
+	free(u);
+	return 0;
+}
+
+static int socket_is_zerocopy(int fd)
+{
+	struct xdp_options opts = { 0 };
+	socklen_t len = sizeof(opts);
+
+	if (getsockopt(fd, SOL_XDP, XDP_OPTIONS, &opts, &len))
+		return 0;
+	return !!(opts.flags & XDP_OPTIONS_ZEROCOPY);
+}
+
+static int socket_bind(struct hnxdp_xsk_umem *u, struct hnxdp_xsk_socket *s, const char *ifname,
+		       uint32_t queue, uint32_t ring_size, uint16_t bind_flags)
+{
+	struct xsk_socket_config cfg = {
+		.rx_size = ring_size,
+		.tx_size = ring_size,
+		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+		.xdp_flags = 0,
+		.bind_flags = bind_flags,
+	};
+	return xsk_socket__create_shared(&s->xsk, ifname, queue, u->umem, &s->rx, &s->tx, &s->fill, &s->comp,
+					 &cfg);
+}
+
+int hnxdp_xsk_socket_create(struct hnxdp_xsk_umem *u, const char *ifname, uint32_t queue,
+			    uint32_t ring_size, int try_zerocopy, struct hnxdp_xsk_socket **out,
+			    int *zerocopy)
+{
+	struct hnxdp_xsk_socket *s;
+	int err;
+
+	if (!u || !ifname || !out || !ring_size || (ring_size & (ring_size - 1)))
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->umem = u;
+	if (u->sockets == 0 && try_zerocopy) {
+		err = socket_bind(u, s, ifname, queue, ring_size, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP);
+		if (err == -ENODEV || err == -ENXIO) {
+			free(s);
+			return err;
+		}
+		if (err) {
+			/* libxdp leaves the UMEM's socket half set up after a failed
+			 * bind (its rings exist); register the UMEM afresh for copy mode. */
+			struct xsk_umem *old = u->umem;
+
+			u->umem = NULL;
+			xsk_umem__delete(old);
+			err = umem_register(u);
+			if (err) {
+				free(s);
+				return err;
+			}
+			memset(s, 0, sizeof(*s));
+			s->umem = u;
+			err = socket_bind(u, s, ifname, queue, ring_size, XDP_COPY | XDP_USE_NEED_WAKEUP);
+		}
+	} else {
+		/* Shared UMEM: the kernel ignores mode flags and uses the first socket's. */
+		err = socket_bind(u, s, ifname, queue, ring_size,
+				  u->sockets == 0 ? (XDP_COPY | XDP_USE_NEED_WAKEUP) : 0);
+	}
+	if (err) {
+		free(s);
+		return err;
+	}
+	s->fd = xsk_socket__fd(s->xsk);
+	u->sockets++;
+	if (zerocopy)
+		*zerocopy = socket_is_zerocopy(s->fd);
+	*out = s;
+	return 0;
+}
+
+void hnxdp_xsk_socket_destroy(struct hnxdp_xsk_socket *s)
+{
+	if (!s)
+		return;
+	xsk_socket__delete(s->xsk);
+	s->umem->sockets--;
+	free(s);
+}
+
+int hnxdp_xsk_socket_fd(const struct hnxdp_xsk_socket *s)
+{
+	return s->fd;
+}
+
+uint32_t hnxdp_xsk_fill_free(struct hnxdp_xsk_socket *s, uint32_t max)
+{
+	return xsk_prod_nb_free(&s->fill, max);
+}
+
+uint32_t hnxdp_xsk_fill(struct hnxdp_xsk_socket *s, const uint64_t *addrs, uint32_t n)
+{
+	uint32_t idx = 0, got, i;
+
+	if (!n)
+		return 0;
+	got = xsk_ring_prod__reserve(&s->fill, n, &idx);
+	if (!got) {
+		/* reserve is all-or-nothing: take what fits. */
+		got = xsk_prod_nb_free(&s->fill, n);
+		if (!got || xsk_ring_prod__reserve(&s->fill, got, &idx) != got)
+			return 0;
+	}
+	for (i = 0; i < got; i++)
+		*xsk_ring_prod__fill_addr(&s->fill, idx + i) = addrs[i];
+	xsk_ring_prod__submit(&s->fill, got);
+	return got;
+}
+
+uint32_t hnxdp_xsk_rx(struct hnxdp_xsk_socket *s, struct hnxdp_xsk_desc *out, uint32_t max)
+{
+	uint32_t idx = 0, got, i;
+
+	got = xsk_ring_cons__peek(&s->rx, max, &idx);
+	for (i = 0; i < got; i++) {
+		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&s->rx, idx + i);
+
+		out[i].addr = d->addr;
+		out[i].len = d->len;
+		out[i].options = d->options;
+	}
+	if (got)
+		xsk_ring_cons__release(&s->rx, got);
+	return got;
+}
+
+uint32_t hnxdp_xsk_tx(struct hnxdp_xsk_socket *s, const struct hnxdp_xsk_desc *descs, uint32_t n)
+{
+	uint32_t idx = 0, got, i;
+
+	if (!n)
+		return 0;
+	got = xsk_ring_prod__reserve(&s->tx, n, &idx);
+	if (!got) {
+		got = xsk_prod_nb_free(&s->tx, n);
+		if (!got || xsk_ring_prod__reserve(&s->tx, got, &idx) != got)
+			return 0;
+	}
+	for (i = 0; i < got; i++) {
+		struct xdp_desc *d = xsk_ring_prod__tx_desc(&s->tx, idx + i);
+
+		d->addr = descs[i].addr;
+		d->len = descs[i].len;
+		d->options = 0;
+	}
+	xsk_ring_prod__submit(&s->tx, got);
+	return got;
+}
+
+uint32_t hnxdp_xsk_completions(struct hnxdp_xsk_socket *s, uint64_t *out, uint32_t max)
+{
+	uint32_t idx = 0, got, i;
+
+	got = xsk_ring_cons__peek(&s->comp, max, &idx);
+	for (i = 0; i < got; i++)
+		out[i] = *xsk_ring_cons__comp_addr(&s->comp, idx + i);
+	if (got)
+		xsk_ring_cons__release(&s->comp, got);
+	return got;
+}
+
+uint32_t hnxdp_xsk_tx_pending(struct hnxdp_xsk_socket *s)
+{
+	return s->tx.size - xsk_prod_nb_free(&s->tx, s->tx.size);
+}
+
+int hnxdp_xsk_fill_needs_wakeup(const struct hnxdp_xsk_socket *s)
+{
+	return xsk_ring_prod__needs_wakeup(&s->fill);
+}
+
+int hnxdp_xsk_tx_needs_wakeup(const struct hnxdp_xsk_socket *s)
+{
+	return xsk_ring_prod__needs_wakeup(&s->tx);
+}
+
+int hnxdp_xsk_kick_tx(struct hnxdp_xsk_socket *s)
+{
+	if (sendto(s->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0)
+		return 0;
+	return -errno;
+}
+
+int hnxdp_xsk_kick_rx(struct hnxdp_xsk_socket *s)
+{
+	if (recvfrom(s->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL) >= 0)
+		return 0;
+	return -errno;
+}
+
+int hnxdp_xsk_socket_error(const struct hnxdp_xsk_socket *s)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		return errno;
+	return err;
+}
+
+int hnxdp_xsk_socket_statistics(const struct hnxdp_xsk_socket *s, struct hnxdp_xsk_socket_stats *out)
+{
+	struct xdp_statistics st;
+	socklen_t len = sizeof(st);
+
+	memset(&st, 0, sizeof(st));
+	if (getsockopt(s->fd, SOL_XDP, XDP_STATISTICS, &st, &len))
+		return -errno;
+	memcpy(out, &st, sizeof(*out));
+	return 0;
+}
+
+int hnxdp_xsk_rx_queues(const char *ifname)
+{
+	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+	struct ifreq ifr;
+	int fd, n;
+
+	memset(&ifr, 0, sizeof(ifr));
+	if (strlen(ifname) >= IFNAMSIZ)
+		return -EINVAL;
+	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+	ifr.ifr_data = (void *)&ch;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, SIOCETHTOOL, &ifr)) {
+		int e = errno;
+
+		close(fd);
+		return e == EOPNOTSUPP ? 1 : -e;
+	}
+	close(fd);
+	n = ch.rx_count > ch.combined_count ? ch.rx_count : ch.combined_count;
+	return n > 0 ? n : 1;
+}
+
+int hnxdp_xdp_link_create(int prog_fd, int ifindex)
+{
+	int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, NULL);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int hnxdp_xdp_link_ifindex(int link_fd, uint32_t *ifindex, uint32_t *prog_id)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(link_fd, &info, &len))
+		return -errno;
+	if (info.type != BPF_LINK_TYPE_XDP)
+		return -EINVAL;
+	*ifindex = info.xdp.ifindex;
+	*prog_id = info.prog_id;
+	return 0;
+}
+
+int hnxdp_xdp_load_user_program(const char *path, const char *name, char *name_out, uint32_t name_len,
+				char *err, uint32_t err_len)
+{
+	struct bpf_object *obj;
+	struct bpf_program *prog, *chosen = NULL;
+	int rc, fd;
+
+	obj = bpf_object__open_file(path, NULL);
+	if (!obj) {
+		rc = -errno;
+		snprintf(err, err_len, "open BPF object %s", path);
+		return rc;
+	}
+	bpf_object__for_each_program(prog, obj) {
+		int match = name && *name ? !strcmp(bpf_program__name(prog), name)
+					  : (!chosen && bpf_program__type(prog) == BPF_PROG_TYPE_XDP);
+		if (match && !chosen)
+			chosen = prog;
+		else
+			bpf_program__set_autoload(prog, false);
+	}
+	if (!chosen) {
+		bpf_object__close(obj);
+		if (name && *name)
+			snprintf(err, err_len, "%s has no program named %s", path, name);
+		else
+			snprintf(err, err_len, "%s has no XDP program (SEC(\"xdp\"))", path);
+		return -ENOENT;
+	}
+	if (bpf_program__type(chosen) != BPF_PROG_TYPE_XDP) {
+		snprintf(err, err_len, "program %s in %s is not an XDP program (SEC(\"xdp\"))",
+			 bpf_program__name(chosen), path);
+		bpf_object__close(obj);
+		return -EINVAL;
+	}
+	/* Tail calls need caller and callee to agree: plain XDP, no frags. */
+	bpf_program__set_expected_attach_type(chosen, BPF_XDP);
+	bpf_program__set_flags(chosen, bpf_program__flags(chosen) & ~BPF_F_XDP_HAS_FRAGS);
+	rc = bpf_object__load(obj);
+	if (rc) {
+		snprintf(err, err_len, "load %s from %s (verifier or libbpf refused it; -v shows libbpf's log)",
+			 bpf_program__name(chosen), path);
+		bpf_object__close(obj);
+		return rc < 0 ? rc : -EINVAL;
+	}
+	fd = dup(bpf_program__fd(chosen));
+	if (fd < 0) {
+		rc = -errno;
+		bpf_object__close(obj);
+		return rc;
+	}
+	snprintf(name_out, name_len, "%s", bpf_program__name(chosen));
+	bpf_object__close(obj);
+	return fd;
+}

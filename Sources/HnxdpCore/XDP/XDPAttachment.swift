@@ -1,0 +1,384 @@
+import CHnxdpShim
+import CLibBPF
+import Foundation
+import Glibc
+
+/// The device of a pair an XDP program or AF_XDP socket is on.
+public enum PairDevice: Int, Sendable, CaseIterable {
+    case synthetic = 0 // HNXDP_XSK_ROLE_SYN
+    case vf = 1        // HNXDP_XSK_ROLE_VF
+
+    /// Pin name of the XDP link on this device.
+    var linkPin: String { self == .synthetic ? HNXDP_XDP_LINK_SYN : HNXDP_XDP_LINK_VF }
+
+    /// XSKMAP key of this device's socket for `queue`.
+    public func xskKey(queue: UInt32) -> UInt32 { UInt32(rawValue) * UInt32(HNXDP_XSK_MAX_QUEUES) + queue }
+}
+
+/// The XDP objects of one pair (one load of `bpf/hnxdp_xsk.bpf.c`), pinned
+/// in the pair's directory: the steering program, the XSKMAP, the
+/// configuration, the counters and the one-slot program array holding the
+/// user's XDP program.
+public final class XDPPairObjects {
+    public let layout: PinLayout
+    public let synthetic: Int32
+    public let program: BPFDescriptor
+    /// XSKMAP: `PairDevice.xskKey(queue:)` -> AF_XDP socket fd.
+    public let xsks: BPFMap<UInt32, UInt32>
+    public let config: BPFMap<UInt32, hnxdp_xsk_config>
+    public let stats: BPFMap<UInt32, hnxdp_xsk_stats>
+    /// PROG_ARRAY: HNXDP_XDP_USER_SLOT -> the user's program.
+    public let userPrograms: BPFMap<UInt32, UInt32>
+
+    /// Pin names of the objects (links and the user program come on top).
+    static let objectPins = [HNXDP_XDP_PIN_PROG, HNXDP_XDP_PIN_XSKS, HNXDP_XDP_PIN_CONFIG,
+                             HNXDP_XDP_PIN_STATS, HNXDP_XDP_PIN_USER_ARRAY]
+    /// Every pin this feature may make in a pair directory.
+    public static let allPins = objectPins + [HNXDP_XDP_PIN_USER_PROG, HNXDP_XDP_LINK_SYN, HNXDP_XDP_LINK_VF]
+
+    private init(layout: PinLayout, synthetic: Int32, descriptors d: [String: BPFDescriptor]) throws {
+        self.layout = layout
+        self.synthetic = synthetic
+        program = d[HNXDP_XDP_PIN_PROG]!
+        xsks = try BPFMap(name: HNXDP_XSK_MAP_XSKS, descriptor: d[HNXDP_XDP_PIN_XSKS]!)
+        config = try BPFMap(name: HNXDP_XSK_MAP_CONFIG, descriptor: d[HNXDP_XDP_PIN_CONFIG]!)
+        stats = try BPFMap(name: HNXDP_XSK_MAP_STATS, descriptor: d[HNXDP_XDP_PIN_STATS]!)
+        userPrograms = try BPFMap(name: HNXDP_XDP_MAP_USER, descriptor: d[HNXDP_XDP_PIN_USER_ARRAY]!)
+    }
+
+    func pinPath(_ name: String) -> String { layout.linkPath(synthetic: synthetic, name) }
+
+    /// The pinned objects of the pair; nil when none are pinned. Throws when only some are.
+    public static func openPinned(layout: PinLayout, synthetic: Int32) throws -> XDPPairObjects? {
+        var found: [String: BPFDescriptor] = [:]
+        for name in objectPins {
+            if let d = try BPFDescriptor.openPinned(layout.linkPath(synthetic: synthetic, name)) { found[name] = d }
+        }
+        if found.isEmpty { return nil }
+        if found.count != objectPins.count {
+            let missing = objectPins.filter { found[$0] == nil }.joined(separator: ", ")
+            throw HnxdpError(.runtime, "incomplete XDP pins in \(layout.pairDirectory(synthetic: synthetic)) (missing \(missing)); run `hnxdp xdp detach` to clean up")
+        }
+        return try XDPPairObjects(layout: layout, synthetic: synthetic, descriptors: found)
+    }
+
+    /// Loads the embedded hnxdp_xsk object for the pair and pins it.
+    static func create(layout: PinLayout, synthetic: Int32, verbose: Bool) throws -> XDPPairObjects {
+        hnxdp_libbpf_capture(verbose ? 1 : 0)
+        guard let b64 = EmbeddedBPFObjects.base64["hnxdp_xsk"], let data = Data(base64Encoded: b64) else {
+            throw HnxdpError(.runtime, "embedded BPF object hnxdp_xsk.bpf.o is missing from this build")
+        }
+        let bytes = [UInt8](data)
+        let object: OpaquePointer? = bytes.withUnsafeBytes { raw in bpf_object__open_mem(raw.baseAddress, raw.count, nil) }
+        guard let object else { throw HnxdpError.system("open BPF object hnxdp_xsk.bpf.o", errno: errno) }
+        defer { bpf_object__close(object) }
+        let rc = bpf_object__load(object)
+        if rc != 0 {
+            var e = HnxdpError.system("load BPF object hnxdp_xsk.bpf.o", errno: -rc)
+            let detail = String(cString: hnxdp_libbpf_last_message())
+            if !detail.isEmpty { e.message += " [libbpf: \(detail)]" }
+            throw e
+        }
+        var d: [String: BPFDescriptor] = [:]
+        let maps = [(HNXDP_XSK_MAP_XSKS, HNXDP_XDP_PIN_XSKS), (HNXDP_XSK_MAP_CONFIG, HNXDP_XDP_PIN_CONFIG),
+                    (HNXDP_XSK_MAP_STATS, HNXDP_XDP_PIN_STATS), (HNXDP_XDP_MAP_USER, HNXDP_XDP_PIN_USER_ARRAY)]
+        for (mapName, pin) in maps {
+            guard let map = bpf_object__find_map_by_name(object, mapName) else {
+                throw HnxdpError(.runtime, "BPF object hnxdp_xsk lacks map \(mapName)")
+            }
+            let fd = dup(bpf_map__fd(map))
+            if fd < 0 { throw HnxdpError.system("dup fd of map \(mapName)", errno: errno) }
+            d[pin] = BPFDescriptor(fd)
+        }
+        guard let prog = bpf_object__find_program_by_name(object, HNXDP_XSK_PROG_STEER) else {
+            throw HnxdpError(.runtime, "BPF object hnxdp_xsk lacks program \(HNXDP_XSK_PROG_STEER)")
+        }
+        let fd = dup(bpf_program__fd(prog))
+        if fd < 0 { throw HnxdpError.system("dup fd of program \(HNXDP_XSK_PROG_STEER)", errno: errno) }
+        d[HNXDP_XDP_PIN_PROG] = BPFDescriptor(fd)
+
+        let objects = try XDPPairObjects(layout: layout, synthetic: synthetic, descriptors: d)
+        var cfg = hnxdp_xsk_config()
+        cfg.syn_ifindex = UInt32(bitPattern: synthetic)
+        cfg.match = UInt32(HNXDP_XSK_MATCH_ALL)
+        try objects.config.update(0, cfg)
+        var pinned: [String] = []
+        do {
+            for name in objectPins {
+                try d[name]!.pin(at: objects.pinPath(name))
+                pinned.append(name)
+            }
+        } catch {
+            for name in pinned { _ = try? FileSystem.remove(objects.pinPath(name)) }
+            throw error
+        }
+        return objects
+    }
+
+    /// Whether a user program is attached (HNXDP_XDP_F_USER_PROG).
+    public func hasUserProgram() throws -> Bool {
+        guard let cfg = try config.lookup(0) else { return false }
+        return cfg.flags & UInt32(HNXDP_XDP_F_USER_PROG) != 0
+    }
+
+    /// Sets which frames go to sockets: all of the queue, or UDP to one port.
+    public func setSteering(udpPort: UInt16?) throws {
+        var cfg = try config.lookup(0) ?? hnxdp_xsk_config()
+        cfg.syn_ifindex = UInt32(bitPattern: synthetic)
+        cfg.match = UInt32(udpPort == nil ? HNXDP_XSK_MATCH_ALL : HNXDP_XSK_MATCH_UDP_PORT)
+        cfg.udp_port = udpPort ?? 0
+        try config.update(0, cfg)
+    }
+
+    /// Counters summed over CPUs.
+    public func counters() throws -> hnxdp_xsk_stats {
+        var t = hnxdp_xsk_stats()
+        for s in try stats.lookupPerCPU(0) ?? [] {
+            t.rx_packets.0 &+= s.rx_packets.0; t.rx_packets.1 &+= s.rx_packets.1
+            t.xsk_packets.0 &+= s.xsk_packets.0; t.xsk_packets.1 &+= s.xsk_packets.1
+            t.user_packets.0 &+= s.user_packets.0; t.user_packets.1 &+= s.user_packets.1
+            t.pass_packets.0 &+= s.pass_packets.0; t.pass_packets.1 &+= s.pass_packets.1
+        }
+        return t
+    }
+
+    /// Attaches the steering program to `ifindex` as `device` and pins the
+    /// link; nothing to do when the pinned link already attaches it there.
+    func attach(device: PairDevice, ifindex: Int32, ifname: String) throws {
+        let pin = pinPath(device.linkPin)
+        var ourID: UInt32 = 0, type: UInt32 = 0
+        var name = [CChar](repeating: 0, count: 16)
+        _ = hnxdp_prog_info(program.fd, &ourID, &type, &name)
+        if let link = try BPFDescriptor.openPinned(pin) {
+            var linkIf: UInt32 = 0, prog: UInt32 = 0
+            if hnxdp_xdp_link_ifindex(link.fd, &linkIf, &prog) == 0, Int32(bitPattern: linkIf) == ifindex, prog == ourID {
+                return
+            }
+            _ = bpf_link_detach(link.fd)
+            try FileSystem.remove(pin)
+        }
+        let fd = hnxdp_xdp_link_create(program.fd, ifindex)
+        if fd < 0 {
+            if -fd == EBUSY || -fd == EEXIST {
+                throw HnxdpError(.runtime, "attach XDP on \(ifname) (ifindex \(ifindex)): \(errnoName(-fd)): the device already has an XDP program hnxdp does not manage; remove it first (ip link set dev \(ifname) xdp off)", errno: -fd)
+            }
+            throw HnxdpError.system("attach XDP on \(ifname) (ifindex \(ifindex))", errno: -fd)
+        }
+        let link = BPFDescriptor(fd)
+        do { try link.pin(at: pin) } catch {
+            _ = bpf_link_detach(link.fd)
+            throw error
+        }
+    }
+
+    /// Detaches and unpins the link of `device`; false when there was none.
+    @discardableResult
+    func detach(device: PairDevice) throws -> Bool {
+        try XDPAttachment.detachLink(pinPath(device.linkPin))
+    }
+}
+
+/// XDP on a pair (B17, B18): the steering program on whichever devices the
+/// pair has, the user's program behind it, and the hooks the pair life cycle
+/// calls so both follow the VF.
+///
+/// Hooks for `PairLifecycle` (they take no lock: the caller holds it):
+///   - `vfJoined(layout:synthetic:vf:)` at the end of `joinVF`,
+///   - `vfLeft(layout:synthetic:)` in `leaveVF`,
+///   - `remove(layout:synthetic:)` in `uninstall`, before the pair directory goes.
+public enum XDPAttachment {
+    /// Whether the pair has XDP in use (the steering program is pinned).
+    public static func inUse(layout: PinLayout, synthetic: Int32) -> Bool {
+        FileSystem.exists(layout.linkPath(synthetic: synthetic, HNXDP_XDP_PIN_PROG))
+    }
+
+    /// Hook for `PairLifecycle.joinVF`: when the pair has XDP in use, the
+    /// steering program (and so the user's program behind it) is attached to
+    /// the newly joined VF. No-op otherwise. Throws when the VF refuses the
+    /// program (e.g. it already has a foreign XDP program); the pair itself
+    /// works without it, so the caller may log the error and go on.
+    public static func vfJoined(layout: PinLayout, synthetic: LinkInfo, vf: LinkInfo) throws {
+        guard let objects = try XDPPairObjects.openPinned(layout: layout, synthetic: synthetic.ifindex) else { return }
+        try objects.attach(device: .vf, ifindex: vf.ifindex, ifname: vf.name)
+    }
+
+    /// Hook for `PairLifecycle.leaveVF`: detaches the steering program from
+    /// the VF (a no-op when the VF is already gone: the kernel detached it).
+    /// The synthetic keeps its program; AF_XDP sockets go on there.
+    public static func vfLeft(layout: PinLayout, synthetic: Int32) throws {
+        try detachLink(layout.linkPath(synthetic: synthetic, HNXDP_XDP_LINK_VF))
+    }
+
+    /// Hook for `PairLifecycle.uninstall` (and `detach --all`): detaches the
+    /// XDP links of the pair and removes every XDP pin in its directory (the
+    /// user's program, the steering program and maps). Leaves the directory
+    /// itself to the caller. Open AF_XDP sockets stop receiving.
+    public static func remove(layout: PinLayout, synthetic: Int32) throws {
+        for link in [HNXDP_XDP_LINK_VF, HNXDP_XDP_LINK_SYN] {
+            try detachLink(layout.linkPath(synthetic: synthetic, link))
+        }
+        for name in [HNXDP_XDP_PIN_USER_PROG] + XDPPairObjects.objectPins {
+            try FileSystem.remove(layout.linkPath(synthetic: synthetic, name))
+        }
+    }
+
+    /// The pair's XDP objects, loaded, pinned and attached to the synthetic
+    /// and to the current VF (if the pair is active and the VF exists) when
+    /// they are not yet. The pair must be installed. Caller holds the invocation lock.
+    public static func ensure(layout: PinLayout, synthetic: LinkInfo, netlink: RTNetlink, verbose: Bool = false) throws -> XDPPairObjects {
+        guard let datapath = try Datapath.openPinned(layout),
+              let pair = try datapath.pairs.lookup(UInt32(bitPattern: synthetic.ifindex)),
+              FileSystem.isDirectory(layout.pairDirectory(synthetic: synthetic.ifindex)) else {
+            throw HnxdpError(.badInput, "\(synthetic.name) is not attached (see `hnxdp status`); run `hnxdp attach --synthetic \(synthetic.name) --vf VF` or `hnxdp run` first")
+        }
+        var created = false
+        let objects: XDPPairObjects
+        if let existing = try XDPPairObjects.openPinned(layout: layout, synthetic: synthetic.ifindex) {
+            objects = existing
+        } else {
+            objects = try XDPPairObjects.create(layout: layout, synthetic: synthetic.ifindex, verbose: verbose)
+            created = true
+        }
+        do {
+            try objects.attach(device: .synthetic, ifindex: synthetic.ifindex, ifname: synthetic.name)
+            if pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue), pair.vf_ifindex != 0,
+               let vf = try netlink.link(index: Int32(bitPattern: pair.vf_ifindex)) {
+                try objects.attach(device: .vf, ifindex: vf.ifindex, ifname: vf.name)
+            }
+        } catch {
+            if created { try? remove(layout: layout, synthetic: synthetic.ifindex) }
+            throw error
+        }
+        return objects
+    }
+
+    /// Attaches the steering program to `vf` if the pair's XDP is in use
+    /// (used by AF_XDP sockets following a returned VF). Caller holds the invocation lock.
+    public static func ensureVF(layout: PinLayout, synthetic: Int32, vfIndex: Int32, vfName: String) throws {
+        guard let objects = try XDPPairObjects.openPinned(layout: layout, synthetic: synthetic) else {
+            throw HnxdpError(.runtime, "XDP objects of pair ifindex \(synthetic) were removed (hnxdp detach or xdp detach?)")
+        }
+        try objects.attach(device: .vf, ifindex: vfIndex, ifname: vfName)
+    }
+
+    /// Result of `attachUser`.
+    public struct UserProgram: Sendable {
+        public var name: String
+        public var id: UInt32
+    }
+
+    /// B18: loads the XDP program `name` (or the first XDP program) of the
+    /// object file at `path` and runs it on frames from whichever device
+    /// carries the pair, behind the AF_XDP steering. Replaces a user program
+    /// already attached. Caller holds the invocation lock.
+    public static func attachUser(layout: PinLayout, synthetic: LinkInfo, objectPath: String, programName: String?,
+                                  netlink: RTNetlink, verbose: Bool) throws -> UserProgram {
+        guard FileSystem.exists(objectPath) else {
+            throw HnxdpError(.badInput, "BPF object \(objectPath) not found")
+        }
+        let objects = try ensure(layout: layout, synthetic: synthetic, netlink: netlink, verbose: verbose)
+        hnxdp_libbpf_capture(verbose ? 1 : 0)
+        var nameOut = [CChar](repeating: 0, count: 64)
+        var errOut = [CChar](repeating: 0, count: 512)
+        let fd = hnxdp_xdp_load_user_program(objectPath, programName ?? "", &nameOut, 64, &errOut, 512)
+        if fd < 0 {
+            var what = String(cString: errOut)
+            let detail = String(cString: hnxdp_libbpf_last_message())
+            if !detail.isEmpty { what += " [libbpf: \(detail)]" }
+            let e = -fd
+            if e == EPERM || e == EACCES { throw HnxdpError(.privilege, "\(what): \(errnoName(e))", errno: e) }
+            // A file that is not a loadable XDP program is bad input.
+            throw HnxdpError(.badInput, "\(what): \(errnoName(e)) (\(String(cString: strerror(e))))", errno: e)
+        }
+        let prog = BPFDescriptor(fd)
+        let userPin = objects.pinPath(HNXDP_XDP_PIN_USER_PROG)
+        try objects.userPrograms.update(UInt32(HNXDP_XDP_USER_SLOT), UInt32(bitPattern: prog.fd))
+        _ = try FileSystem.remove(userPin)
+        try prog.pin(at: userPin)
+        var cfg = try objects.config.lookup(0) ?? hnxdp_xsk_config()
+        cfg.flags |= UInt32(HNXDP_XDP_F_USER_PROG)
+        try objects.config.update(0, cfg)
+        var id: UInt32 = 0, type: UInt32 = 0
+        var pname = [CChar](repeating: 0, count: 16)
+        _ = hnxdp_prog_info(prog.fd, &id, &type, &pname)
+        return UserProgram(name: String(cString: nameOut), id: id)
+    }
+
+    /// Removes the user's program. When no AF_XDP application holds the pair
+    /// (`applicationRunning` false), the steering program goes too, so the
+    /// devices are back to no XDP at all. Returns false when no user program
+    /// was attached. Caller holds the invocation lock.
+    @discardableResult
+    public static func detachUser(layout: PinLayout, synthetic: Int32, applicationRunning: Bool) throws -> Bool {
+        guard let objects = try XDPPairObjects.openPinned(layout: layout, synthetic: synthetic) else { return false }
+        let had = try objects.hasUserProgram()
+        var cfg = try objects.config.lookup(0) ?? hnxdp_xsk_config()
+        cfg.flags &= ~UInt32(HNXDP_XDP_F_USER_PROG)
+        try objects.config.update(0, cfg)
+        try objects.userPrograms.delete(UInt32(HNXDP_XDP_USER_SLOT))
+        try FileSystem.remove(objects.pinPath(HNXDP_XDP_PIN_USER_PROG))
+        if !applicationRunning { try remove(layout: layout, synthetic: synthetic) }
+        return had
+    }
+
+    @discardableResult
+    static func detachLink(_ pin: String) throws -> Bool {
+        guard let link = try BPFDescriptor.openPinned(pin) else { return false }
+        _ = bpf_link_detach(link.fd) // already detached when its device went: fine
+        try FileSystem.remove(pin)
+        return true
+    }
+}
+
+/// One AF_XDP application per pair at a time: an exclusive flock on a file
+/// under /run/hnxdp, released by the kernel however the process ends.
+public final class XSKPairLock {
+    private let fd: Int32
+    public let path: String
+
+    public static func path(layout: PinLayout, synthetic: Int32) -> String {
+        "/run/hnxdp/xsk-\(layout.netnsInode)-\(synthetic).lock"
+    }
+
+    /// Takes the lock; throws when another application holds it.
+    public init(layout: PinLayout, synthetic: LinkInfo) throws {
+        path = XSKPairLock.path(layout: layout, synthetic: synthetic.ifindex)
+        try FileSystem.makeDirectories("/run/hnxdp")
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0 { throw HnxdpError.system("open \(path)", errno: errno) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let e = errno
+            var holder = ""
+            var buf = [UInt8](repeating: 0, count: 32)
+            let n = pread(fd, &buf, 31, 0)
+            if n > 0 { holder = " (pid \(String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))" }
+            close(fd)
+            if e == EWOULDBLOCK {
+                throw HnxdpError(.runtime, "another AF_XDP application\(holder) has the sockets of \(synthetic.name); stop it first")
+            }
+            throw HnxdpError.system("lock \(path)", errno: e)
+        }
+        _ = ftruncate(fd, 0)
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
+        self.fd = fd
+    }
+
+    /// Whether an application holds the lock of the pair now.
+    public static func isHeld(layout: PinLayout, synthetic: Int32) -> Bool {
+        let fd = open(path(layout: layout, synthetic: synthetic), O_RDWR | O_CLOEXEC)
+        if fd < 0 { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return false
+        }
+        return true
+    }
+
+    deinit {
+        _ = ftruncate(fd, 0)
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

@@ -1,0 +1,123 @@
+import CHnxdpShim
+import Glibc
+
+/// An AF_XDP application's hold on a pair: the pair lock (one application
+/// per pair), the pair's XDP objects attached to its devices, and one
+/// `PairSocket` per receive queue of the synthetic. `close` (or the process
+/// ending, even by SIGKILL) gives the sockets back; the kernel then removes
+/// them from the XSKMAP and every frame takes the stack path again.
+public final class PairSocketSession {
+    public let synthetic: LinkInfo
+    public let layout: PinLayout
+    public let objects: XDPPairObjects
+    public private(set) var sockets: [PairSocket] = []
+    private var lock: XSKPairLock?
+    private var closed = false
+
+    /// Opens sockets on every receive queue of `synthetic` (or only `queue`).
+    /// `udpPort` limits steering to UDP to that port (other frames take the
+    /// stack path); nil steers every frame of the queues.
+    public init(layout: PinLayout, synthetic name: String, queue: UInt32? = nil, udpPort: UInt16? = nil,
+                options: XSKOptions = XSKOptions(), verbose: Bool = false,
+                onEvent: ((String) -> Void)? = nil) throws {
+        let netlink = try RTNetlink()
+        guard let syn = try netlink.link(named: name) else {
+            throw HnxdpError(.badInput, "interface \(name) not found in this network namespace (--synthetic)")
+        }
+        guard let datapath = try Datapath.openPinned(layout),
+              try datapath.pairs.lookup(UInt32(bitPattern: syn.ifindex)) != nil else {
+            throw HnxdpError(.badInput, "\(name) is not attached (see `hnxdp status`); run `hnxdp attach --synthetic \(name) --vf VF` or `hnxdp run` first")
+        }
+        self.synthetic = syn
+        self.layout = layout
+        lock = try XSKPairLock(layout: layout, synthetic: syn)
+        let invocation = try InvocationLock()
+        objects = try XDPAttachment.ensure(layout: layout, synthetic: syn, netlink: netlink, verbose: verbose)
+        try objects.setSteering(udpPort: udpPort)
+        withExtendedLifetime(invocation) {}
+        do {
+            let queues: [UInt32]
+            if let queue {
+                queues = [queue]
+            } else {
+                let n = hnxdp_xsk_rx_queues(syn.name)
+                if n < 0 { throw HnxdpError.system("read the receive queues of \(syn.name)", errno: -n) }
+                queues = (0..<UInt32(min(Int(n), Int(HNXDP_XSK_MAX_QUEUES)))).map { $0 }
+            }
+            for q in queues {
+                let s = try PairSocket(layout: layout, synthetic: syn, queue: q, objects: objects,
+                                       pairs: datapath.pairs, options: options)
+                s.onEvent = onEvent
+                onEvent?("queue \(q): bound to synthetic \(syn.name) (ifindex \(syn.ifindex)), \(s.mode.rawValue) mode")
+                sockets.append(s)
+            }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    /// Copy unless every socket got zero-copy.
+    public var mode: XSKBindMode {
+        sockets.allSatisfy { s in s.boundDevices.allSatisfy { $0.2 == .zerocopy } } && !sockets.isEmpty ? .zerocopy : .copy
+    }
+
+    /// Runs `handler` on every received frame until `shouldStop` says so.
+    public func run(until shouldStop: () -> Bool, _ handler: (inout XSKFrame) -> XSKVerdict) throws {
+        var idle = 0
+        while !shouldStop() {
+            var got = 0
+            for s in sockets { got += try s.process(handler) }
+            if got == 0 {
+                idle += 1
+                // Spin a little under load, then sleep in poll (the maintain interval bounds the sleep).
+                if idle > 16, let first = sockets.first {
+                    if sockets.count == 1 { first.wait(timeoutMs: 5) } else { usleep(1000) }
+                }
+            } else {
+                idle = 0
+            }
+        }
+    }
+
+    /// Counters summed over queues.
+    public var counters: PairSocketCounters {
+        var t = PairSocketCounters()
+        for s in sockets {
+            let c = s.counters
+            t.rxTotal += c.rxTotal
+            for (k, v) in c.rxPackets { t.rxPackets[k, default: 0] += v }
+            for (k, v) in c.rxPerBinding { t.rxPerBinding[k, default: 0] += v }
+            t.txPackets += c.txPackets
+            t.txDropped += c.txDropped
+            t.txLostAtSwitch += c.txLostAtSwitch
+            t.rebinds += c.rebinds
+            t.departures += c.departures
+        }
+        return t
+    }
+
+    /// Closes the sockets; when no user XDP program is attached, the XDP
+    /// steering program is removed from the pair's devices as well.
+    public func close() {
+        if closed { return }
+        closed = true
+        for s in sockets { s.close() }
+        sockets.removeAll()
+        if let lock {
+            if let invocation = try? InvocationLock() {
+                if (try? objects.hasUserProgram()) == false,
+                   FileSystem.isDirectory(layout.pairDirectory(synthetic: synthetic.ifindex)) {
+                    try? XDPAttachment.remove(layout: layout, synthetic: synthetic.ifindex)
+                } else {
+                    try? objects.setSteering(udpPort: nil)
+                }
+                withExtendedLifetime(invocation) {}
+            }
+            withExtendedLifetime(lock) {}
+        }
+        lock = nil
+    }
+}

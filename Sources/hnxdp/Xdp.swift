@@ -1,0 +1,91 @@
+import ArgumentParser
+import Glibc
+import HnxdpCore
+
+/// `hnxdp xdp`: a user's XDP program on the pair (B18).
+struct Xdp: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xdp",
+        abstract: "Run a user's XDP program on frames from whichever device carries the pair (B18).",
+        discussion: """
+        hnxdp's own XDP program sits on the synthetic and on the current VF and tail-calls the \
+        user's program, so it follows the VF across departures and returns. Order: frames an \
+        AF_XDP socket of `hnxdp xsk` asked for go to the socket first (a tail call never returns, \
+        so steering cannot come after the user's program); every other frame gets the user's \
+        verdict. The program must be an XDP program (SEC("xdp")); it is loaded without frags \
+        support so the tail call is allowed. `hnxdp detach` removes it with the pair.
+        """,
+        subcommands: [XdpAttach.self, XdpDetach.self]
+    )
+}
+
+struct XdpAttach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attach",
+        abstract: "Attach OBJ.o's XDP program to the pair (replaces one attached before)."
+    )
+
+    @Option(help: ArgumentHelp("The synthetic interface of an attached pair.", valueName: "IF"))
+    var synthetic: String
+
+    @Argument(help: ArgumentHelp("BPF object file with the XDP program.", valueName: "OBJ.o"))
+    var object: String
+
+    @Option(help: ArgumentHelp("Program name in the object (default: its first XDP program).", valueName: "NAME"))
+    var prog: String?
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        try validateInterfaceName(synthetic, option: "--synthetic")
+        if object.isEmpty { throw ValidationError("OBJ.o must not be empty") }
+    }
+
+    func run() throws {
+        try HostEnvironment.requirePrivileges("xdp attach")
+        try HostEnvironment.requireBPFFS(root: common.root)
+        _ = common.logger("xdp")
+        let lock = try InvocationLock()
+        defer { withExtendedLifetime(lock) {} }
+        let netlink = try RTNetlink()
+        guard let syn = try netlink.link(named: synthetic) else {
+            throw HnxdpError(.badInput, "interface \(synthetic) not found in this network namespace (--synthetic)")
+        }
+        let result = try XDPAttachment.attachUser(layout: try common.layout(), synthetic: syn, objectPath: object,
+                                                  programName: prog, netlink: netlink, verbose: common.verbose)
+        print("attached XDP program \(result.name) (id \(result.id)) from \(object) to the pair of \(synthetic)")
+    }
+}
+
+struct XdpDetach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detach",
+        abstract: "Remove the user's XDP program from the pair (and hnxdp's XDP program when no AF_XDP application runs)."
+    )
+
+    @Option(help: ArgumentHelp("The synthetic interface of the pair.", valueName: "IF"))
+    var synthetic: String
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        try validateInterfaceName(synthetic, option: "--synthetic")
+    }
+
+    func run() throws {
+        try HostEnvironment.requirePrivileges("xdp detach")
+        _ = common.logger("xdp")
+        let lock = try InvocationLock()
+        defer { withExtendedLifetime(lock) {} }
+        let netlink = try RTNetlink()
+        guard let syn = try netlink.link(named: synthetic) else {
+            throw HnxdpError(.badInput, "interface \(synthetic) not found in this network namespace (--synthetic)")
+        }
+        let layout = try common.layout()
+        let running = XSKPairLock.isHeld(layout: layout, synthetic: syn.ifindex)
+        guard try XDPAttachment.detachUser(layout: layout, synthetic: syn.ifindex, applicationRunning: running) else {
+            throw HnxdpError(.badInput, "no XDP program is attached to the pair of \(synthetic)")
+        }
+        print("detached the XDP program from the pair of \(synthetic)")
+    }
+}

@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import HnxdpCore
+
+/// `hnxdp xsk`: AF_XDP sockets on a pair (B17).
+struct Xsk: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xsk",
+        abstract: "AF_XDP sockets on a pair (B17): frames from whichever device carries the pair.",
+        discussion: """
+        The sockets follow the pair: bound to the synthetic's queue always and to the current VF's \
+        queue while the pair is active on it; a VF departure or return rebinds them without \
+        re-opening. Zero-copy is tried first, copy mode is the fallback (veth: copy). One AF_XDP \
+        application per pair at a time. When it exits, its sockets leave the XSKMAP and every frame \
+        takes the stack path again (also after kill -9).
+        """,
+        subcommands: [XskCount.self, XskReflect.self]
+    )
+}
+
+/// Options of the xsk subcommands.
+struct XskOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The synthetic interface of an attached pair.", valueName: "IF"))
+    var synthetic: String
+
+    @Option(help: ArgumentHelp("Stop after N seconds (default: run until SIGINT/SIGTERM).", valueName: "N"))
+    var seconds: Double?
+
+    @Option(help: ArgumentHelp("Only this receive queue (default: every queue of the synthetic).", valueName: "Q"))
+    var queue: UInt32?
+
+    @Option(name: .customLong("udp-port"), help: ArgumentHelp("Steer only IPv4/IPv6 UDP to this port to the sockets; the rest takes the stack path (default: every frame).", valueName: "PORT"))
+    var udpPort: UInt16?
+
+    @Flag(help: "Print socket events (bind, VF departure, rebind) to stderr.")
+    var events = false
+
+    @Flag(name: .customLong("no-zerocopy"), help: "Do not try zero-copy; bind in copy mode.")
+    var noZeroCopy = false
+
+    func validate() throws {
+        try validateInterfaceName(synthetic, option: "--synthetic")
+        if let seconds, !(seconds > 0 && seconds <= 86_400) { throw ValidationError("--seconds must be in (0, 86400]") }
+        if let udpPort, udpPort == 0 { throw ValidationError("--udp-port must be 1..65535") }
+        if let queue, queue >= 64 { throw ValidationError("--queue must be below 64") }
+    }
+
+    func open(_ common: CommonOptions) throws -> PairSocketSession {
+        try HostEnvironment.requirePrivileges("xsk")
+        try HostEnvironment.requireBPFFS(root: common.root)
+        _ = common.logger("xsk")
+        var options = XSKOptions()
+        options.tryZeroCopy = !noZeroCopy
+        let showEvents = events
+        let session = try PairSocketSession(layout: try common.layout(), synthetic: synthetic, queue: queue,
+                                            udpPort: udpPort, options: options, verbose: common.verbose) { line in
+            if showEvents { fputs("hnxdp: xsk: \(line)\n", stderr) }
+        }
+        XskSignals.install()
+        return session
+    }
+
+    /// Runs the session until --seconds or a signal.
+    func run(_ session: PairSocketSession, _ handler: (inout XSKFrame) -> XSKVerdict) throws {
+        let deadline = seconds.map { Date().addingTimeInterval($0) }
+        var checks = 0
+        try session.run(until: {
+            if XskSignals.stop != 0 { return true }
+            checks += 1
+            if checks & 63 == 0, let deadline { return Date() >= deadline }
+            return false
+        }, handler)
+    }
+}
+
+/// SIGINT/SIGTERM end the run loop cleanly (sockets closed, XDP removed when unused).
+enum XskSignals {
+    nonisolated(unsafe) static var stop: sig_atomic_t = 0
+    static func install() {
+        signal(SIGINT) { _ in XskSignals.stop = 1 }
+        signal(SIGTERM) { _ in XskSignals.stop = 1 }
+    }
+}
+
+struct XskCount: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "count",
+        abstract: "Count frames received on the pair's AF_XDP sockets, per device and in total."
+    )
+
+    @OptionGroup var xsk: XskOptions
+    @Flag(help: "Print {\"mode\", \"total\", \"per_device\", ...} as JSON.")
+    var json = false
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let session = try xsk.open(common)
+        defer { session.close() }
+        let mode = session.mode
+        try xsk.run(session) { _ in .drop }
+        let c = session.counters
+        session.close()
+        if json {
+            let report = XskCountReport(mode: mode.rawValue, total: c.rxTotal, per_device: c.rxPackets,
+                                        per_binding: c.rxPerBinding, rebinds: c.rebinds, departures: c.departures)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print("mode \(mode.rawValue)")
+            print("total \(c.rxTotal)")
+            for (dev, n) in c.rxPackets.sorted(by: { $0.key < $1.key }) { print("  \(dev) \(n)") }
+            print("rebinds \(c.rebinds), departures \(c.departures)")
+        }
+    }
+}
+
+struct XskCountReport: Encodable {
+    var mode: String
+    var total: UInt64
+    var per_device: [String: UInt64]
+    var per_binding: [String: UInt64]
+    var rebinds: UInt64
+    var departures: UInt64
+}
+
+struct XskReflect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reflect",
+        abstract: "Send every received frame back with MAC, IPv4/IPv6 addresses and UDP ports swapped.",
+        discussion: "Replies leave through the device that carries the pair at that moment."
+    )
+
+    @OptionGroup var xsk: XskOptions
+    @Flag(help: "Print the counters as JSON at the end.")
+    var json = false
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let session = try xsk.open(common)
+        defer { session.close() }
+        let mode = session.mode
+        try xsk.run(session) { frame in
+            FrameReflection.swap(UnsafeMutableRawBufferPointer(start: frame.bytes, count: frame.length))
+            return .transmit(length: frame.length)
+        }
+        let c = session.counters
+        session.close()
+        if json {
+            print("{\"mode\": \"\(mode.rawValue)\", \"received\": \(c.rxTotal), \"sent\": \(c.txPackets), \"tx_dropped\": \(c.txDropped), \"tx_lost_at_switch\": \(c.txLostAtSwitch), \"rebinds\": \(c.rebinds), \"departures\": \(c.departures)}")
+        } else {
+            print("mode \(mode.rawValue): received \(c.rxTotal), sent \(c.txPackets), dropped \(c.txDropped), lost at switches \(c.txLostAtSwitch), rebinds \(c.rebinds), departures \(c.departures)")
+        }
+    }
+}
