@@ -35,12 +35,27 @@ public enum HostEnvironment {
         let base = parent.isEmpty ? "/" : parent
         if isBPFFS(base) || isBPFFS(root) { return }
         if base == "/sys/fs/bpf" {
+            // `ip netns exec` gives its command a private mount namespace with a fresh
+            // /sys: a bpffs mounted there (and every pin in it) vanishes when we exit,
+            // and with the pins the datapath. Refuse instead of pretending.
+            // (PID 1's namespace may be unreadable in a sandbox; the parent's tells as well:
+            // `ip netns exec` unshares the mount namespace right before it execs us.)
+            let own = namespaceInode("/proc/self/ns/mnt")
+            let reference = namespaceInode("/proc/1/ns/mnt") ?? namespaceInode("/proc/\(getppid())/ns/mnt")
+            if let own, let reference, own != reference {
+                throw HnxdpError(.privilege, "no BPF filesystem at /sys/fs/bpf in this private mount namespace (as under `ip netns exec`): pins made here would vanish; run `nsenter --net=/run/netns/NAME hnxdp ...` instead")
+            }
             if mount("bpf", base, "bpf", 0, "mode=0700") == 0 { return }
             let e = errno
             throw HnxdpError(e == EPERM ? .privilege : .runtime,
                              "no BPF filesystem at /sys/fs/bpf and mounting one failed (\(errnoName(e))); run `mount -t bpf bpf /sys/fs/bpf`")
         }
         throw HnxdpError(.badInput, "\(base) is not on a BPF filesystem (bpffs); mount one there or choose another --bpffs")
+    }
+
+    static func namespaceInode(_ path: String) -> UInt64? {
+        var st = stat()
+        return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
     }
 
     public static func isBPFFS(_ path: String) -> Bool {
