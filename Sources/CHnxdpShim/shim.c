@@ -236,3 +236,14 @@ int hnxdp_link_multicast(const char *ifname, const uint8_t mac[6], int add)
 	close(fd);
 	return rc;
 }
+
+int hnxdp_test_run_xdp_live(int prog_fd, const void *frame, uint32_t size, uint32_t repeat, uint32_t batch)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts,
+		    .data_in = frame,
+		    .data_size_in = size,
+		    .repeat = (int)repeat,
+		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
+		    .batch_size = batch);
+	return bpf_prog_test_run_opts(prog_fd, &opts) ? -errno : 0;
+}

@@ -60,4 +60,8 @@ int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len);
  * (SIOCADDMULTI / SIOCDELMULTI, what `ip maddr add|del` does). */
 int hnxdp_link_multicast(const char *ifname, const uint8_t mac[6], int add);
 
+/* Sends `repeat` live copies of `frame` through an XDP program that redirects
+ * them (BPF_F_TEST_XDP_LIVE_FRAMES), `batch` at a time (0: the kernel's default). */
+int hnxdp_test_run_xdp_live(int prog_fd, const void *frame, uint32_t size, uint32_t repeat, uint32_t batch);
+
 #endif

@@ -104,44 +104,11 @@ public final class Datapath {
 
     /// Loads `bpf/hnxdp.bpf.c` (embedded at build time) into the kernel.
     static func loadEmbedded(verbose: Bool) throws -> ([String: BPFDescriptor], [DatapathProgram: BPFDescriptor]) {
-        hnxdp_libbpf_capture(verbose ? 1 : 0)
-        guard let b64 = EmbeddedBPFObjects.base64["hnxdp"], let data = Data(base64Encoded: b64) else {
-            throw HnxdpError(.runtime, "embedded BPF object hnxdp.bpf.o is missing from this build")
-        }
-        let bytes = [UInt8](data)
-        let object: OpaquePointer? = bytes.withUnsafeBytes { raw in
-            bpf_object__open_mem(raw.baseAddress, raw.count, nil)
-        }
-        guard let object else {
-            throw HnxdpError.system("open BPF object hnxdp.bpf.o", errno: errno)
-        }
-        defer { bpf_object__close(object) }
-        let rc = bpf_object__load(object)
-        if rc != 0 {
-            let detail = String(cString: hnxdp_libbpf_last_message())
-            var e = HnxdpError.system("load BPF object hnxdp.bpf.o", errno: -rc)
-            if !detail.isEmpty { e.message += " [libbpf: \(detail)]" }
-            if -rc == EPERM { e.kind = .privilege }
-            throw e
-        }
+        let object = try EmbeddedObject("hnxdp", verbose: verbose)
         var maps: [String: BPFDescriptor] = [:]
-        for name in mapNames {
-            guard let map = bpf_object__find_map_by_name(object, name) else {
-                throw HnxdpError(.runtime, "BPF object lacks map \(name)")
-            }
-            let fd = dup(bpf_map__fd(map))
-            if fd < 0 { throw HnxdpError.system("dup fd of map \(name)", errno: errno) }
-            maps[name] = BPFDescriptor(fd)
-        }
+        for name in mapNames { maps[name] = try object.map(name) }
         var progs: [DatapathProgram: BPFDescriptor] = [:]
-        for p in DatapathProgram.allCases {
-            guard let prog = bpf_object__find_program_by_name(object, p.name) else {
-                throw HnxdpError(.runtime, "BPF object lacks program \(p.name)")
-            }
-            let fd = dup(bpf_program__fd(prog))
-            if fd < 0 { throw HnxdpError.system("dup fd of program \(p.name)", errno: errno) }
-            progs[p] = BPFDescriptor(fd)
-        }
+        for p in DatapathProgram.allCases { progs[p] = try object.program(p.name) }
         return (maps, progs)
     }
 

@@ -64,38 +64,12 @@ public final class XDPPairObjects {
 
     /// Loads the embedded hnxdp_xsk object for the pair and pins it.
     static func create(layout: PinLayout, synthetic: Int32, verbose: Bool) throws -> XDPPairObjects {
-        hnxdp_libbpf_capture(verbose ? 1 : 0)
-        guard let b64 = EmbeddedBPFObjects.base64["hnxdp_xsk"], let data = Data(base64Encoded: b64) else {
-            throw HnxdpError(.runtime, "embedded BPF object hnxdp_xsk.bpf.o is missing from this build")
-        }
-        let bytes = [UInt8](data)
-        let object: OpaquePointer? = bytes.withUnsafeBytes { raw in bpf_object__open_mem(raw.baseAddress, raw.count, nil) }
-        guard let object else { throw HnxdpError.system("open BPF object hnxdp_xsk.bpf.o", errno: errno) }
-        defer { bpf_object__close(object) }
-        let rc = bpf_object__load(object)
-        if rc != 0 {
-            var e = HnxdpError.system("load BPF object hnxdp_xsk.bpf.o", errno: -rc)
-            let detail = String(cString: hnxdp_libbpf_last_message())
-            if !detail.isEmpty { e.message += " [libbpf: \(detail)]" }
-            throw e
-        }
+        let object = try EmbeddedObject("hnxdp_xsk", verbose: verbose)
         var d: [String: BPFDescriptor] = [:]
         let maps = [(HNXDP_XSK_MAP_XSKS, HNXDP_XDP_PIN_XSKS), (HNXDP_XSK_MAP_CONFIG, HNXDP_XDP_PIN_CONFIG),
                     (HNXDP_XSK_MAP_STATS, HNXDP_XDP_PIN_STATS), (HNXDP_XDP_MAP_USER, HNXDP_XDP_PIN_USER_ARRAY)]
-        for (mapName, pin) in maps {
-            guard let map = bpf_object__find_map_by_name(object, mapName) else {
-                throw HnxdpError(.runtime, "BPF object hnxdp_xsk lacks map \(mapName)")
-            }
-            let fd = dup(bpf_map__fd(map))
-            if fd < 0 { throw HnxdpError.system("dup fd of map \(mapName)", errno: errno) }
-            d[pin] = BPFDescriptor(fd)
-        }
-        guard let prog = bpf_object__find_program_by_name(object, HNXDP_XSK_PROG_STEER) else {
-            throw HnxdpError(.runtime, "BPF object hnxdp_xsk lacks program \(HNXDP_XSK_PROG_STEER)")
-        }
-        let fd = dup(bpf_program__fd(prog))
-        if fd < 0 { throw HnxdpError.system("dup fd of program \(HNXDP_XSK_PROG_STEER)", errno: errno) }
-        d[HNXDP_XDP_PIN_PROG] = BPFDescriptor(fd)
+        for (mapName, pin) in maps { d[pin] = try object.map(mapName) }
+        d[HNXDP_XDP_PIN_PROG] = try object.program(HNXDP_XSK_PROG_STEER)
 
         let objects = try XDPPairObjects(layout: layout, synthetic: synthetic, descriptors: d)
         var cfg = hnxdp_xsk_config()

@@ -1,0 +1,62 @@
+import CHnxdpShim
+import CLibBPF
+import Foundation
+import Glibc
+
+/// One of the BPF objects compiled from `bpf/*.bpf.c` at build time and
+/// embedded in the binary, loaded into the kernel. Maps and programs are
+/// handed out as their own descriptors, so they outlive the object.
+public final class EmbeddedObject {
+    public let name: String
+    private let object: OpaquePointer
+
+    /// Opens and loads the embedded `name.bpf.o` (e.g. "hnxdp", "hnxdp_xsk", "hnxdp_gen").
+    /// `configure` runs between open and load (set map sizes, initial values).
+    public init(_ name: String, verbose: Bool = false, configure: ((OpaquePointer) throws -> Void)? = nil) throws {
+        hnxdp_libbpf_capture(verbose ? 1 : 0)
+        guard let b64 = EmbeddedBPFObjects.base64[name], let data = Data(base64Encoded: b64) else {
+            throw HnxdpError(.runtime, "embedded BPF object \(name).bpf.o is missing from this build")
+        }
+        let bytes = [UInt8](data)
+        let opened: OpaquePointer? = bytes.withUnsafeBytes { raw in bpf_object__open_mem(raw.baseAddress, raw.count, nil) }
+        guard let opened else { throw HnxdpError.system("open BPF object \(name).bpf.o", errno: errno) }
+        do {
+            try configure?(opened)
+            let rc = bpf_object__load(opened)
+            if rc != 0 {
+                var e = HnxdpError.system("load BPF object \(name).bpf.o", errno: -rc)
+                let detail = String(cString: hnxdp_libbpf_last_message())
+                if !detail.isEmpty { e.message += " [libbpf: \(detail)]" }
+                if -rc == EPERM { e.kind = .privilege }
+                throw e
+            }
+        } catch {
+            bpf_object__close(opened)
+            throw error
+        }
+        self.name = name
+        self.object = opened
+    }
+
+    deinit { bpf_object__close(object) }
+
+    /// A descriptor of the map `mapName` of this object.
+    public func map(_ mapName: String) throws -> BPFDescriptor {
+        guard let map = bpf_object__find_map_by_name(object, mapName) else {
+            throw HnxdpError(.runtime, "BPF object \(name) lacks map \(mapName)")
+        }
+        let fd = dup(bpf_map__fd(map))
+        if fd < 0 { throw HnxdpError.system("dup fd of map \(mapName)", errno: errno) }
+        return BPFDescriptor(fd)
+    }
+
+    /// A descriptor of the program `programName` of this object.
+    public func program(_ programName: String) throws -> BPFDescriptor {
+        guard let prog = bpf_object__find_program_by_name(object, programName) else {
+            throw HnxdpError(.runtime, "BPF object \(name) lacks program \(programName)")
+        }
+        let fd = dup(bpf_program__fd(prog))
+        if fd < 0 { throw HnxdpError.system("dup fd of program \(programName)", errno: errno) }
+        return BPFDescriptor(fd)
+    }
+}
