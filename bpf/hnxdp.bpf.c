@@ -48,13 +48,21 @@ struct {
 	__type(value, struct hnxdp_vf_entry);
 } hnxdp_vfs SEC(".maps");
 
+/* The per-frame view of pairs and VFs for small ifindexes (see hnxdp_shared.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HNXDP_FAST_IFINDEXES);
+	__type(key, __u32);
+	__type(value, struct hnxdp_dev);
+} hnxdp_devs SEC(".maps");
+
 /*
- * The VF as a device reference: the kernel deletes the entry itself when the
- * VF is unregistered, so a vanished VF is noticed here even with no control
- * plane running.
+ * The VF as a device reference, by pair slot: the kernel deletes the entry
+ * itself when the VF is unregistered, so a vanished VF is noticed here even
+ * with no control plane running.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
 	__uint(max_entries, HNXDP_MAX_PAIRS);
 	__type(key, __u32);
 	__type(value, struct bpf_devmap_val);
@@ -66,6 +74,9 @@ struct {
 	__type(key, __u32);
 	__type(value, struct hnxdp_stats);
 } hnxdp_stats SEC(".maps");
+
+/* Read-only view of a kernel object by BTF id: plain loads the JIT guards. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /*
  * Kernel-internal layouts, relocated by libbpf against the running kernel's
@@ -89,22 +100,54 @@ enum netdev_state_t___hnxdp {
 /* True when the devmap entry's device has carrier (admin down implies no carrier on veth and NIC drivers). */
 static __always_inline int vf_has_carrier(struct bpf_devmap_val *val)
 {
-	struct net_device___hnxdp *dev = NULL;
-	unsigned long state = 0;
 	__u64 base = (__u64)(unsigned long)val -
 		     bpf_core_field_offset(struct bpf_dtab_netdev___hnxdp, val);
+	struct bpf_dtab_netdev___hnxdp *entry =
+		bpf_rdonly_cast((void *)base, bpf_core_type_id_kernel(struct bpf_dtab_netdev___hnxdp));
+	struct net_device___hnxdp *dev = entry->dev;
 	__u64 nocarrier = bpf_core_enum_value(enum netdev_state_t___hnxdp,
 					      __LINK_STATE_NOCARRIER___hnxdp);
 
-	if (bpf_probe_read_kernel(&dev, sizeof(dev),
-				  (void *)(base + bpf_core_field_offset(struct bpf_dtab_netdev___hnxdp, dev))))
-		return 0;
 	if (!dev)
 		return 0;
-	if (bpf_probe_read_kernel(&state, sizeof(state),
-				  (void *)((unsigned long)dev + bpf_core_field_offset(struct net_device___hnxdp, state))))
-		return 0;
-	return !(state & (1UL << nocarrier));
+	return !(dev->state & (1UL << nocarrier));
+}
+
+/*
+ * The per-frame view of `ifindex` in `role`: from the ARRAY for small
+ * ifindexes, else from the HASH maps. Returns 0 when it is not hnxdp's.
+ */
+static __always_inline int lookup_dev(__u32 ifindex, __u32 role, struct hnxdp_dev *out)
+{
+	if (ifindex < HNXDP_FAST_IFINDEXES) {
+		struct hnxdp_dev *d = bpf_map_lookup_elem(&hnxdp_devs, &ifindex);
+
+		if (!d || d->role != role)
+			return 0;
+		*out = *d;
+		return 1;
+	}
+	if (role == HNXDP_ROLE_VF) {
+		struct hnxdp_vf_entry *vf = bpf_map_lookup_elem(&hnxdp_vfs, &ifindex);
+
+		if (!vf)
+			return 0;
+		out->role = role;
+		out->peer_ifindex = vf->syn_ifindex;
+		out->slot = vf->slot;
+		out->state = HNXDP_STATE_ACTIVE;
+		return 1;
+	} else {
+		struct hnxdp_pair *pair = bpf_map_lookup_elem(&hnxdp_pairs, &ifindex);
+
+		if (!pair)
+			return 0;
+		out->role = role;
+		out->peer_ifindex = pair->vf_ifindex;
+		out->slot = pair->slot;
+		out->state = pair->state;
+		return 1;
+	}
 }
 
 static __always_inline struct hnxdp_stats *stats_for(__u32 slot)
@@ -117,42 +160,39 @@ SEC("tc")
 int hnxdp_vf_ingress(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
-	struct hnxdp_vf_entry *vf;
 	struct hnxdp_stats *st;
+	struct hnxdp_dev vf;
 
-	vf = bpf_map_lookup_elem(&hnxdp_vfs, &ifindex);
-	if (!vf)
+	/* Loop guard: never move a frame twice, never redirect to ourselves. */
+	if (skb->tc_index == HNXDP_REDIRECT_MARK)
 		return TCX_NEXT;
-	/* Loop guard: never redirect to ourselves nor a frame we already moved. */
-	if (vf->syn_ifindex == ifindex || skb->tc_index == HNXDP_REDIRECT_MARK)
+	if (!lookup_dev(ifindex, HNXDP_ROLE_VF, &vf) || !vf.peer_ifindex || vf.peer_ifindex == ifindex)
 		return TCX_NEXT;
 
-	st = stats_for(vf->slot);
+	st = stats_for(vf.slot);
 	if (st) {
 		st->vf_rx_packets++;
 		st->vf_rx_bytes += skb->len;
 	}
 	skb->tc_index = HNXDP_REDIRECT_MARK;
-	return bpf_redirect(vf->syn_ifindex, BPF_F_INGRESS);
+	return bpf_redirect(vf.peer_ifindex, BPF_F_INGRESS);
 }
 
 /* tcx ingress on the synthetic: count its own receive path (B20). */
 SEC("tc")
 int hnxdp_syn_ingress(struct __sk_buff *skb)
 {
-	__u32 ifindex = skb->ifindex;
-	struct hnxdp_pair *pair;
 	struct hnxdp_stats *st;
+	struct hnxdp_dev syn;
 
 	if (skb->tc_index == HNXDP_REDIRECT_MARK) {
 		/* Came in through the VF; already counted there. */
 		skb->tc_index = 0;
 		return TCX_NEXT;
 	}
-	pair = bpf_map_lookup_elem(&hnxdp_pairs, &ifindex);
-	if (!pair)
+	if (!lookup_dev(skb->ifindex, HNXDP_ROLE_SYNTHETIC, &syn))
 		return TCX_NEXT;
-	st = stats_for(pair->slot);
+	st = stats_for(syn.slot);
 	if (st) {
 		st->syn_rx_packets++;
 		st->syn_rx_bytes += skb->len;
@@ -166,19 +206,18 @@ int hnxdp_syn_egress(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
 	struct bpf_devmap_val *vf;
-	struct hnxdp_pair *pair;
 	struct hnxdp_stats *st;
+	struct hnxdp_dev syn;
 
-	pair = bpf_map_lookup_elem(&hnxdp_pairs, &ifindex);
-	if (!pair)
+	if (!lookup_dev(ifindex, HNXDP_ROLE_SYNTHETIC, &syn))
 		return TCX_NEXT;
-	st = stats_for(pair->slot);
+	st = stats_for(syn.slot);
 
-	if (pair->state == HNXDP_STATE_ACTIVE && pair->vf_ifindex) {
-		vf = bpf_map_lookup_elem(&hnxdp_txdev, &ifindex);
+	if (syn.state == HNXDP_STATE_ACTIVE && syn.peer_ifindex) {
+		vf = bpf_map_lookup_elem(&hnxdp_txdev, &syn.slot);
 		/* The entry vanishes with the VF; a stale one (new VF, same
-		 * synthetic) must not match the ifindex the pair was joined to. */
-		if (vf && vf->ifindex == pair->vf_ifindex && vf->ifindex != ifindex &&
+		 * slot) must not match the ifindex the pair was joined to. */
+		if (vf && vf->ifindex == syn.peer_ifindex && vf->ifindex != ifindex &&
 		    vf_has_carrier(vf)) {
 			if (st) {
 				st->vf_tx_packets++;

@@ -42,7 +42,8 @@ final class DatapathTestRunTests: XCTestCase {
 
     override func tearDownWithError() throws {
         if let datapath {
-            for key in (try? datapath.pairs.keys()) ?? [] { _ = try? datapath.pairs.delete(key) }
+            for key in (try? datapath.pairs.keys()) ?? [] { _ = try? datapath.removePair(synthetic: key) }
+            for key in (try? datapath.vfs.keys()) ?? [] { _ = try? datapath.removeVF(key) }
             _ = try? datapath.removePinsIfUnused()
         }
         datapath = nil
@@ -125,9 +126,9 @@ final class DatapathTestRunTests: XCTestCase {
         pair.vf_ifindex = UInt32(vfIndex)
         pair.state = state
         pair.slot = 3
-        try datapath.pairs.update(UInt32(synIndex), pair)
-        try datapath.vfs.update(UInt32(vfIndex), hnxdp_vf_entry(syn_ifindex: UInt32(synIndex), slot: 3))
-        XCTAssertEqual(hnxdp_devmap_set(datapath.txdev.fd, UInt32(synIndex), UInt32(vfIndex)), 0)
+        try datapath.storePair(pair)
+        try datapath.storeVF(UInt32(vfIndex), synthetic: UInt32(synIndex), slot: 3)
+        try datapath.setTransmitDevice(slot: 3, vf: UInt32(vfIndex), name: "vf0")
         try datapath.resetCounters(slot: 3)
     }
 
@@ -166,7 +167,7 @@ final class DatapathTestRunTests: XCTestCase {
 
     func testVFIngressLoopGuard() throws {
         // A VF entry that points at itself must never redirect.
-        try datapath.vfs.update(UInt32(vfIndex), hnxdp_vf_entry(syn_ifindex: UInt32(vfIndex), slot: 3))
+        try datapath.storeVF(UInt32(vfIndex), synthetic: UInt32(vfIndex), slot: 3)
         _ = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxNext)
     }
 
@@ -194,7 +195,7 @@ final class DatapathTestRunTests: XCTestCase {
         try installPair()
         try sh("ip -n \(netnsName) link del vf0")
         // The kernel removes the devmap entry on unregister.
-        XCTAssertNil(try datapath.txdev.lookup(UInt32(synIndex)))
+        XCTAssertNil(try datapath.transmitDevice(slot: 3))
         let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxNext)
         XCTAssertEqual(try datapath.counters(slot: 3).tx_fallback_packets, UInt64(n))
     }
@@ -205,6 +206,29 @@ final class DatapathTestRunTests: XCTestCase {
         let c = try datapath.counters(slot: 3)
         XCTAssertEqual(c.syn_tx_packets, UInt64(n))
         XCTAssertEqual(c.tx_fallback_packets, 0)
+    }
+
+    func testLargeIfindexesUseTheHashMaps() throws {
+        // Devices with ifindexes above HNXDP_FAST_IFINDEXES take the HASH path.
+        let big: Int32 = Int32(HNXDP_FAST_IFINDEXES) + 100
+        try sh("ip -n \(netnsName) link add vf9 index \(big) type veth peer name vf9p")
+        try sh("ip -n \(netnsName) link set vf9 up && ip -n \(netnsName) link set vf9p up")
+        var pair = hnxdp_pair()
+        pair.syn_ifindex = UInt32(synIndex)
+        pair.vf_ifindex = UInt32(big)
+        pair.state = UInt32(HNXDP_STATE_ACTIVE.rawValue)
+        pair.slot = 3
+        try datapath.storePair(pair)
+        try datapath.storeVF(UInt32(big), synthetic: UInt32(synIndex), slot: 3)
+        try datapath.setTransmitDevice(slot: 3, vf: UInt32(big), name: "vf9")
+        try datapath.resetCounters(slot: 3)
+        let n = assertCorpus(.vfIngress, on: big, expect: Self.tcxRedirect)
+        _ = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxRedirect)
+        let c = try datapath.counters(slot: 3)
+        XCTAssertEqual(c.vf_rx_packets, UInt64(n))
+        XCTAssertEqual(c.vf_tx_packets, UInt64(n))
+        try datapath.removeVF(UInt32(big))
+        _ = assertCorpus(.vfIngress, on: big, expect: Self.tcxNext)
     }
 
     func testSyntheticIngressCountsItsOwnPath() throws {

@@ -42,13 +42,15 @@ public final class Datapath {
     public let pairs: BPFMap<UInt32, hnxdp_pair>
     /// VF ifindex -> synthetic ifindex and stats slot.
     public let vfs: BPFMap<UInt32, hnxdp_vf_entry>
-    /// synthetic ifindex -> VF device (the kernel drops the entry when the VF goes).
+    /// ifindex -> the per-frame view of pairs and VFs (small ifindexes only).
+    public let devs: BPFMap<UInt32, hnxdp_dev>
+    /// pair slot -> VF device (the kernel drops the entry when the VF goes).
     public let txdev: BPFMap<UInt32, bpf_devmap_val>
     /// stats slot -> per-CPU counters.
     public let stats: BPFMap<UInt32, hnxdp_stats>
     private let programs: [DatapathProgram: BPFDescriptor]
 
-    static let mapNames = [HNXDP_MAP_PAIRS, HNXDP_MAP_VFS, HNXDP_MAP_TXDEV, HNXDP_MAP_STATS]
+    static let mapNames = [HNXDP_MAP_PAIRS, HNXDP_MAP_VFS, HNXDP_MAP_DEVS, HNXDP_MAP_TXDEV, HNXDP_MAP_STATS]
 
     /// Every pin file at the namespace level.
     static var pinNames: [String] { mapNames + DatapathProgram.allCases.map(\.name) }
@@ -57,6 +59,7 @@ public final class Datapath {
         self.layout = layout
         pairs = try BPFMap(name: HNXDP_MAP_PAIRS, descriptor: maps[HNXDP_MAP_PAIRS]!)
         vfs = try BPFMap(name: HNXDP_MAP_VFS, descriptor: maps[HNXDP_MAP_VFS]!)
+        devs = try BPFMap(name: HNXDP_MAP_DEVS, descriptor: maps[HNXDP_MAP_DEVS]!)
         txdev = try BPFMap(name: HNXDP_MAP_TXDEV, descriptor: maps[HNXDP_MAP_TXDEV]!)
         stats = try BPFMap(name: HNXDP_MAP_STATS, descriptor: maps[HNXDP_MAP_STATS]!)
         self.programs = programs
@@ -127,6 +130,62 @@ public final class Datapath {
         for name in pinNames { try FileSystem.remove(layout.objectPath(name)) }
         FileSystem.removeDirectoryIfEmpty(layout.namespaceDirectory)
         FileSystem.removeDirectoryIfEmpty(layout.root)
+    }
+
+    // MARK: - Writing pairs (the only way the control plane changes what the datapath sees)
+
+    /// Stores a pair entry and its per-frame view.
+    public func storePair(_ pair: hnxdp_pair) throws {
+        try pairs.update(pair.syn_ifindex, pair)
+        if pair.syn_ifindex < UInt32(HNXDP_FAST_IFINDEXES) {
+            try devs.update(pair.syn_ifindex, hnxdp_dev(role: UInt32(HNXDP_ROLE_SYNTHETIC), peer_ifindex: pair.vf_ifindex,
+                                                        slot: pair.slot, state: pair.state))
+        }
+    }
+
+    /// Removes a pair entry and its per-frame view; its VF entry and devmap slot too.
+    public func removePair(synthetic ifindex: UInt32) throws {
+        if let pair = try pairs.lookup(ifindex) {
+            if pair.vf_ifindex != 0 { try removeVF(pair.vf_ifindex) }
+            try clearTransmitDevice(slot: pair.slot)
+        }
+        try pairs.delete(ifindex)
+        try clearView(ifindex, role: UInt32(HNXDP_ROLE_SYNTHETIC))
+    }
+
+    /// Stores a joined VF: frames it receives go to `synthetic`.
+    public func storeVF(_ vf: UInt32, synthetic: UInt32, slot: UInt32) throws {
+        try vfs.update(vf, hnxdp_vf_entry(syn_ifindex: synthetic, slot: slot))
+        if vf < UInt32(HNXDP_FAST_IFINDEXES) {
+            try devs.update(vf, hnxdp_dev(role: UInt32(HNXDP_ROLE_VF), peer_ifindex: synthetic, slot: slot,
+                                          state: UInt32(HNXDP_STATE_ACTIVE.rawValue)))
+        }
+    }
+
+    /// Forgets a VF (its frames are no longer redirected).
+    public func removeVF(_ vf: UInt32) throws {
+        try vfs.delete(vf)
+        try clearView(vf, role: UInt32(HNXDP_ROLE_VF))
+    }
+
+    /// The VF device a pair transmits through (slot = the pair's slot).
+    public func setTransmitDevice(slot: UInt32, vf: UInt32, name: String) throws {
+        let rc = hnxdp_devmap_set(txdev.fd, slot, vf)
+        if rc < 0 { throw HnxdpError.system("put \(name) in the transmit devmap", errno: -rc) }
+    }
+
+    public func clearTransmitDevice(slot: UInt32) throws {
+        try txdev.delete(slot)
+    }
+
+    /// The VF ifindex in a pair's devmap slot, if the device is still there.
+    public func transmitDevice(slot: UInt32) throws -> UInt32? {
+        try txdev.lookup(slot)?.ifindex
+    }
+
+    private func clearView(_ ifindex: UInt32, role: UInt32) throws {
+        guard ifindex < UInt32(HNXDP_FAST_IFINDEXES), let view = try devs.lookup(ifindex), view.role == role else { return }
+        try devs.update(ifindex, hnxdp_dev())
     }
 
     /// Sum of the per-CPU counters of one slot.

@@ -196,7 +196,11 @@ public final class ControlPlane {
         if hasActivePair && monotonicMilliseconds() >= multicastDeadline {
             multicastDeadline = monotonicMilliseconds() + Self.multicastIntervalMs
             let lists = MulticastList.current()
-            for synIndex in machines.keys.sorted() { try syncMulticast(synIndex: synIndex, lists: lists) }
+            for synIndex in machines.keys.sorted() {
+                do { try syncMulticast(synIndex: synIndex, lists: lists) } catch {
+                    logger.warning("multicast list of pair ifindex \(synIndex): \(error)")
+                }
+            }
         }
         for synIndex in machines.keys.sorted() {
             if let d = machines[synIndex]?.deadline, d <= monotonicMilliseconds() {
@@ -222,8 +226,22 @@ public final class ControlPlane {
             let vf = machines[synIndex]?.phase.vf.flatMap { links[$0] }
             log.info("state \(from) -> \(to)\(vf.map { ", VF \($0.name)(\($0.ifindex))" } ?? "")")
             try publish(synIndex: synIndex)
+        case .reported(let vfIndex):
+            let vf = vfIndex.flatMap { links[$0] }
+            log.info(vf.map { "VF \($0.name)(\($0.ifindex)) present; transparent mode off: reported only, nothing changed" }
+                     ?? "VF gone; transparent mode off: nothing to undo")
+            if var pair = try datapath.pairs.lookup(UInt32(bitPattern: synIndex)),
+               pair.state == UInt32(HNXDP_STATE_DISABLED.rawValue) {
+                pair.vf_ifindex = vfIndex.map { UInt32(bitPattern: $0) } ?? 0
+                try datapath.storePair(pair)
+            }
         case .join(let vfIndex):
-            guard let vf = links[vfIndex] else { return try feed(synIndex, .vfGone(vfIndex)) }
+            // Join on the devices as they are now: the cache can be stale (GSO limits
+            // change without a link notification).
+            guard let vf = try netlink.link(index: vfIndex) else { return try feed(synIndex, .vfGone(vfIndex)) }
+            guard let syn = try netlink.link(index: synIndex) else { return }
+            links[vfIndex] = vf
+            links[synIndex] = syn
             do {
                 let start = monotonicNanoseconds()
                 let result = try lifecycle.joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath)
@@ -240,6 +258,8 @@ public final class ControlPlane {
                 switched = monotonicNanoseconds()
             }
             multicastAdded[synIndex] = nil
+            if let fresh = try netlink.link(index: synIndex) { links[synIndex] = fresh }
+            try publish(synIndex: synIndex) // held-down after a flapping departure
             let reaction = switched &- eventReceivedNs
             let restored = monotonicNanoseconds() &- eventReceivedNs
             departureReactionsNs.append(reaction)
@@ -263,7 +283,7 @@ public final class ControlPlane {
         // Never claim a non-active state while a VF is still joined in the map.
         if pair.vf_ifindex != 0 && pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue) { return }
         pair.state = UInt32(state.rawValue)
-        try datapath.pairs.update(key, pair)
+        try datapath.storePair(pair)
     }
 
     // MARK: - Pairs
@@ -289,7 +309,7 @@ public final class ControlPlane {
             pair.state = UInt32(HNXDP_STATE_DISABLED.rawValue)
             pair.slot = try lifecycle.freeSlot(datapath)
             pair.mtu = syn.mtu
-            try datapath.pairs.update(pair.syn_ifindex, pair)
+            try datapath.storePair(pair)
         }
         machines[syn.ifindex] = PairStateMachine(timing: settings.timing, transparent: settings.transparent)
         var log = logger
@@ -301,6 +321,16 @@ public final class ControlPlane {
     /// B19: takes over a pinned pair as it is, reconciled with the devices now.
     func adopt(syn: LinkInfo, pair: hnxdp_pair) throws {
         guard let datapath else { return }
+        if pair.state == UInt32(HNXDP_STATE_DISABLED.rawValue) {
+            // Report-only pair of a run with transparent mode off: nothing was changed.
+            if settings.transparent {
+                try datapath.removePair(synthetic: UInt32(bitPattern: syn.ifindex))
+                try manage(syn)
+            } else {
+                machines[syn.ifindex] = PairStateMachine(timing: settings.timing, transparent: false)
+            }
+            return
+        }
         var log = logger
         log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
         if pair.vf_ifindex != 0 {
@@ -369,7 +399,7 @@ public final class ControlPlane {
                 try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: syn.mtu))
                 log.info("MTU \(pair.mtu) -> \(syn.mtu) passed to VF \(vf.name)")
                 pair.mtu = syn.mtu
-                try datapath.pairs.update(pair.syn_ifindex, pair)
+                try datapath.storePair(pair)
             } catch {
                 log.warning("VF \(vf.name) refused MTU \(syn.mtu) (\(error)); putting \(syn.name) back to \(pair.mtu)")
                 try netlink.setLink(index: syn.ifindex, name: syn.name, LinkChange(mtu: pair.mtu))
@@ -390,7 +420,10 @@ public final class ControlPlane {
     /// B11: the joined VF gets the synthetic's multicast list, or all-multicast
     /// when it cannot take an address.
     func syncMulticast(synIndex: Int32, lists: [Int32: Set<[UInt8]>]) throws {
-        guard case .active(let vfIndex) = machines[synIndex]?.phase, let vf = links[vfIndex] else { return }
+        guard case .active(let vfIndex) = machines[synIndex]?.phase, links[vfIndex] != nil else { return }
+        // A VF that is already gone from the namespace (its deletion notification
+        // may still be on its way) is left alone.
+        guard let vf = try netlink.link(index: vfIndex) else { return }
         var added = multicastAdded[synIndex] ?? []
         let plan = MulticastList.plan(synthetic: lists[synIndex] ?? [], vf: lists[vfIndex] ?? [], added: added)
         if plan.add.isEmpty && plan.remove.isEmpty { return }
@@ -400,6 +433,8 @@ public final class ControlPlane {
             do {
                 try MulticastList.set(mac, on: vf.name, add: true)
                 added.insert(mac)
+            } catch let error as HnxdpError where error.errno == ENODEV {
+                return
             } catch {
                 log.warning("VF \(vf.name) cannot take multicast \(LinkInfo.formatMAC(mac)) (\(error)): all-multicast on instead")
                 try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(allmulti: true))
@@ -425,11 +460,13 @@ public final class ControlPlane {
         let changed = FeatureWords.xor(now.active, effective)
         let saved = FeatureWords.array(pair.saved_features)
         pair.saved_features = FeatureWords.tuple((0..<FeatureWords.count).map { (saved[$0] & ~changed[$0]) | (now.requested[$0] & changed[$0]) })
+        let savedActive = FeatureWords.array(pair.saved_active)
+        pair.saved_active = FeatureWords.tuple((0..<FeatureWords.count).map { (savedActive[$0] & ~changed[$0]) | (now.active[$0] & changed[$0]) })
         let (requested, mask) = intersectFeatures(synthetic: now, vf: vfFeatures)
         let after = FeatureWords.isZero(mask) ? now : try Ethtool.setFeatures(of: syn.name, requested: requested, mask: mask)
         pair.effective_features = FeatureWords.tuple(after.active)
         pair.vf_features = FeatureWords.tuple(vfFeatures.active)
-        try datapath.pairs.update(pair.syn_ifindex, pair)
+        try datapath.storePair(pair)
         log.info("offloads changed on \(syn.name): re-intersected with VF \(vf.name) (\(FeatureSet.names(of: FeatureWords.xor(now.active, after.active), in: now.names).joined(separator: " ")))")
     }
 

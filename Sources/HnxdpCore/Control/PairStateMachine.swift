@@ -70,6 +70,8 @@ public struct PairStateMachine: Equatable, Sendable {
         case leave(Int32)
         /// The phase changed: publish it (map state, log line).
         case phaseChanged(from: String, to: String)
+        /// Transparent mode off (B3): the VF seen for this synthetic changed; report it only.
+        case reported(vf: Int32?)
     }
 
     public private(set) var phase: PairPhase
@@ -104,7 +106,7 @@ public struct PairStateMachine: Equatable, Sendable {
             case .vfGone(let vf) where phase.vf == vf: phase = .disabled(vf: nil)
             default: break
             }
-            return transition(from: before, actions)
+            return before.vf != phase.vf ? [.reported(vf: phase.vf)] : []
         }
 
         switch (phase, event) {

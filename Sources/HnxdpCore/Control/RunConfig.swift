@@ -12,7 +12,9 @@ public enum RunConfig {
     public static func parse(_ text: String, file: String, into settings: RunSettings = RunSettings()) throws -> RunSettings {
         var s = settings
         var seen = Set<String>()
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: split on it, "\n" and a lone "\r".
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
+        for (index, raw) in lines.enumerated() {
             let lineNumber = index + 1
             func bad(_ reason: String) -> HnxdpError {
                 HnxdpError(.badInput, "invalid config \(file) line \(lineNumber): \(reason)")

@@ -111,8 +111,8 @@ public struct PairLifecycle {
             pair.slot = try freeSlot(datapath)
             pair.mtu = syn.mtu
             try datapath.resetCounters(slot: pair.slot)
-            try datapath.pairs.update(synKey, pair)
-            undo.push("delete pair entry") { try datapath.pairs.delete(synKey) }
+            try datapath.storePair(pair)
+            undo.push("delete pair entry") { try datapath.removePair(synthetic: synKey) }
             let pairDir = layout.pairDirectory(synthetic: syn.ifindex)
             let createdDirs = try FileSystem.makeDirectories(pairDir)
             undo.push("remove \(pairDir)") { for d in createdDirs.reversed() { FileSystem.removeDirectoryIfEmpty(d) } }
@@ -135,7 +135,6 @@ public struct PairLifecycle {
     /// Removes a pair entry and every link and pin of it (the VF must have left).
     public func uninstall(synthetic ifindex: Int32, datapath: Datapath?) throws {
         let key = UInt32(bitPattern: ifindex)
-        if let datapath { try datapath.txdev.delete(key) }
         let pairDir = layout.pairDirectory(synthetic: ifindex)
         try XDPAttachment.remove(layout: layout, synthetic: ifindex)
         for program in [DatapathProgram.vfIngress, .synEgress, .synIngress] {
@@ -144,8 +143,7 @@ public struct PairLifecycle {
         for leftover in FileSystem.list(pairDir) { try TcxLink.detach(pinPath: "\(pairDir)/\(leftover)") }
         FileSystem.removeDirectoryIfEmpty(pairDir)
         if let datapath, let pair = try datapath.pairs.lookup(key) {
-            if pair.vf_ifindex != 0 { try datapath.vfs.delete(pair.vf_ifindex) }
-            try datapath.pairs.delete(key)
+            try datapath.removePair(synthetic: key)
             try datapath.resetCounters(slot: pair.slot)
         }
     }
@@ -249,17 +247,17 @@ public struct PairLifecycle {
             pair.state = UInt32(HNXDP_STATE_ACTIVE.rawValue)
             pair.switches &+= 1
             pair.last_switch_ns = realtimeNanoseconds()
-            try datapath.vfs.update(vfKey, hnxdp_vf_entry(syn_ifindex: synKey, slot: pair.slot))
-            undo.push("delete VF entry") { try datapath.vfs.delete(vfKey) }
-            let rc = hnxdp_devmap_set(datapath.txdev.fd, synKey, vfKey)
-            if rc < 0 { throw HnxdpError.system("put \(vf.name) in the transmit devmap", errno: -rc) }
-            undo.push("delete transmit devmap entry") { try datapath.txdev.delete(synKey) }
+            try datapath.storeVF(vfKey, synthetic: synKey, slot: pair.slot)
+            undo.push("delete VF entry") { try datapath.removeVF(vfKey) }
+            let slot = pair.slot
+            try datapath.setTransmitDevice(slot: slot, vf: vfKey, name: vf.name)
+            undo.push("delete transmit devmap entry") { try datapath.clearTransmitDevice(slot: slot) }
             let pin = layout.linkPath(synthetic: syn.ifindex, DatapathProgram.vfIngress.linkName)
             _ = try? TcxLink.detach(pinPath: pin) // the link of a VF that already left
             try TcxLink.attach(datapath.program(.vfIngress), ifindex: vf.ifindex, ifname: vf.name, ingress: true, pinPath: pin)
             undo.push("detach \(HNXDP_PROG_VF_INGRESS) from \(vf.name)") { try TcxLink.detach(pinPath: pin) }
-            try datapath.pairs.update(synKey, pair)
-            undo.push("restore pair entry") { try datapath.pairs.update(synKey, original) }
+            try datapath.storePair(pair)
+            undo.push("restore pair entry") { try datapath.storePair(original) }
 
             undo.commit()
             // B17/B18: an AF_XDP application or user XDP program on the pair follows the new VF.
@@ -286,7 +284,9 @@ public struct PairLifecycle {
     public func leaveVF(synthetic ifindex: Int32, datapath: Datapath, netlink: RTNetlink, reason: String,
                         onSwitched: (() -> Void)? = nil) throws -> Bool {
         let synKey = UInt32(bitPattern: ifindex)
-        guard var pair = try datapath.pairs.lookup(synKey), pair.vf_ifindex != 0 else { return false }
+        // A report-only pair (transparent off) names its VF but never joined it.
+        guard var pair = try datapath.pairs.lookup(synKey), pair.vf_ifindex != 0,
+              pair.state != UInt32(HNXDP_STATE_DISABLED.rawValue) else { return false }
         let vfIndex = Int32(bitPattern: pair.vf_ifindex)
         // 1. Transmit falls back now.
         pair.state = UInt32(HNXDP_STATE_IDLE.rawValue)
@@ -294,13 +294,13 @@ public struct PairLifecycle {
         pair.last_switch_ns = realtimeNanoseconds()
         let joinedVF = pair.vf_ifindex
         pair.vf_ifindex = 0
-        try datapath.pairs.update(synKey, pair)
-        try datapath.txdev.delete(synKey)
+        try datapath.storePair(pair)
+        try datapath.clearTransmitDevice(slot: pair.slot)
         onSwitched?()
         // 2. The VF's links and entry.
         try TcxLink.detach(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
         try XDPAttachment.vfLeft(layout: layout, synthetic: ifindex)
-        try datapath.vfs.delete(joinedVF)
+        try datapath.removeVF(joinedVF)
         // 3. The synthetic's saved state.
         let syn = try netlink.link(index: ifindex)
         if let syn {

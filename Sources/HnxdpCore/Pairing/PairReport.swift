@@ -166,10 +166,10 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             let syn = try netlink.link(index: Int32(bitPattern: key))
             let vf = pair.vf_ifindex == 0 ? nil : try netlink.link(index: Int32(bitPattern: pair.vf_ifindex))
             let names = (syn.flatMap { try? Ethtool.features(of: $0.name) })?.names ?? []
-            let tx = try datapath.txdev.lookup(key)
+            let tx = try datapath.transmitDevice(slot: pair.slot)
             report.pairs.append(PairReport.make(
                 pair: pair, counters: try datapath.counters(slot: pair.slot), synthetic: syn, vf: vf,
-                txdevPresent: tx != nil && tx!.ifindex == pair.vf_ifindex,
+                txdevPresent: tx != nil && tx == pair.vf_ifindex,
                 featureNames: names, layout: layout))
         }
         return report
