@@ -4,7 +4,10 @@
 # A guest with a synthetic NIC (hn0) and a VF (vf0) sharing one MAC, a host
 # playing the hypervisor's switch, a remote peer. hnxdp pairs hn0 and vf0;
 # traffic enters and leaves through the VF while every socket and address
-# stays on hn0; the VF is yanked and comes back while traffic keeps flowing.
+# stays on hn0; the VF is yanked (no hnxdp process running: the pinned
+# datapath falls back by itself); then `hnxdp run` adopts the pair and
+# follows the VF through a return and a planned migration, while a ping
+# stream and a TCP connection keep flowing.
 # Installs what it needs (scripts/install-deps.sh, swift build) first.
 set -euo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -33,6 +36,7 @@ fi
 
 RIG_TEST=demo
 . "$REPO/scripts/lib/rig.sh"
+. "$REPO/scripts/lib/run_helpers.sh"
 rig_begin
 
 hnxdp_show() { printf '$ hnxdp %s   (in the guest)\n' "$*"; hnxdp_g "$@"; }
@@ -82,18 +86,27 @@ show ip -n "$RIG_GUEST" -br link show
 sleep 1
 hnxdp_show dump
 
-say "6. The VF returns (new ifindex, same MAC); hnxdp attach joins it; the host switches back"
+say "6. The control plane: hnxdp run adopts the pinned pair; the VF returns and run joins it"
+run_start RUN --synthetic hn0 --settle-ms 500
+echo "hnxdp run (pid $RUN) is following hn0; the VF comes back (new ifindex, same MAC):"
 rig_vf_add
 show ip -n "$RIG_GUEST" -br link show
-hnxdp_show attach --synthetic hn0 --vf vf0 || {
-	echo "(attach refused the returning VF: detaching the stale pair and attaching again)"
-	hnxdp_show detach --synthetic hn0
-	hnxdp_show attach --synthetic hn0 --vf vf0
-}
+run_wait_dump 10 "the returned VF joined after the settle delay" "p and p['state'] == 'active' and p['datapath'] == 'vf'"
 rig_host_switch vf
 hnxdp_show status
 
-say "7. Results of the continuous traffic"
+say "7. Planned migration: the host moves to the synthetic path first, then the VF leaves and returns"
+rig_vf_remove_planned
+run_wait_dump 10 "hn0 idle on the synthetic path, features and limits restored" "p and p['state'] == 'idle' and p['datapath'] == 'synthetic'"
+hnxdp_show status
+rig_vf_add
+run_wait_dump 10 "the VF joined again" "p and p['state'] == 'active' and p['datapath'] == 'vf'"
+rig_host_switch vf
+hnxdp_show status
+echo "What hnxdp run logged:"
+sed 's/^/    /' "$RUN_LOG"
+
+say "8. Results of the continuous traffic"
 rig_wait_pid "$ping_pid" 30 || true
 tail -n 2 "$RIG_TMP/ping"
 received=$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$RIG_TMP/ping")
@@ -104,6 +117,7 @@ echo "TCP connection: $(cat "$RIG_TMP/tcp") (rounds, bytes verified)"
 assert_eq "the TCP connection survived the VF leaving and returning" "$tcp_rc" 0
 hnxdp_show dump
 
-say "8. Tear-down: hnxdp detach restores hn0 exactly; the rig is deleted"
+say "9. Tear-down: run exits on SIGTERM leaving the datapath; hnxdp detach restores hn0 exactly; the rig is deleted"
+run_stop "$RUN"
 hnxdp_show detach --synthetic hn0
 rig_finish
