@@ -262,3 +262,33 @@ func sh(_ command: String) throws -> String {
     }
     return text
 }
+
+/// The AF_XDP steering program (bpf/hnxdp_xsk.bpf.c) under BPF_PROG_TEST_RUN:
+/// with no socket bound it passes every frame, good or malformed, to the stack.
+final class XSKSteeringTestRunTests: XCTestCase {
+    static let xdpPass: UInt32 = 2
+
+    func testSteeringPassesEveryFrameWhenNoSocketIsBound() throws {
+        XCTAssertEqual(geteuid(), 0, "loading BPF programs needs root")
+        let object = try EmbeddedObject("hnxdp_xsk")
+        let program = try object.program(HNXDP_XSK_PROG_STEER)
+        let config = try BPFMap<UInt32, hnxdp_xsk_config>(name: HNXDP_XSK_MAP_CONFIG, descriptor: try object.map(HNXDP_XSK_MAP_CONFIG))
+        for match in [UInt32(HNXDP_XSK_MATCH_ALL), UInt32(HNXDP_XSK_MATCH_UDP_PORT)] {
+            try config.update(0, hnxdp_xsk_config(syn_ifindex: 1, match: match, flags: 0, udp_port: 0x3039, pad: 0))
+            var accepted = 0
+            for (name, frame, harness) in DatapathTestRunTests.corpus {
+                var retval: UInt32 = 0, duration: UInt32 = 0
+                let rc = frame.withUnsafeBytes { raw in
+                    hnxdp_test_run_xdp(program.fd, raw.baseAddress, UInt32(raw.count), 1, &retval, &duration)
+                }
+                if rc == 0 {
+                    XCTAssertEqual(retval, Self.xdpPass, "match \(match), '\(name)': verdict")
+                    accepted += 1
+                } else {
+                    XCTAssertEqual(harness, .mayRefuse, "match \(match), '\(name)': test run failed (\(rc))")
+                }
+            }
+            XCTAssertGreaterThanOrEqual(accepted, DatapathTestRunTests.corpus.filter { $0.2 == .runs }.count)
+        }
+    }
+}
