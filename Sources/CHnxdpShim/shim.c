@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
+#include <linux/netlink.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
@@ -246,4 +247,44 @@ int hnxdp_test_run_xdp_live(int prog_fd, const void *frame, uint32_t size, uint3
 		    .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
 		    .batch_size = batch);
 	return bpf_prog_test_run_opts(prog_fd, &opts) ? -errno : 0;
+}
+
+int hnxdp_netlink_group_socket(const uint32_t *groups, uint32_t count)
+{
+	struct sockaddr_nl addr = { .nl_family = AF_NETLINK };
+	uint32_t i;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)))
+		goto fail;
+	for (i = 0; i < count; i++) {
+		unsigned int group = groups[i];
+		if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)))
+			goto fail;
+	}
+	return fd;
+fail:
+	i = errno;
+	close(fd);
+	return -(int)i;
+}
+
+int hnxdp_netlink_drain(int fd)
+{
+	char buf[8192];
+	int n = 0;
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return n;
+			return -errno;
+		}
+		n++;
+	}
 }

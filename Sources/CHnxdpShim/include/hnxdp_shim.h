@@ -64,4 +64,16 @@ int hnxdp_link_multicast(const char *ifname, const uint8_t mac[6], int add);
  * them (BPF_F_TEST_XDP_LIVE_FRAMES), `batch` at a time (0: the kernel's default). */
 int hnxdp_test_run_xdp_live(int prog_fd, const void *frame, uint32_t size, uint32_t repeat, uint32_t batch);
 
+/* rtnetlink groups of multicast address notifications (kernel 6.13+; the
+ * Debian 6.1 headers predate them). */
+#define HNXDP_RTNLGRP_IPV4_MCADDR 37
+#define HNXDP_RTNLGRP_IPV6_MCADDR 38
+
+/* A non-blocking NETLINK_ROUTE socket joined to `count` groups (by number).
+ * Returns the fd or -errno (a kernel without a group answers -EINVAL). */
+int hnxdp_netlink_group_socket(const uint32_t *groups, uint32_t count);
+/* Reads and discards every queued datagram; returns how many, or -errno
+ * (-ENOBUFS: some were dropped by the kernel, which also means "changed"). */
+int hnxdp_netlink_drain(int fd);
+
 #endif

@@ -45,7 +45,16 @@ public final class ControlPlane {
     /// notification for link-layer multicast changes, so while a pair is
     /// joined the lists are compared every `multicastIntervalMs`.
     var multicastDeadline: UInt64 = 0
-    static let multicastIntervalMs: UInt64 = 200
+    /// Link-layer multicast lists have no kernel notification; IP multicast joins
+    /// do (RTNLGRP_IPV4/IPV6_MCADDR, kernel 6.13+) and are handled at once. What
+    /// remains (`ip maddr add`, SIOCADDMULTI) is caught by comparing the lists every
+    /// `multicastIntervalMs` while a pair is joined: 1 s with notifications, 80 ms
+    /// on a kernel without them.
+    var multicastIntervalMs: UInt64 = 1000
+    /// Socket joined to the multicast-address notification groups, or -1.
+    var multicastEventsFD: Int32 = -1
+    /// The last /proc/self/net/dev_mcast read: nothing is parsed while it is unchanged.
+    var multicastSnapshot: [UInt8] = []
     /// Reaction times of departures (ns, notification received -> datapath switched).
     public private(set) var departureReactionsNs: [UInt64] = []
 
@@ -60,9 +69,20 @@ public final class ControlPlane {
         let fd = hnxdp_termination_signalfd()
         if fd < 0 { throw HnxdpError.system("set up signal handling", errno: -fd) }
         self.signalFD = fd
+        var groups: [UInt32] = [UInt32(HNXDP_RTNLGRP_IPV4_MCADDR), UInt32(HNXDP_RTNLGRP_IPV6_MCADDR)]
+        let mfd = hnxdp_netlink_group_socket(&groups, UInt32(groups.count))
+        if mfd >= 0 {
+            multicastEventsFD = mfd
+        } else {
+            multicastIntervalMs = 80
+            logger.info("no multicast address notifications on this kernel (\(errnoName(-mfd))): comparing multicast lists every \(multicastIntervalMs) ms while a pair is joined")
+        }
     }
 
-    deinit { close(signalFD) }
+    deinit {
+        close(signalFD)
+        if multicastEventsFD >= 0 { close(multicastEventsFD) }
+    }
 
     // MARK: - Loop
 
@@ -72,7 +92,8 @@ public final class ControlPlane {
         logger.info("control plane running: \(machines.count) pair(s), settle \(settings.timing.settleMs) ms, hold-down \(settings.timing.holdDownMs) ms, transparent \(settings.transparent ? "on" : "off")")
         while true {
             var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: multicastEventsFD, events: Int16(POLLIN), revents: 0)]
             let timeout = pollTimeout()
             let n = poll(&fds, nfds_t(fds.count), timeout)
             if n < 0 {
@@ -101,6 +122,11 @@ public final class ControlPlane {
                         logger.warning("link notifications overran (ENOBUFS): resynchronising")
                         try resync(reason: "overrun")
                     }
+                }
+                if fds[2].revents != 0 {
+                    // An IP multicast join or leave: compare the lists now.
+                    _ = hnxdp_netlink_drain(multicastEventsFD)
+                    multicastDeadline = 0
                 }
                 do { try tick() } catch { logger.error("timer: \(error)") }
             }
@@ -194,14 +220,21 @@ public final class ControlPlane {
 
     func tick() throws {
         if hasActivePair && monotonicMilliseconds() >= multicastDeadline {
-            multicastDeadline = monotonicMilliseconds() + Self.multicastIntervalMs
-            let lists = MulticastList.current()
+            multicastDeadline = monotonicMilliseconds() + multicastIntervalMs
+            let snapshot = MulticastList.snapshot()
+            guard snapshot != multicastSnapshot else { return try tickMachines() }
+            multicastSnapshot = snapshot
+            let lists = MulticastList.parse(String(decoding: snapshot, as: UTF8.self))
             for synIndex in machines.keys.sorted() {
                 do { try syncMulticast(synIndex: synIndex, lists: lists) } catch {
                     logger.warning("multicast list of pair ifindex \(synIndex): \(error)")
                 }
             }
         }
+        try tickMachines()
+    }
+
+    func tickMachines() throws {
         for synIndex in machines.keys.sorted() {
             if let d = machines[synIndex]?.deadline, d <= monotonicMilliseconds() {
                 try feed(synIndex, .tick)

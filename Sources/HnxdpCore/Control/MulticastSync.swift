@@ -24,8 +24,24 @@ public enum MulticastList {
 
     /// The current lists of this network namespace (/proc/self/net follows the caller's namespace).
     public static func current() -> [Int32: Set<[UInt8]>] {
-        guard let text = try? HostEnvironment.readText("/proc/self/net/dev_mcast") else { return [:] }
-        return parse(text)
+        parse(String(decoding: snapshot(), as: UTF8.self))
+    }
+
+    /// The raw bytes of /proc/self/net/dev_mcast: cheap to compare with the previous
+    /// read, so the periodic check parses nothing while nothing changes.
+    public static func snapshot() -> [UInt8] {
+        let fd = open("/proc/self/net/dev_mcast", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return out
     }
 
     /// What to add to and remove from the VF so it has every address of the
