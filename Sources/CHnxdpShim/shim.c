@@ -195,32 +195,9 @@ int hnxdp_read_signal(int fd)
 	return n == sizeof(info) ? (int)info.ssi_signo : 0;
 }
 
-int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len)
+/* One ioctl on ifname through a throwaway socket of the current namespace. */
+static int ifreq_ioctl(const char *ifname, unsigned long request, struct ifreq *ifr)
 {
-	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
-	struct ifreq ifr;
-	int fd, rc = 0;
-
-	if (strlen(ifname) >= IFNAMSIZ || !len)
-		return -EINVAL;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	strcpy(ifr.ifr_name, ifname);
-	ifr.ifr_data = (void *)&info;
-	if (ioctl(fd, SIOCETHTOOL, &ifr))
-		rc = -errno;
-	close(fd);
-	if (!rc) {
-		snprintf(driver, len, "%s", info.driver);
-	}
-	return rc;
-}
-
-int hnxdp_link_multicast(const char *ifname, const uint8_t mac[6], int add)
-{
-	struct ifreq ifr;
 	int fd, rc = 0;
 
 	if (strlen(ifname) >= IFNAMSIZ)
@@ -228,14 +205,37 @@ int hnxdp_link_multicast(const char *ifname, const uint8_t mac[6], int add)
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	strcpy(ifr.ifr_name, ifname);
-	ifr.ifr_hwaddr.sa_family = AF_UNSPEC;
-	memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
-	if (ioctl(fd, add ? SIOCADDMULTI : SIOCDELMULTI, &ifr))
+	strcpy(ifr->ifr_name, ifname);
+	if (ioctl(fd, request, ifr))
 		rc = -errno;
 	close(fd);
 	return rc;
+}
+
+int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len)
+{
+	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
+	struct ifreq ifr;
+	int rc;
+
+	if (!len)
+		return -EINVAL;
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_data = (void *)&info;
+	rc = ifreq_ioctl(ifname, SIOCETHTOOL, &ifr);
+	if (!rc)
+		snprintf(driver, len, "%s", info.driver);
+	return rc;
+}
+
+int hnxdp_link_multicast(const char *ifname, const uint8_t mac[6], int add)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_hwaddr.sa_family = AF_UNSPEC;
+	memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+	return ifreq_ioctl(ifname, add ? SIOCADDMULTI : SIOCDELMULTI, &ifr);
 }
 
 int hnxdp_test_run_xdp_live(int prog_fd, const void *frame, uint32_t size, uint32_t repeat, uint32_t batch)

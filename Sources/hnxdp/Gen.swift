@@ -69,9 +69,7 @@ struct Gen: ParsableCommand {
     func run() throws {
         try HostEnvironment.requirePrivileges("gen")
         let netlink = try RTNetlink()
-        guard let device = try netlink.link(named: dev) else {
-            throw HnxdpError(.badInput, "interface \(dev) not found in this network namespace (--dev)")
-        }
+        let device = try netlink.requireLink(named: dev, option: "--dev")
         let dst = FrameTemplate.parseIP(dstIP)!
         let src = srcIP.flatMap(FrameTemplate.parseIP) ?? (dst.count == 4 ? [198, 18, 0, 2] : FrameTemplate.parseIP("fd00::2")!)
         let template = FrameTemplate(sourceMAC: srcMAC.flatMap(LinkInfo.parseMAC) ?? device.mac,

@@ -48,9 +48,7 @@ struct XdpAttach: ParsableCommand {
         let lock = try InvocationLock()
         defer { withExtendedLifetime(lock) {} }
         let netlink = try RTNetlink()
-        guard let syn = try netlink.link(named: synthetic) else {
-            throw HnxdpError(.badInput, "interface \(synthetic) not found in this network namespace (--synthetic)")
-        }
+        let syn = try netlink.requireLink(named: synthetic, option: "--synthetic")
         let result = try XDPAttachment.attachUser(layout: try common.layout(), synthetic: syn, objectPath: object,
                                                   programName: prog, netlink: netlink, verbose: common.verbose)
         print("attached XDP program \(result.name) (id \(result.id)) from \(object) to the pair of \(synthetic)")
@@ -78,9 +76,7 @@ struct XdpDetach: ParsableCommand {
         let lock = try InvocationLock()
         defer { withExtendedLifetime(lock) {} }
         let netlink = try RTNetlink()
-        guard let syn = try netlink.link(named: synthetic) else {
-            throw HnxdpError(.badInput, "interface \(synthetic) not found in this network namespace (--synthetic)")
-        }
+        let syn = try netlink.requireLink(named: synthetic, option: "--synthetic")
         let layout = try common.layout()
         let running = XSKPairLock.isHeld(layout: layout, synthetic: syn.ifindex)
         guard try XDPAttachment.detachUser(layout: layout, synthetic: syn.ifindex, applicationRunning: running) else {

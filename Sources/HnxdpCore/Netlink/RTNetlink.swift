@@ -365,3 +365,14 @@ final class RTNetlinkSocket {
         (n + 4095) & ~4095
     }
 }
+
+extension RTNetlink {
+    /// The link named `name`, or a bad-input error naming the option it came from
+    /// ("interface vf9 not found in this network namespace (--vf)").
+    public func requireLink(named name: String, option: String) throws -> LinkInfo {
+        guard let link = try link(named: name) else {
+            throw HnxdpError(.badInput, "interface \(name) not found in this network namespace (\(option))")
+        }
+        return link
+    }
+}

@@ -18,9 +18,7 @@ public struct PairDetach {
     /// Detaches the pair whose synthetic interface is `name`.
     public func detach(syntheticNamed name: String) throws {
         let netlink = try RTNetlink()
-        guard let syn = try netlink.link(named: name) else {
-            throw HnxdpError(.badInput, "interface \(name) not found in this network namespace (--synthetic)")
-        }
+        let syn = try netlink.requireLink(named: name, option: "--synthetic")
         let datapath = try Datapath.openPinned(layout)
         let key = UInt32(bitPattern: syn.ifindex)
         let pair = try datapath?.pairs.lookup(key)

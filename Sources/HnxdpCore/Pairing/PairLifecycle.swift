@@ -33,12 +33,8 @@ public struct PairLifecycle {
     /// Checks an explicit pair by name and joins it. Bad input throws before anything changes.
     public func attach(synthetic synName: String, vf vfName: String, force: Bool, flags: UInt32 = 0) throws -> JoinResult {
         let netlink = try RTNetlink()
-        guard let syn = try netlink.link(named: synName) else {
-            throw HnxdpError(.badInput, "interface \(synName) not found in this network namespace (--synthetic)")
-        }
-        guard let vf = try netlink.link(named: vfName) else {
-            throw HnxdpError(.badInput, "interface \(vfName) not found in this network namespace (--vf)")
-        }
+        let syn = try netlink.requireLink(named: synName, option: "--synthetic")
+        let vf = try netlink.requireLink(named: vfName, option: "--vf")
         let existing = try Datapath.openPinned(layout)
         var attached: [Int32: Int32] = [:]
         if let existing {

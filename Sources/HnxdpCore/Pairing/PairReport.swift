@@ -154,9 +154,7 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         let netlink = try RTNetlink()
         var only: Int32? = nil
         if let synthetic {
-            guard let link = try netlink.link(named: synthetic) else {
-                throw HnxdpError(.badInput, "interface \(synthetic) not found in this network namespace (--synthetic)")
-            }
+            let link = try netlink.requireLink(named: synthetic, option: "--synthetic")
             only = link.ifindex
         }
         guard let datapath = try Datapath.openPinned(layout) else { return report }

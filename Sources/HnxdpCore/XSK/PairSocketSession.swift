@@ -21,9 +21,7 @@ public final class PairSocketSession {
                 options: XSKOptions = XSKOptions(), verbose: Bool = false,
                 onEvent: ((String) -> Void)? = nil) throws {
         let netlink = try RTNetlink()
-        guard let syn = try netlink.link(named: name) else {
-            throw HnxdpError(.badInput, "interface \(name) not found in this network namespace (--synthetic)")
-        }
+        let syn = try netlink.requireLink(named: name, option: "--synthetic")
         guard let datapath = try Datapath.openPinned(layout),
               try datapath.pairs.lookup(UInt32(bitPattern: syn.ifindex)) != nil else {
             throw HnxdpError(.badInput, "\(name) is not attached (see `hnxdp status`); run `hnxdp attach --synthetic \(name) --vf VF` or `hnxdp run` first")
