@@ -14,14 +14,29 @@
 #   P3r  the same, host -> guest (iperf3 -R)
 #   P4   frames/s sent on hn0 leaving via vf0 (hnxdp) / sent on vf0, nothing attached
 #   P6   ns per frame of each hnxdp program minus an empty tc program (BPF_PROG_TEST_RUN)
+#   P1g, P2g  P1 and P2 with `hnxdp gen` (BPF_PROG_TEST_RUN live frames) as the generator
+#        instead of trafgen (guest vf0 with GRO on, so the veth takes XDP frames, in A and B)
+#   P5   frames/s counted by `hnxdp xsk count` (AF_XDP, copy mode on veth) on guest A's pair /
+#        by an AF_PACKET TPACKET_V3 ring reader on hn0 (scripts/bench/tpacket_v3.c); same
+#        trafgen load into vf0h; a UDP sink on hn0 takes what the reader lets through
+#   P5g  P5 with `hnxdp gen` as the load (trafgen alone cannot offer more than ~0.5 Mpps)
+#   P7   frames lost around one VF departure at 100k frames/s (scripts/bench/pace.c, one
+#        frame every 10 us; trafgen -b/-t cannot pace that finely here and `hnxdp gen --rate`
+#        sends ~50 ms bursts, which makes losses all-or-nothing). Own rig: guest/host/remote,
+#        host tc mirred switch as in scripts/lib/rig.sh, `hnxdp run` in the guest.
+#        "P7 planned" (host switches, then vf0 deleted) and "P7 surprise" (vf0 deleted, then
+#        host switches): lost frames; lost ms = lost / rate in the JSON
+#   P8   P1 in a guest with 256 pairs attached / P1 in guest A (1 pair); "P8 attach": wall
+#        clock of 256 `hnxdp attach` invocations (per attach and process start-up as notes)
+#   P9   `hnxdp run` (own guest, 1 pair joined) idle CPU (utime+stime) from its start to the
+#        end of the run, at least 60 s (--quick 20 s), and VmRSS (VmHWM as a note); it idles
+#        alongside the other cases
+#   G1   generators: frames/s of `hnxdp gen` / trafgen into the same veth, its peer running
+#        a counting XDP_DROP program (bpf/bench/xdp_drop.bpf.c), counted in that program's map
 # Controls, run before hnxdp is attached (nothing attached anywhere; expect 1.0: they
 # show how far guest A and guest B differ by themselves):
 #   C1   P1's traffic to a socket on vf0: guest A / guest B
 #   C4   P4's traffic sent on vf0: guest A / guest B
-# And, for a prototype of a cheaper datapath (bpf/bench/hnxdp_proto.bpf.c, attached to
-# guest B by scripts/bench/protoattach.c), informative cases without a target:
-#   X1   P1's traffic: prototype / hnxdp      X4   P4's traffic: prototype / hnxdp
-#   X6   ns per frame of each prototype program minus the empty program
 #
 # Rig (names unique per run, all deleted on exit; addresses only 198.18.0.0/15):
 #   guest A (hnxdp):     hn0 198.18.0.1/24 + vf0 (no address), same MAC, hnxdp attached
@@ -38,12 +53,13 @@
 #   --rounds N      rounds per case (default 5; --quick: 2)
 #   --quick         short windows, fewer repeats: the whole run < 1 minute
 #   --json FILE     write the results as JSON (one object per case id)
-#   --cases LIST    comma-separated subset of C1,C4,P1,P1b,P2,P3,P3r,P4,P6,X1,X4,X6
+#   --cases LIST    comma-separated subset of C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P5,P5g,P6,P7,P8,P9,G1
 #   --window S      counting window per measurement in seconds (default 2)
-#   --perf DIR      after the rounds of P1, P1b, P2, P4, X1, X4 profile one more window
+#   --perf DIR      after the rounds of P1, P1b, P2, P4 profile one more window
 #                   of each configuration (perf record -a -g -e cpu-clock): DIR/<case>-<A|B>.data
 #                   and .count (frames delivered); then scripts/bench/perf_phases.py DIR
 #                   P1-B P1-A ... prints ns per frame per phase of the path
+# --quick: P8 with 16 pairs instead of 256, P9 over about 20 s instead of 60 s.
 # Environment: HNXDP (binary; default .build-bench/debug/hnxdp, else .build/debug/hnxdp),
 #   CLANG (default /opt/swift/usr/bin/clang).
 
@@ -53,8 +69,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 HELPERS="$BENCH_DIR/bench"
 if [[ -z "${HNXDP:-}" ]]; then
-	HNXDP="$REPO/.build-bench/debug/hnxdp"
-	[[ -x "$HNXDP" ]] || HNXDP="$REPO/.build/debug/hnxdp"
+	HNXDP="$REPO/.build/debug/hnxdp"
 fi
 CLANG=${CLANG:-/opt/swift/usr/bin/clang}
 PY=/usr/bin/python3
@@ -64,7 +79,7 @@ ARGS="$*"
 ROUNDS=""
 QUICK=0
 JSON_OUT=""
-CASES="C1,C4,P1,P1b,P2,P3,P3r,P4,P6,X1,X4,X6"
+CASES="C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P5,P5g,P6,P7,P8,P9,G1"
 WINDOW=""
 PERF_DIR=""
 
@@ -88,15 +103,23 @@ if ((QUICK)); then
 	WINDOW=${WINDOW:-0.3}
 	WARMUP=0.15
 	IPERF_SECONDS=1
+	IPERF_OMIT=0
 	TESTRUN_REPEAT=100000
 	TESTRUN_FRESH=20000
+	P7_SECONDS=0.6
+	P8_PAIRS=16
+	P9_SECONDS=20
 else
 	ROUNDS=${ROUNDS:-5}
 	WINDOW=${WINDOW:-2}
 	WARMUP=0.3
 	IPERF_SECONDS=3
+	IPERF_OMIT=1
 	TESTRUN_REPEAT=1000000
 	TESTRUN_FRESH=200000
+	P7_SECONDS=1
+	P8_PAIRS=256
+	P9_SECONDS=60
 fi
 [[ -n $JSON_OUT ]] && JSON_OUT=$(realpath -m "$JSON_OUT")
 # trafgen runs at most ~2 Mpps here; the count bound is a safety net above that,
@@ -104,6 +127,9 @@ fi
 TRAFGEN_MAX_PPS=5000000
 TRAFGEN_SECONDS=$(awk -v w="$WINDOW" -v u="$WARMUP" 'BEGIN { printf "%d", w + u + 4 }')
 TRAFGEN_COUNT=$((TRAFGEN_MAX_PPS * TRAFGEN_SECONDS))
+# hnxdp gen is stopped with SIGTERM (background jobs inherit SIGINT ignored); its own
+# --seconds bound ends it just past the window anyway.
+GEN_SECONDS=$(awk -v w="$WINDOW" -v u="$WARMUP" 'BEGIN { printf "%.2f", w + u + 0.4 }')
 
 want() { [[ ",$CASES," == *",$1,"* ]]; }
 log() { echo "bench: $*" >&2; }
@@ -125,9 +151,10 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 ID="hnxb-$$-$RANDOM"
 GA="$ID-ga" HA="$ID-ha" GB="$ID-gb" HB="$ID-hb"
 TMP=$(mktemp -d "/tmp/$ID.XXXXXX")
-LINK_PINS="/sys/fs/bpf/$ID"   # this run's own pins (P1b baseline, prototype)
+LINK_PINS="/sys/fs/bpf/$ID"   # this run's own pins (P1b baseline, G1 counter)
 RECORDS="$TMP/records.tsv"
 NAMESPACES=()
+HNXDP_NS=("$GA") # namespaces where hnxdp may have pinned something: detach --all at exit
 PIDS=()
 GMAC="02:48:4e:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))"
 HMAC="02:48:4f:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))"
@@ -138,17 +165,18 @@ PORT=9
 cleanup() {
 	local rc=$? pid ns
 	set +e
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM ERR
 	for pid in "${PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
 	done
 	for pid in "${PIDS[@]}"; do
 		wait "$pid" 2>/dev/null
 	done
-	if [[ -e /run/netns/$GA ]]; then
-		nsenter --net="/run/netns/$GA" "$HNXDP" detach --all >/dev/null 2>"$TMP/detach.err" ||
-			echo "bench.sh: hnxdp detach --all in $GA: $(head -1 "$TMP/detach.err")" >&2
-	fi
+	for ns in "${HNXDP_NS[@]}"; do
+		[[ -e /run/netns/$ns ]] || continue
+		nsenter --net="/run/netns/$ns" "$HNXDP" detach --all >/dev/null 2>"$TMP/detach.err" ||
+			echo "bench.sh: hnxdp detach --all in $ns: $(head -1 "$TMP/detach.err")" >&2
+	done
 	[[ -d $LINK_PINS ]] && rm -rf "$LINK_PINS"
 	for ns in "${NAMESPACES[@]}"; do
 		ip netns del "$ns" 2>/dev/null
@@ -185,13 +213,15 @@ stop() { # stop PID [SIGNAL]: stop one of our own background processes
 build() {
 	log "building BPF baselines and helpers in $TMP"
 	local f
-	for f in empty redirect_only hnxdp_proto; do
+	for f in empty redirect_only xdp_drop; do
 		"$CLANG" -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu \
 			-c "$REPO/bpf/bench/$f.bpf.c" -o "$TMP/$f.bpf.o"
 	done
 	gcc -O2 -Wall -o "$TMP/testrun" "$HELPERS/testrun.c" -lbpf
 	gcc -O2 -Wall -o "$TMP/tcxattach" "$HELPERS/tcxattach.c" -lbpf
-	gcc -O2 -Wall -o "$TMP/protoattach" "$HELPERS/protoattach.c" -lbpf
+	gcc -O2 -Wall -o "$TMP/xdpdrop" "$HELPERS/xdpdrop.c" -lbpf
+	gcc -O2 -Wall -o "$TMP/tpacket_v3" "$HELPERS/tpacket_v3.c"
+	gcc -O2 -Wall -o "$TMP/pace" "$HELPERS/pace.c"
 }
 
 # ------------------------------------------------------------------ rig
@@ -408,7 +438,7 @@ iperf_b() { iperf_run VALUE "$GB" $IPERF_DIR; }
 iperf_run() { # iperf_run VAR GUEST [-R]: bits/s received (by the host's server, or with -R the guest)
 	local var=$1 out
 	out=$(in_ns "$2" timeout $((IPERF_SECONDS + 15)) iperf3 -c "$H4" -p 5201 -t "$IPERF_SECONDS" \
-		-O 1 -J --connect-timeout 3000 ${3:-}) || die "iperf3 from $2 failed"
+		-O "$IPERF_OMIT" -J --connect-timeout 3000 ${3:-}) || die "iperf3 from $2 failed"
 	printf -v "$var" '%s' "$(jq -r '.end.sum_received.bits_per_second | floor' <<<"$out")"
 }
 
@@ -418,7 +448,7 @@ case_p3() { # case_p3 [-R]
 	IPERF_DIR=${1:-}
 	[[ -n $IPERF_DIR ]] && id=P3r dir="host -> guest"
 	case_header "$id" "TCP (iperf3, 1 stream) $dir: via hn0 (hnxdp) / on vf0" ratio ">=" 0.98 bps \
-		"iperf3 $( (iperf3 -v 2>/dev/null || true) | awk 'NR == 1 {print $2}'), 1 stream, ${IPERF_SECONDS}s (+1s omitted), $dir"
+		"iperf3 $( (iperf3 -v 2>/dev/null || true) | awk 'NR == 1 {print $2}'), 1 stream, ${IPERF_SECONDS}s (+${IPERF_OMIT}s omitted), $dir"
 	# Started directly (not through a shell function), so the pid is the process's own.
 	bg s1 timeout 1800 ip netns exec "$HA" iperf3 -s -B "$H4" -p 5201 >"$TMP/iperf3-a.log" 2>&1
 	bg s2 timeout 1800 ip netns exec "$HB" iperf3 -s -B "$H4" -p 5201 >"$TMP/iperf3-b.log" 2>&1
@@ -510,72 +540,417 @@ case_p6() {
 	testrun_cases P6 "$GA" "$GA_PINS" "hnxdp_vf_ingress hnxdp_syn_ingress hnxdp_syn_egress" ref
 }
 
-# The prototype (bpf/bench/hnxdp_proto.bpf.c) replaces guest B's baseline for X1, X4, X6.
-PROTO_ATTACHED=0
-proto_attach() {
-	((PROTO_ATTACHED)) && return 0
-	mkdir -p "$LINK_PINS/proto"
-	nsnet "$GB" "$TMP/protoattach" "$TMP/hnxdp_proto.bpf.o" "$(ifindex "$GB" vf0)" \
-		"$(ifindex "$GB" hn0)" "$LINK_PINS/proto"
-	PROTO_ATTACHED=1
+# ------------------------------------------------------------------ hnxdp gen as generator
+
+# rate_gen VAR TX_NS TX_DEV DST_MAC SRC_MAC RX_NS: like rate, with `hnxdp gen` (as fast as
+# it goes) instead of trafgen. The frame is P1's (198.18.0.2:1024 -> 198.18.0.1:9, 64 bytes).
+rate_gen() {
+	local var=$1 txns=$2 dev=$3 dmac=$4 smac=$5 rxns=$6 g c0 c1 t0 t1 n0 n1 x
+	bg g nsenter --net="/run/netns/$txns" "$HNXDP" gen --dev "$dev" --dst-mac "$dmac" --src-mac "$smac" \
+		--dst-ip "$G4" --src-ip "$H4" --dst-port "$PORT" --src-port 1024 \
+		--count "$TRAFGEN_COUNT" --seconds "$GEN_SECONDS" >>"$TMP/gen.log" 2>&1
+	sleep "$WARMUP"
+	t0=$(now); read -r c0 n0 < <(udp_delivered "$rxns"); t0=$(((t0 + $(now)) / 2))
+	sleep "$WINDOW"
+	t1=$(now); read -r c1 n1 < <(udp_delivered "$rxns"); t1=$(((t1 + $(now)) / 2))
+	kill -0 "$g" 2>/dev/null || log "warning: hnxdp gen ended before the window closed ($txns $dev)"
+	stop "$g" # TERM: background jobs of a script inherit SIGINT ignored
+	x=$(awk -v c="$((c1 - c0))" -v t="$((t1 - t0))" 'BEGIN { printf "%.0f", c * 1e6 / t }')
+	((n1 - n0 == 0)) || log "warning: $((n1 - n0)) datagrams found no socket in $rxns (wrong device?)"
+	((c1 > c0)) || die "nothing delivered in $rxns (hnxdp gen on $dev in $txns)"
+	printf -v "$var" '%s' "$x"
+}
+GEN_RX_GEN="hnxdp gen (BPF_PROG_TEST_RUN live frames, XDP redirect out of vf0h), 64-byte UDP, as fast as it goes; guest vf0 GRO on (veth NAPI) in A and B; sink: socket bound to the device, Udp InDatagrams+RcvbufErrors"
+rxg_a() { rate_gen VALUE "$HA" vf0h "$GMAC" "$HMAC" "$GA"; }
+rxg_b() { rate_gen VALUE "$HB" vf0h "$GMAC" "$HMAC" "$GB"; }
+gro_vf0() { in_ns "$GA" ethtool -K vf0 gro "$1" >/dev/null; in_ns "$GB" ethtool -K vf0 gro "$1" >/dev/null; }
+
+case_p1g() {
+	local sa sb
+	case_header P1g "P1 with hnxdp gen: UDP 64B rx: vf0 -> hn0 socket (hnxdp) / vf0 socket, nothing attached" ratio ">=" 0.95 pps "$GEN_RX_GEN"
+	gro_vf0 on
+	hold_socket sa "$GA" hn0
+	hold_socket sb "$GB" vf0
+	interleave P1g rxg_a rxg_b
+	stop "$sa"; stop "$sb"
+	gro_vf0 off
 }
 
-px_rx_a() { rate VALUE "$HB" vf0h "$TMP/rx.cfg" "$GB"; }
-px_rx_b() { rate VALUE "$HA" vf0h "$TMP/rx.cfg" "$GA"; }
-px_tx_a() { rate VALUE "$GB" hn0 "$TMP/tx.cfg" "$HB" -q; }
-px_tx_b() { rate VALUE "$GA" hn0 "$TMP/tx.cfg" "$HA" -q; }
-
-case_x1() {
+case_p2g() {
 	local sa sb
-	proto_attach
-	case_header X1 "UDP 64B rx via vf0 -> hn0 socket: prototype / hnxdp" ratio info 1 pps "$GEN_RX"
-	hold_socket sa "$GB" hn0
+	case_header P2g "P2 with hnxdp gen: UDP 64B rx: hnxdp / tc u32 + mirred ingress redirect" ratio ">=" 1.02 pps "$GEN_RX_GEN"
+	gro_vf0 on
+	in_ns "$GB" tc qdisc add dev vf0 clsact
+	in_ns "$GB" tc filter add dev vf0 ingress protocol all prio 1 u32 match u32 0 0 \
+		action mirred ingress redirect dev hn0
+	hold_socket sa "$GA" hn0
+	hold_socket sb "$GB" hn0
+	interleave P2g rxg_a rxg_b
+	stop "$sa"; stop "$sb"
+	in_ns "$GB" tc qdisc del dev vf0 clsact
+	gro_vf0 off
+}
+
+# ------------------------------------------------------------------ G1: generators
+
+G1S="$ID-g1s" G1R="$ID-g1r"
+g1_count() { "$TMP/xdpdrop" count "$LINK_PINS/g1_count"; }
+# g1_rate VAR PID: frames/s counted by the XDP_DROP sink while generator PID runs
+g1_rate() {
+	local var=$1 pid=$2 c0 c1 t0 t1
+	sleep "$WARMUP"
+	t0=$(now); c0=$(g1_count); t0=$(((t0 + $(now)) / 2))
+	sleep "$WINDOW"
+	t1=$(now); c1=$(g1_count); t1=$(((t1 + $(now)) / 2))
+	kill -0 "$pid" 2>/dev/null || log "warning: generator ended before the window closed (G1)"
+	stop "$pid" "${3:-TERM}"
+	((c1 > c0)) || die "G1: nothing counted by the XDP_DROP sink"
+	printf -v "$var" '%s' "$(awk -v c="$((c1 - c0))" -v t="$((t1 - t0))" 'BEGIN { printf "%.0f", c * 1e6 / t }')"
+}
+g1_a() {
+	local g
+	bg g nsenter --net="/run/netns/$G1S" "$HNXDP" gen --dev g1 --dst-mac "$G1_PMAC" --src-mac "$G1_SMAC" \
+		--dst-ip "$G4" --src-ip "$H4" --dst-port "$PORT" --src-port 1024 \
+		--count "$TRAFGEN_COUNT" --seconds "$GEN_SECONDS" >>"$TMP/gen.log" 2>&1
+	g1_rate VALUE "$g" TERM
+}
+g1_b() {
+	local g
+	bg g timeout -s INT "$TRAFGEN_SECONDS" ip netns exec "$G1S" \
+		trafgen -i "$TMP/g1.cfg" -o g1 -P 1 -n "$TRAFGEN_COUNT" --no-sock-mem -Q -C >>"$TMP/trafgen.log" 2>&1
+	g1_rate VALUE "$g" INT
+}
+case_g1() {
+	local ns
+	for ns in "$G1S" "$G1R"; do
+		ip netns add "$ns"
+		NAMESPACES+=("$ns")
+		in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	done
+	ip -n "$G1S" link add g1 address "$HMAC" type veth peer name g1p netns "$G1R" address "$GMAC"
+	ip -n "$G1S" link set g1 up
+	ip -n "$G1R" link set g1p up
+	G1_SMAC=$HMAC G1_PMAC=$GMAC
+	frame_cfg "$TMP/g1.cfg" "$G1_SMAC" "$G1_PMAC" "$H4" "$G4"
+	nsnet "$G1R" "$TMP/xdpdrop" attach "$TMP/xdp_drop.bpf.o" "$(ifindex "$G1R" g1p)" "$LINK_PINS/g1_count"
+	case_header G1 "generators into one veth (peer: XDP_DROP, counted in its map): hnxdp gen / trafgen" ratio ">=" 3 pps \
+		"A: hnxdp gen (BPF_PROG_TEST_RUN live frames), B: trafgen $TRAFGEN_VERSION -P 1 (qdisc bypass); 64-byte UDP"
+	interleave G1 g1_a g1_b
+	ip netns del "$G1S"; ip netns del "$G1R"
+	rm -f "$LINK_PINS/g1_count"
+}
+
+# ------------------------------------------------------------------ P5: AF_XDP vs TPACKET_V3
+
+# p5_recv VAR CMD...: start trafgen into host A's vf0h, after WARMUP run the receiver CMD
+# (which counts for WINDOW seconds by itself and prints JSON); VAR = its frames / WINDOW.
+p5_recv() {
+	local var=$1 tg out
+	shift
+	bg tg timeout -s INT "$TRAFGEN_SECONDS" ip netns exec "$HA" \
+		trafgen -i "$TMP/rx.cfg" -o vf0h -P 1 -n "$TRAFGEN_COUNT" --no-sock-mem -Q -C >>"$TMP/trafgen.log" 2>&1
+	sleep "$WARMUP"
+	out=$("$@") || die "P5 receiver failed: $*"
+	echo "$out" >>"$TMP/p5.log"
+	kill -0 "$tg" 2>/dev/null || log "warning: trafgen ended before the P5 receiver finished"
+	stop "$tg" INT
+	printf -v "$var" '%s' "$(jq -r --arg w "$WINDOW" 'if .fps then .fps else (.total / ($w | tonumber)) end | floor' <<<"$out")"
+}
+# p5g_recv VAR CMD...: the same with hnxdp gen (as fast as it goes) as the load.
+p5g_recv() {
+	local var=$1 g out
+	shift
+	bg g nsenter --net="/run/netns/$HA" "$HNXDP" gen --dev vf0h --dst-mac "$GMAC" --src-mac "$HMAC" \
+		--dst-ip "$G4" --src-ip "$H4" --dst-port "$PORT" --src-port 1024 \
+		--count "$TRAFGEN_COUNT" --seconds "$(awk -v s="$GEN_SECONDS" 'BEGIN { print s + 1.5 }')" >>"$TMP/gen.log" 2>&1
+	sleep "$WARMUP"
+	out=$("$@") || die "P5g receiver failed: $*" # xsk count needs up to ~1 s to set up: gen runs 1.5 s longer
+	echo "$out" >>"$TMP/p5.log"
+	kill -0 "$g" 2>/dev/null || log "warning: hnxdp gen ended before the P5g receiver finished"
+	stop "$g"
+	printf -v "$var" '%s' "$(jq -r --arg w "$WINDOW" 'if .fps then .fps else (.total / ($w | tonumber)) end | floor' <<<"$out")"
+}
+p5g_a() { p5g_recv VALUE nsenter --net="/run/netns/$GA" "$HNXDP" xsk count --synthetic hn0 --seconds "$WINDOW" --json; }
+p5g_b() { p5g_recv VALUE nsenter --net="/run/netns/$GA" "$TMP/tpacket_v3" hn0 "$WINDOW"; }
+case_p5g() {
+	local sa
+	case_header P5g "P5 with hnxdp gen: rx frames/s on guest A's pair: xsk count (AF_XDP) / TPACKET_V3 reader on hn0" ratio ">=" 3 pps \
+		"hnxdp gen (live frames) 64-byte UDP into vf0h as fast as it goes; guest A vf0 GRO on (so the veth takes XDP frames without an XDP program: B)"
+	in_ns "$GA" ethtool -K vf0 gro on >/dev/null
+	hold_socket sa "$GA" hn0
+	interleave P5g p5g_a p5g_b
+	stop "$sa"
+	in_ns "$GA" ethtool -K vf0 gro off >/dev/null
+	note P5g tpacket_kernel_drops_last "$(grep kernel_drops "$TMP/p5.log" | tail -1 | jq .kernel_drops)"
+}
+p5_a() { p5_recv VALUE nsenter --net="/run/netns/$GA" "$HNXDP" xsk count --synthetic hn0 --seconds "$WINDOW" --json; }
+p5_b() { p5_recv VALUE nsenter --net="/run/netns/$GA" "$TMP/tpacket_v3" hn0 "$WINDOW"; }
+case_p5() {
+	local sa
+	case_header P5 "rx frames/s on guest A's pair: hnxdp xsk count (AF_XDP) / TPACKET_V3 ring reader on hn0" ratio ">=" 3 pps \
+		"trafgen $TRAFGEN_VERSION 64-byte UDP into vf0h (as P1), 1 CPU; A counts frames/--seconds, B frames/its own clock"
+	hold_socket sa "$GA" hn0 # as in P1: frames the reader lets through end in a socket, not in ICMP port-unreachable work
+	interleave P5 p5_a p5_b
+	stop "$sa"
+	note P5 xsk_mode "\"$(grep -o '"mode":"[^"]*"' "$TMP/p5.log" | head -1 | cut -d'"' -f4)\""
+	note P5 tpacket_kernel_drops_last "$(grep kernel_drops "$TMP/p5.log" | tail -1 | jq .kernel_drops)"
+}
+
+# ------------------------------------------------------------------ P7: VF departure
+
+G7="$ID-g7" H7="$ID-h7" R7="$ID-r7"
+P7_RATE=100000
+p7_switch() { # p7_switch vf0h|hn0h: the host's datapath switch (as rig.sh's rig_host_switch)
+	tc -n "$H7" filter replace dev remh ingress pref 10 protocol all handle 800::800 \
+		u32 match u32 0 0 action mirred egress redirect dev "$1"
+}
+p7_fwd() { # p7_fwd DEV: everything arriving on host port DEV goes out of remh
+	tc -n "$H7" qdisc add dev "$1" clsact
+	tc -n "$H7" filter add dev "$1" ingress pref 10 protocol all u32 match u32 0 0 action mirred egress redirect dev remh
+}
+p7_state() { nsnet "$G7" "$HNXDP" dump --json 2>/dev/null | jq -r '.pairs[0].state // "none"'; }
+p7_wait_state() { # p7_wait_state STATE
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[[ $(p7_state) == "$1" ]] && return 0
+		sleep 0.05
+	done
+	die "P7: pair did not become $1 (now $(p7_state))"
+}
+p7_vf_add() {
+	ip -n "$G7" link add vf0 address "$P7_MAC" type veth peer name vf0h netns "$H7"
+	ip -n "$H7" link set vf0h up
+	p7_fwd vf0h
+	ip -n "$G7" link set vf0 up
+	p7_wait_state active
+	p7_switch vf0h
+}
+p7_vf_del() {
+	local i
+	ip -n "$G7" link del vf0
+	for ((i = 0; i < 100; i++)); do
+		ip -n "$H7" link show dev vf0h >/dev/null 2>&1 || return 0
+		sleep 0.01
+	done
+	die "P7: vf0h still there 1 s after deleting vf0"
+}
+# p7_round MODE: send P7_SECONDS of 100k frames/s from remote to guest, the departure
+# MODE (planned|surprise|none) in the middle; VALUE = frames lost; P7_STEP_MS = how long
+# the two departure steps (ip link del, tc filter replace) took together. `ip link del`
+# returns after both veth ends are unregistered, so no waiting is needed in between.
+p7_round() {
+	local mode=$1 g c0 c1 x n out t0 t1 i
+	p7_wait_state active
+	read -r c0 x < <(udp_delivered "$G7")
+	n=$(awk -v r="$P7_RATE" -v s="$P7_SECONDS" 'BEGIN { printf "%d", r * s }')
+	bg g timeout -s INT $((${P7_SECONDS%.*} + 10)) ip netns exec "$R7" \
+		"$TMP/pace" eth0 "$P7_MAC" "$H4" "$G4" "$P7_RATE" "$n" $((${P7_SECONDS%.*} + 5)) >"$TMP/p7.pace"
+	for ((x = 0; x < 300; x++)); do # until the traffic flows (trafgen takes a while to start)
+		read -r c1 t1 < <(udp_delivered "$G7")
+		((c1 > c0)) && break
+		sleep 0.01
+	done
+	sleep "$(awk -v s="$P7_SECONDS" 'BEGIN { print s / 3 }')"
+	t0=$(now)
+	case $mode in
+	planned) p7_switch hn0h; p7_vf_del ;;
+	surprise) p7_vf_del; p7_switch hn0h ;;
+	esac
+	t1=$(now)
+	wait "$g" || die "P7: pace failed or timed out"
+	stop "$g"
+	sleep 0.2
+	read -r c1 x < <(udp_delivered "$G7")
+	out=$(jq -r .sent "$TMP/p7.pace")
+	VALUE=$((out - (c1 - c0)))
+	P7_STEP_MS=$(awk -v d="$((t1 - t0))" 'BEGIN { printf "%.1f", d / 1000 }')
+	log "P7 $mode: sent $out, delivered $((c1 - c0)), lost $VALUE; departure steps took $P7_STEP_MS ms"
+	[[ $mode == none ]] || p7_vf_add
+}
+p7_lost_ms() { awk -v l="$VALUE" -v r="$P7_RATE" 'BEGIN { printf "%.2f", l * 1000 / r }'; }
+p7_a() { p7_round planned; P7_STEPS_A+=("$P7_STEP_MS"); P7_MS_A+=("$(p7_lost_ms)"); }
+p7_b() { p7_round surprise; P7_STEPS_B+=("$P7_STEP_MS"); P7_MS_B+=("$(p7_lost_ms)"); }
+case_p7() {
+	local ns sink run r
+	P7_MAC="02:48:4d:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))"
+	for ns in "$G7" "$H7" "$R7"; do
+		ip netns add "$ns"
+		NAMESPACES+=("$ns")
+		in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+		ip -n "$ns" link set lo up
+	done
+	HNXDP_NS+=("$G7")
+	ip -n "$R7" link add eth0 type veth peer name remh netns "$H7"
+	ip -n "$H7" link set remh up
+	tc -n "$H7" qdisc add dev remh clsact
+	ip -n "$G7" link add hn0 address "$P7_MAC" type veth peer name hn0h netns "$H7"
+	ip -n "$H7" link set hn0h up
+	p7_fwd hn0h
+	p7_switch hn0h
+	ip -n "$G7" addr add "$G4/24" dev hn0
+	ip -n "$G7" link set hn0 up
+	ip -n "$R7" addr add "$H4/24" dev eth0
+	ip -n "$R7" link set eth0 up
+	bg run nsenter --net="/run/netns/$G7" "$HNXDP" run --synthetic hn0 --settle-ms 0 --hold-down-ms 1 \
+		--flap-threshold 1000 >"$TMP/p7.run.log" 2>&1
+	hold_socket sink "$G7" hn0
+	p7_wait_state idle
+	p7_vf_add
+	P7_STEPS_A=() P7_STEPS_B=() P7_MS_A=() P7_MS_B=()
+	case_header "P7 planned" "frames lost, planned switch (host -> synthetic, then vf0 deleted), 100k frames/s" value "<=" 0 frames \
+		"scripts/bench/pace.c: 64-byte UDP every 10 us (busy-wait pacing, no bursts) remote -> host (tc mirred switch) -> guest, ${P7_SECONDS}s per round, departure in the middle; hnxdp run in the guest; sink: socket on hn0, Udp counters"
+	case_header "P7 surprise" "frames lost, surprise removal (vf0 deleted, then host -> synthetic), 100k frames/s" value "<=" 500 frames \
+		"as P7 planned; target 500 frames = 5 ms at 100k frames/s"
+	p7_round none
+	note "P7 planned" control_lost_no_departure "$VALUE" # the never-read sink keeps its first 2 datagrams queued (not counted)
+	for ((r = 0; r < ROUNDS; r++)); do
+		local order=(A B)
+		((r % 2)) && order=(B A)
+		for cfg in "${order[@]}"; do
+			if [[ $cfg == A ]]; then p7_a; record "P7 planned" "$r" A "$VALUE"; else p7_b; record "P7 surprise" "$r" A "$VALUE"; fi
+		done
+	done
+	note "P7 planned" departure_steps_ms "[$(IFS=,; echo "${P7_STEPS_A[*]}")]"
+	note "P7 surprise" departure_steps_ms "[$(IFS=,; echo "${P7_STEPS_B[*]}")]"
+	note "P7 planned" lost_ms "[$(IFS=,; echo "${P7_MS_A[*]}")]"
+	note "P7 surprise" lost_ms "[$(IFS=,; echo "${P7_MS_B[*]}")]"
+	note "P7 surprise" rate_fps "$P7_RATE"
+	note "P7 planned" rate_fps "$P7_RATE"
+	stop "$run"; stop "$sink"
+}
+
+# ------------------------------------------------------------------ P8: 256 pairs
+
+G8="$ID-g8" H8="$ID-h8"
+rx8_a() { rate VALUE "$H8" vf0h "$TMP/rx.cfg" "$G8"; }
+case_p8() {
+	local i mac sa sb t0 t1 ta tb per=() start=() bat8 bath tot
+	make_side "$G8" "$H8"
+	HNXDP_NS+=("$G8")
+	ip -n "$G8" addr add "$G4/24" dev hn0
+	bat8="$TMP/p8.batch" bath="$TMP/p8h.batch"
+	: >"$bat8"; : >"$bath"
+	for ((i = 1; i < P8_PAIRS; i++)); do
+		mac=$(printf '02:48:50:%02x:%02x:%02x' $((RANDOM % 256)) $((i / 256)) $((i % 256)))
+		echo "link add hn$i address $mac type veth peer name hn${i}h netns $H8" >>"$bat8"
+		echo "link add vf$i address $mac type veth peer name vf${i}h netns $H8" >>"$bat8"
+		echo "link set hn$i up" >>"$bat8"; echo "link set vf$i up" >>"$bat8"
+		echo "link set hn${i}h up" >>"$bath"; echo "link set vf${i}h up" >>"$bath"
+	done
+	ip -n "$G8" -batch "$bat8"
+	ip -n "$H8" -batch "$bath"
+	log "P8: $P8_PAIRS pairs of veths in $G8; attaching them one CLI invocation each"
+	for ((i = 0; i < 10; i++)); do # process start-up + argument parsing alone
+		ta=$(now); nsnet "$G8" "$HNXDP" attach --help >/dev/null; tb=$(now)
+		start+=($((tb - ta)))
+	done
+	t0=$(now)
+	nsnet "$G8" "$HNXDP" attach --synthetic hn0 --vf vf0 >/dev/null
+	t1=$(now); per+=($((t1 - t0)))
+	for ((i = 1; i < P8_PAIRS; i++)); do
+		ta=$(now)
+		nsnet "$G8" "$HNXDP" attach --synthetic "hn$i" --vf "vf$i" >/dev/null
+		tb=$(now); per+=($((tb - ta)))
+	done
+	t1=$(now)
+	tot=$(nsnet "$G8" "$HNXDP" dump --json | jq '.pairs | length')
+	((tot == P8_PAIRS)) || die "P8: $tot pairs attached, wanted $P8_PAIRS"
+	local op="<="
+	((P8_PAIRS == 256)) || op=info # the target is for 256 pairs
+	case_header "P8 attach" "wall clock of $P8_PAIRS \`hnxdp attach\` invocations (one per pair, first loads the datapath)" value "$op" 2 s \
+		"hnxdp debug build $HNXDP, sequential CLI invocations under nsenter"
+	record "P8 attach" 0 A "$(awk -v d="$((t1 - t0))" 'BEGIN { printf "%.3f", d / 1e6 }')"
+	note "P8 attach" per_attach_ms "$(printf '%s\n' "${per[@]}" | sort -n | awk '{ v[NR] = $1 / 1000 } END { printf "{\"first\": %.1f, \"median\": %.1f, \"p90\": %.1f, \"max\": %.1f}", '"${per[0]}"' / 1000, v[int((NR + 1) / 2)], v[int(NR * 0.9)], v[NR] }')"
+	note "P8 attach" process_startup_ms_median "$(printf '%s\n' "${start[@]}" | sort -n | awk '{ v[NR] = $1 / 1000 } END { printf "%.1f", v[int((NR + 1) / 2)] }')"
+	note "P8 attach" pairs "$P8_PAIRS"
+	case_header P8 "P1 with $P8_PAIRS pairs attached / P1 with 1 pair (guest A)" ratio ">=" 0.95 pps "$GEN_RX"
+	in_ns "$G8" ping -c 1 -W 2 "$H4" >/dev/null || die "P8 guest cannot reach its host"
+	hold_socket sa "$G8" hn0
 	hold_socket sb "$GA" hn0
-	interleave X1 px_rx_a px_rx_b
-	maybe_perf X1-A "$HB" vf0h "$TMP/rx.cfg" "$GB"
+	interleave P8 rx8_a rx_a
 	stop "$sa"; stop "$sb"
 }
 
-case_x4() {
-	local sa sb
-	proto_attach
-	case_header X4 "UDP 64B tx on hn0 leaving via vf0: prototype / hnxdp" ratio info 1 pps "$GEN_TX"
-	hold_socket sa "$HB" vf0h
-	hold_socket sb "$HA" vf0h
-	interleave X4 px_tx_a px_tx_b
-	maybe_perf X4-A "$GB" hn0 "$TMP/tx.cfg" "$HB" -q
-	stop "$sa"; stop "$sb"
-}
+# ------------------------------------------------------------------ P9: idle control plane
 
-case_x6() {
-	proto_attach
-	testrun_cases X6 "$GB" "$LINK_PINS/proto" "proto_vf_ingress proto_syn_ingress proto_syn_egress"
+G9="$ID-g9" H9="$ID-h9"
+P9_PID=""
+p9_start() {
+	local i st=""
+	make_side "$G9" "$H9"
+	HNXDP_NS+=("$G9")
+	ip -n "$G9" addr add "$G4/24" dev hn0
+	bg P9_PID nsenter --net="/run/netns/$G9" "$HNXDP" run --synthetic hn0 --settle-ms 0 >"$TMP/p9.run.log" 2>&1
+	for ((i = 0; i < 200; i++)); do
+		st=$(nsnet "$G9" "$HNXDP" dump --json 2>/dev/null | jq -r '.pairs[0].state // "none"')
+		[[ $st == active ]] && break
+		sleep 0.05
+	done
+	[[ $st == active ]] || die "P9: hnxdp run did not join vf0 (state $st)"
+	sleep 0.5
+	P9_C0=$(awk '{ print $14 + $15 }' "/proc/$P9_PID/stat")
+	P9_T0=$(now)
+	log "P9: hnxdp run (pid $P9_PID) idle from now, measured at the end (>= ${P9_SECONDS}s)"
+}
+p9_finish() {
+	local c1 t1 tick rest cpu_s wall rss hwm
+	rest=$(awk -v t0="$P9_T0" -v n="$(now)" -v s="$P9_SECONDS" 'BEGIN { r = s - (n - t0) / 1e6; print (r > 0 ? r : 0) }')
+	sleep "$rest"
+	c1=$(awk '{ print $14 + $15 }' "/proc/$P9_PID/stat")
+	t1=$(now)
+	tick=$(getconf CLK_TCK)
+	rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$P9_PID/status")
+	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$P9_PID/status")
+	cpu_s=$(awk -v c="$((c1 - P9_C0))" -v k="$tick" 'BEGIN { printf "%.3f", c / k }')
+	wall=$(awk -v d="$((t1 - P9_T0))" 'BEGIN { printf "%.1f", d / 1e6 }')
+	case_header "P9 cpu" "hnxdp run idle CPU (utime+stime) over ${wall}s, 1 pair joined, % of one CPU" value "<=" 0.1 % \
+		"/proc/PID/stat, CLK_TCK $tick (resolution $(awk -v k="$tick" -v w="$wall" 'BEGIN { printf "%.3f", 100 / k / w }') %)"
+	record "P9 cpu" 0 A "$(awk -v c="$cpu_s" -v w="$wall" 'BEGIN { printf "%.4f", 100 * c / w }')"
+	note "P9 cpu" cpu_seconds "$cpu_s"
+	note "P9 cpu" wall_seconds "$wall"
+	case_header "P9 rss" "hnxdp run resident memory VmRSS (MiB)" value "<=" 30 MiB "/proc/PID/status, debug build"
+	record "P9 rss" 0 A "$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')"
+	note "P9 rss" vmhwm_mib "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')"
+	stop "$P9_PID"
 }
 
 # ------------------------------------------------------------------ main
 
 START=$(date +%s)
+timed() { # timed CMD...: run one case, log how long it took
+	local t0=$EPOCHREALTIME
+	"$@"
+	log "$* took $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+}
 build
 make_rig
 : >"$RECORDS"
-want C1 && case_c1
-want C4 && case_c4
+want C1 && timed case_c1
+want C4 && timed case_c4
+want P9 && timed p9_start
 attach_hnxdp
-want P1 && case_p1
-want P1b && case_p1b
-want P2 && case_p2
-want P3 && case_p3
-want P3r && case_p3 -R
-want P4 && case_p4
-want P6 && case_p6
-want X1 && case_x1
-want X4 && case_x4
-want X6 && case_x6
+want P1 && timed case_p1
+want P1b && timed case_p1b
+want P2 && timed case_p2
+want P3 && timed case_p3
+want P3r && timed case_p3 -R
+want P4 && timed case_p4
+want P6 && timed case_p6
+want G1 && timed case_g1
+want P1g && timed case_p1g
+want P2g && timed case_p2g
+want P5 && timed case_p5
+want P5g && timed case_p5g
+want P7 && timed case_p7
+want P8 && timed case_p8
+want P9 && p9_finish
 
 echo
 echo "hnxdp benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, Linux $(uname -r), rounds $ROUNDS, window ${WINDOW}s$( ((QUICK)) && echo ", quick")"
 echo "load: P1/P1b/P2: $GEN_RX"
 echo "      P4: $GEN_TX"
+if want P1g || want P2g; then echo "      P1g/P2g: $GEN_RX_GEN"; fi
+if want G1; then echo "      G1: hnxdp gen vs trafgen into one veth; sink: XDP_DROP program on the peer, counted in its map"; fi
 echo
 "$PY" "$HELPERS/report.py" "$RECORDS" ${JSON_OUT:+--json "$JSON_OUT"} \
 	--meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" --meta "nproc=$(nproc)" --meta "kernel=$(uname -r)" \

@@ -3,7 +3,8 @@
 
 Records (tab-separated, one per line) in RECORDS:
   case  ID  WHAT  KIND  OP  TARGET  UNIT  GENERATOR
-        KIND "ratio": per round A/B; "delta": per round A-B (UNIT ns).
+        KIND "ratio": per round A/B; "delta": per round A-B (UNIT ns);
+        "value": one configuration only, per round A (UNIT as given: frames, s, %, MiB).
         OP ">=" or "<=": how the median compares with TARGET to be met;
         "info": no target (met is null).
   val   ID  ROUND  A|B  VALUE          one measurement of configuration A or B
@@ -30,7 +31,7 @@ def fmt(value, unit):
         return f"{value / 1e9:.2f} Gbit/s"
     if unit == "ns":
         return f"{value:.1f} ns"
-    return f"{value:g}"
+    return f"{value:g} {unit}"
 
 
 def main() -> int:
@@ -65,18 +66,20 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|")
     for cid in order:
         c = cases[cid]
-        rounds = sorted(set(c["a"]) & set(c["b"]))
+        rounds = sorted(set(c["a"]) if c["kind"] == "value" else set(c["a"]) & set(c["b"]))
         per = []
         for r in rounds:
-            va, vb = c["a"][r], c["b"][r]
+            va, vb = c["a"][r], c["b"].get(r)
             if c["kind"] == "ratio":
                 per.append(va / vb if vb > 0 else float("nan"))
+            elif c["kind"] == "value":
+                per.append(va)
             else:
                 per.append(va - vb)
         med = statistics.median(per) if per else None
         lo, hi = (min(per), max(per)) if per else (None, None)
         med_a = statistics.median(c["a"][r] for r in rounds) if rounds else None
-        med_b = statistics.median(c["b"][r] for r in rounds) if rounds else None
+        med_b = statistics.median(c["b"][r] for r in rounds) if rounds and c["kind"] != "value" else None
         met = None
         if med is not None and c["op"] in (">=", "<="):
             met = med >= c["target"] if c["op"] == ">=" else med <= c["target"]
@@ -84,6 +87,11 @@ def main() -> int:
             shown = f"{med:.3f}" if med is not None else "-"
             spread = f"{lo:.3f}..{hi:.3f}" if per else "-"
             target = f"{c['op']} {c['target']:g}" if c["op"] != "info" else "-"
+        elif c["kind"] == "value":
+            u = c["unit"]
+            shown = f"{med:g} {u}" if med is not None else "-"
+            spread = f"{lo:g}..{hi:g} {u}" if per else "-"
+            target = f"{c['op']} {c['target']:g} {u}" if c["op"] != "info" else "-"
         else:
             shown = f"{med:+.1f} ns" if med is not None else "-"
             spread = f"{lo:+.1f}..{hi:+.1f} ns" if per else "-"
@@ -92,7 +100,7 @@ def main() -> int:
               f"{shown} | {spread} | {target} | {'-' if met is None else ('yes' if met else 'no')} |")
         out["cases"][cid] = {
             "what": c["what"],
-            "metric": "A/B" if c["kind"] == "ratio" else "A-B (ns per frame)",
+            "metric": {"ratio": "A/B", "delta": "A-B (ns per frame)", "value": f"A ({c['unit']})"}[c["kind"]],
             "ratio": med,
             "spread": [lo, hi],
             "target": f"{c['op']} {c['target']:g}" if c["op"] != "info" else None,
@@ -102,7 +110,7 @@ def main() -> int:
             "raw": {
                 "rounds": rounds,
                 "a": [c["a"][r] for r in rounds],
-                "b": [c["b"][r] for r in rounds],
+                "b": [c["b"][r] for r in rounds] if c["kind"] != "value" else None,
                 "per_round": per,
                 **c["notes"],
             },
