@@ -55,8 +55,6 @@ public final class ControlPlane {
     var multicastEventsFD: Int32 = -1
     /// The last /proc/self/net/dev_mcast read: nothing is parsed while it is unchanged.
     var multicastSnapshot: [UInt8] = []
-    /// Reaction times of departures (ns, notification received -> datapath switched).
-    public private(set) var departureReactionsNs: [UInt64] = []
 
     public init(settings: RunSettings, layout: PinLayout, logger: Logger) throws {
         self.settings = settings
@@ -177,10 +175,9 @@ public final class ControlPlane {
     func handle(_ event: LinkEvent) throws {
         switch event {
         case .newLink(let link):
-            let previous = links[link.ifindex]
             links[link.ifindex] = link
             if machines[link.ifindex] != nil {
-                try synthChanged(link, previous: previous)
+                try synthChanged(link)
                 return
             }
             if isManaged(link, pinned: false) {
@@ -193,7 +190,7 @@ public final class ControlPlane {
                 guard let syn = links[synIndex] else { continue }
                 if matches(vf: link, syn: syn) {
                     if case .active(let vf) = machine.phase, vf == link.ifindex {
-                        try enforceVF(link, syn: syn)
+                        try enforceVF(vfIndex: vf, synIndex: synIndex)
                     } else {
                         try feed(synIndex, .vfPresent(link.ifindex))
                     }
@@ -222,19 +219,16 @@ public final class ControlPlane {
         if hasActivePair && monotonicMilliseconds() >= multicastDeadline {
             multicastDeadline = monotonicMilliseconds() + multicastIntervalMs
             let snapshot = MulticastList.snapshot()
-            guard snapshot != multicastSnapshot else { return try tickMachines() }
-            multicastSnapshot = snapshot
-            let lists = MulticastList.parse(String(decoding: snapshot, as: UTF8.self))
-            for synIndex in machines.keys.sorted() {
-                do { try syncMulticast(synIndex: synIndex, lists: lists) } catch {
-                    logger.warning("multicast list of pair ifindex \(synIndex): \(error)")
+            if snapshot != multicastSnapshot {
+                multicastSnapshot = snapshot
+                let lists = MulticastList.parse(String(decoding: snapshot, as: UTF8.self))
+                for synIndex in machines.keys.sorted() {
+                    do { try syncMulticast(synIndex: synIndex, lists: lists) } catch {
+                        logger.warning("multicast list of pair ifindex \(synIndex): \(error)")
+                    }
                 }
             }
         }
-        try tickMachines()
-    }
-
-    func tickMachines() throws {
         for synIndex in machines.keys.sorted() {
             if let d = machines[synIndex]?.deadline, d <= monotonicMilliseconds() {
                 try feed(synIndex, .tick)
@@ -295,7 +289,6 @@ public final class ControlPlane {
             try publish(synIndex: synIndex) // held-down after a flapping departure
             let reaction = switched &- eventReceivedNs
             let restored = monotonicNanoseconds() &- eventReceivedNs
-            departureReactionsNs.append(reaction)
             log.info("VF ifindex \(vfIndex) left: datapath synthetic, features and limits restored (reaction \(reaction / 1000) us to the map update, \(restored / 1000) us to restored)")
         }
     }
@@ -420,7 +413,7 @@ public final class ControlPlane {
 
     /// The synthetic changed: pass MTU, admin state, promiscuous and
     /// all-multicast down to the joined VF, re-intersect features.
-    func synthChanged(_ event: LinkInfo, previous: LinkInfo?) throws {
+    func synthChanged(_ event: LinkInfo) throws {
         // Notifications can be stale (our own changes are in flight): decide on the devices as they are now.
         guard case .active(let vfIndex) = machines[event.ifindex]?.phase,
               let syn = try netlink.link(index: event.ifindex), let vf = try netlink.link(index: vfIndex),
@@ -438,10 +431,7 @@ public final class ControlPlane {
                 try netlink.setLink(index: syn.ifindex, name: syn.name, LinkChange(mtu: pair.mtu))
             }
         }
-        var change = LinkChange()
-        if syn.isUp != vf.isUp { change.up = syn.isUp }
-        if syn.isPromiscuous != vf.isPromiscuous { change.promisc = syn.isPromiscuous }
-        if syn.isAllMulticast != vf.isAllMulticast { change.allmulti = syn.isAllMulticast }
+        let change = Self.flagsToFollow(synthetic: syn, vf: vf)
         if change != LinkChange() {
             try netlink.setLink(index: vf.ifindex, name: vf.name, change)
             log.info("passed \(change) to VF \(vf.name)")
@@ -503,19 +493,24 @@ public final class ControlPlane {
         log.info("offloads changed on \(syn.name): re-intersected with VF \(vf.name) (\(FeatureSet.names(of: FeatureWords.xor(now.active, after.active), in: now.names).joined(separator: " ")))")
     }
 
-    /// B12: the joined VF was changed directly: put hnxdp's settings back.
-    func enforceVF(_ event: LinkInfo, syn _: LinkInfo) throws {
-        // Decide on the devices as they are now, not on a possibly stale notification.
-        guard let datapath, case .active(let joined) = machines.first(where: { $0.value.phase.vf == event.ifindex })?.value.phase,
-              joined == event.ifindex, let vf = try netlink.link(index: event.ifindex),
-              let synIndex = machines.first(where: { $0.value.phase.vf == event.ifindex })?.key,
-              let syn = try netlink.link(index: synIndex),
-              let pair = try datapath.pairs.lookup(UInt32(bitPattern: syn.ifindex)), pair.vf_ifindex == UInt32(bitPattern: vf.ifindex) else { return }
+    /// The admin state, promiscuous and all-multicast flags the VF must take
+    /// from the synthetic (B7, B11); empty when they already agree.
+    static func flagsToFollow(synthetic syn: LinkInfo, vf: LinkInfo) -> LinkChange {
         var change = LinkChange()
+        if syn.isUp != vf.isUp { change.up = syn.isUp }
+        if syn.isPromiscuous != vf.isPromiscuous { change.promisc = syn.isPromiscuous }
+        if syn.isAllMulticast != vf.isAllMulticast { change.allmulti = syn.isAllMulticast }
+        return change
+    }
+
+    /// B12: the joined VF was changed directly: put hnxdp's settings back.
+    func enforceVF(vfIndex: Int32, synIndex: Int32) throws {
+        // Decide on the devices as they are now, not on a possibly stale notification.
+        guard let datapath, let vf = try netlink.link(index: vfIndex), let syn = try netlink.link(index: synIndex),
+              let pair = try datapath.pairs.lookup(UInt32(bitPattern: synIndex)),
+              pair.vf_ifindex == UInt32(bitPattern: vfIndex) else { return }
+        var change = Self.flagsToFollow(synthetic: syn, vf: vf)
         if vf.mtu != pair.mtu { change.mtu = pair.mtu }
-        if vf.isUp != syn.isUp { change.up = syn.isUp }
-        if vf.isPromiscuous != syn.isPromiscuous { change.promisc = syn.isPromiscuous }
-        if vf.isAllMulticast != syn.isAllMulticast { change.allmulti = syn.isAllMulticast }
         guard change != LinkChange() else { return }
         var log = logger
         log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
