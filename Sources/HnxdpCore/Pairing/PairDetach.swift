@@ -49,9 +49,7 @@ public struct PairDetach {
             try detachPair(synthetic: ifindex, pair: pair, datapath: datapath, netlink: netlink)
         }
         // Namespace level: maps, programs, directories.
-        for name in Datapath.pinNames { try FileSystem.remove(layout.objectPath(name)) }
-        FileSystem.removeDirectoryIfEmpty(layout.namespaceDirectory)
-        FileSystem.removeDirectoryIfEmpty(layout.root)
+        try Datapath.removePins(layout)
         return synthetics.count
     }
 

@@ -133,10 +133,8 @@ public struct PairLifecycle {
         let key = UInt32(bitPattern: ifindex)
         let pairDir = layout.pairDirectory(synthetic: ifindex)
         try XDPAttachment.remove(layout: layout, synthetic: ifindex)
-        for program in [DatapathProgram.vfIngress, .synEgress, .synIngress] {
-            try TcxLink.detach(pinPath: layout.linkPath(synthetic: ifindex, program.linkName))
-        }
-        for leftover in FileSystem.list(pairDir) { try TcxLink.detach(pinPath: "\(pairDir)/\(leftover)") }
+        // Every tcx link pin of the pair (and anything else left in its directory).
+        for pin in FileSystem.list(pairDir) { try TcxLink.detach(pinPath: "\(pairDir)/\(pin)") }
         FileSystem.removeDirectoryIfEmpty(pairDir)
         if let datapath, let pair = try datapath.pairs.lookup(key) {
             try datapath.removePair(synthetic: key)

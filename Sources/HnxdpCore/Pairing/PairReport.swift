@@ -158,17 +158,20 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             only = link.ifindex
         }
         guard let datapath = try Datapath.openPinned(layout) else { return report }
+        // ethtool's feature names (ETH_SS_FEATURES) are the kernel's, the same for
+        // every device: read them once, from the first synthetic that exists.
+        var featureNames: [String]? = nil
         for key in try datapath.pairs.keys().sorted() {
             if let only, Int32(bitPattern: key) != only { continue }
             guard let pair = try datapath.pairs.lookup(key) else { continue }
             let syn = try netlink.link(index: Int32(bitPattern: key))
             let vf = pair.vf_ifindex == 0 ? nil : try netlink.link(index: Int32(bitPattern: pair.vf_ifindex))
-            let names = (syn.flatMap { try? Ethtool.features(of: $0.name) })?.names ?? []
+            if featureNames == nil, let syn { featureNames = try? Ethtool.features(of: syn.name).names }
             let tx = try datapath.transmitDevice(slot: pair.slot)
             report.pairs.append(PairReport.make(
                 pair: pair, counters: try datapath.counters(slot: pair.slot), synthetic: syn, vf: vf,
                 txdevPresent: tx != nil && tx == pair.vf_ifindex,
-                featureNames: names, layout: layout))
+                featureNames: featureNames ?? [], layout: layout))
         }
         return report
     }
