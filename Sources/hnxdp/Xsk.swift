@@ -61,6 +61,18 @@ struct XskOptions: ParsableArguments {
         return session
     }
 
+    /// Opens the pair's sockets, runs `handler` on every frame until --seconds or a
+    /// signal, closes everything and returns the bind mode and the counters.
+    func session(_ common: CommonOptions, _ handler: (inout XSKFrame) -> XSKVerdict) throws -> (mode: XSKBindMode, counters: PairSocketCounters) {
+        let session = try open(common)
+        defer { session.close() }
+        let mode = session.mode
+        try run(session, handler)
+        let counters = session.counters
+        session.close()
+        return (mode, counters)
+    }
+
     /// Runs the session until --seconds or a signal.
     func run(_ session: PairSocketSession, _ handler: (inout XSKFrame) -> XSKVerdict) throws {
         let deadline = seconds.map { Date().addingTimeInterval($0) }
@@ -95,12 +107,7 @@ struct XskCount: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        let session = try xsk.open(common)
-        defer { session.close() }
-        let mode = session.mode
-        try xsk.run(session) { _ in .drop }
-        let c = session.counters
-        session.close()
+        let (mode, c) = try xsk.session(common) { _ in .drop }
         if json {
             let report = XskCountReport(mode: mode.rawValue, total: c.rxTotal, per_device: c.rxPackets,
                                         per_binding: c.rxPerBinding, rebinds: c.rebinds, departures: c.departures)
@@ -138,15 +145,10 @@ struct XskReflect: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        let session = try xsk.open(common)
-        defer { session.close() }
-        let mode = session.mode
-        try xsk.run(session) { frame in
+        let (mode, c) = try xsk.session(common) { frame in
             FrameReflection.swap(UnsafeMutableRawBufferPointer(start: frame.bytes, count: frame.length))
             return .transmit(length: frame.length)
         }
-        let c = session.counters
-        session.close()
         if json {
             print("{\"mode\": \"\(mode.rawValue)\", \"received\": \(c.rxTotal), \"sent\": \(c.txPackets), \"tx_dropped\": \(c.txDropped), \"tx_lost_at_switch\": \(c.txLostAtSwitch), \"rebinds\": \(c.rebinds), \"departures\": \(c.departures)}")
         } else {
