@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - hnxdp benchmark (design: /work/shared/design/bench.md).
 #
-#   sudo scripts/bench.sh [--rounds N] [--quick] [--json FILE] [--cases P1,P1b,...]
+#   scripts/bench.sh [--rounds N] [--quick] [--json FILE] [--cases P1,P1b,...]
 #
 # Every figure is a ratio of two configurations measured in this run, in
 # interleaved rounds (A B, then B A, ...): the table shows the median of the
@@ -67,6 +67,8 @@ set -Eeuo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
+. "$REPO/scripts/lib/as_root.sh"
+as_root "$@" # root (namespaces, BPF); else again through sudo; else exit 3
 HELPERS="$BENCH_DIR/bench"
 if [[ -z "${HNXDP:-}" ]]; then
 	HNXDP="$REPO/.build/debug/hnxdp"
@@ -137,7 +139,6 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ checks
 
-[[ $(id -u) == 0 ]] || die "needs root (namespaces, BPF)"
 for t in ip tc trafgen iperf3 nsenter gcc jq awk timeout; do
 	command -v "$t" >/dev/null || die "missing tool: $t"
 done

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# demo.sh - hnxdp's main job, shown in network namespaces: `sudo scripts/demo.sh`
+# demo.sh - hnxdp's main job, shown in network namespaces: `scripts/demo.sh`
+# (needs root; as another user it runs itself again through sudo)
 #
 # A guest with a synthetic NIC (hn0) and a VF (vf0) sharing one MAC, a host
 # playing the hypervisor's switch, a remote peer. hnxdp pairs hn0 and vf0;
@@ -11,6 +12,8 @@
 # Installs what it needs (scripts/install-deps.sh, swift build) first.
 set -euo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+. "$REPO/scripts/lib/as_root.sh"
+as_root "$@"
 
 case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
 if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
@@ -21,10 +24,6 @@ export PATH
 say() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
-if [[ $(id -u) != 0 ]]; then
-	echo "demo.sh: must run as root (try: sudo $0)" >&2
-	exit 3
-fi
 say "Installing what the demo needs (only what is missing)"
 "$REPO/scripts/install-deps.sh"
 if [[ -z "${HNXDP:-}" ]]; then

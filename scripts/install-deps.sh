@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # install-deps.sh - install what hnxdp's build, tests and demo need, on Debian
-# bookworm, as root. Idempotent: it calls apt only when a package is missing,
-# and mounts bpffs at /sys/fs/bpf only when it is not mounted.
+# bookworm, as root (as another user it runs itself again through sudo).
+# Idempotent: it calls apt only when a package is missing, and mounts bpffs at
+# /sys/fs/bpf only when it is not mounted.
 #
-#   sudo scripts/install-deps.sh          # quiet; prints what it installs
+#   scripts/install-deps.sh               # quiet; prints what it installs
 #
 # The Swift toolchain is not a Debian package: it is expected at /opt/swift
 # or on PATH (the machine image provides it).
@@ -20,10 +21,8 @@ PACKAGES=(
 	python3 jq
 )
 
-if [[ $(id -u) != 0 ]]; then
-	echo "install-deps.sh: must run as root (try: sudo $0)" >&2
-	exit 3
-fi
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/as_root.sh"
+as_root "$@"
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test.sh - THE test command of hnxdp: `sudo scripts/test.sh` (from any cwd).
+# test.sh - THE test command of hnxdp: `scripts/test.sh` (from any cwd; needs
+# root: as another user it runs itself again through sudo).
 #
 #   1. scripts/install-deps.sh (apt only for what is missing; mounts bpffs)
 #   2. swift build
@@ -18,7 +19,7 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$REPO"
 
-# sudo's secure_path drops the toolchain; CI's environment may too.
+# CI's environment may lack the toolchain or sbin (as_root keeps PATH through sudo).
 case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
 if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
 	PATH="/opt/swift/usr/bin:$PATH"
@@ -30,11 +31,15 @@ FILTERS=()
 for a in "$@"; do
 	case $a in
 	--no-swift) RUN_SWIFT=0 ;;
-	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,16p' "$0"; exit 0 ;;
 	*) FILTERS+=("$a") ;;
 	esac
 done
 TEST_TIMEOUT=${TEST_TIMEOUT:-900}
+
+# The datapath tests load BPF programs and make network namespaces.
+. "$REPO/scripts/lib/as_root.sh"
+as_root "$@"
 
 RESULTS=()
 N_PASSED=0
@@ -65,12 +70,6 @@ summary() {
 	((N_FAILED == 0))
 	exit $?
 }
-
-if [[ $(id -u) != 0 ]]; then
-	echo "test.sh: must run as root (try: sudo $0): the datapath tests load BPF programs and make network namespaces" >&2
-	record "privilege" 3 0 "not root"
-	summary
-fi
 
 step install-deps "$REPO/scripts/install-deps.sh" || summary
 
