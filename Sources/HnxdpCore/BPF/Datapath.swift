@@ -89,19 +89,36 @@ public final class Datapath {
     /// Opens the pinned datapath, or loads the embedded BPF object and pins
     /// it. `created` tells whether this call made the pins (so a failed join
     /// can remove them again).
+    ///
+    /// The namespace's pins appear all at once or not at all: they are made in a
+    /// staging directory that is renamed into place, so a process killed half-way
+    /// leaves a staging directory (swept by the next call), never half a datapath.
     public static func openOrCreate(_ layout: PinLayout, verbose: Bool = false) throws -> (Datapath, created: Bool) {
         if let existing = try openPinned(layout) { return (existing, false) }
-        let createdDirs = try FileSystem.makeDirectories(layout.namespaceDirectory)
-        var pinned: [String] = []
+        sweepStaleDirectories(layout)
+        let createdDirs = try FileSystem.makeDirectories(layout.root)
+        let stagingDir = "\(layout.root)/staging-\(layout.netnsInode)-\(getpid())"
         do {
+            try FileSystem.makeDirectories(stagingDir)
             let (maps, progs) = try loadEmbedded(verbose: verbose)
-            for (name, d) in maps { try d.pin(at: layout.objectPath(name)); pinned.append(layout.objectPath(name)) }
-            for (p, d) in progs { try d.pin(at: layout.objectPath(p.name)); pinned.append(layout.objectPath(p.name)) }
+            for (name, d) in maps { try d.pin(at: "\(stagingDir)/\(name)") }
+            for (p, d) in progs { try d.pin(at: "\(stagingDir)/\(p.name)") }
+            if rename(stagingDir, layout.namespaceDirectory) != 0 {
+                throw HnxdpError.system("rename \(stagingDir) to \(layout.namespaceDirectory)", errno: errno)
+            }
             return (try Datapath(layout: layout, maps: maps, programs: progs), true)
         } catch {
-            for path in pinned { _ = try? FileSystem.remove(path) }
+            FileSystem.removeTree(stagingDir)
             for dir in createdDirs.reversed() { FileSystem.removeDirectoryIfEmpty(dir) }
             throw error
+        }
+    }
+
+    /// Removes staging and trash directories of processes that no longer exist.
+    static func sweepStaleDirectories(_ layout: PinLayout) {
+        for name in FileSystem.list(layout.root) where name.hasPrefix("staging-\(layout.netnsInode)-") || name.hasPrefix("trash-\(layout.netnsInode)-") {
+            guard let pid = Int32(name.split(separator: "-").last ?? ""), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            FileSystem.removeTree("\(layout.root)/\(name)")
         }
     }
 
@@ -126,9 +143,17 @@ public final class Datapath {
     }
 
     /// Removes the namespace-level pins and directories (and the root when empty).
+    /// All at once: the directory is renamed away first, so a process killed while
+    /// removing leaves a trash directory (swept later), never half a datapath.
     static func removePins(_ layout: PinLayout) throws {
-        for name in pinNames { try FileSystem.remove(layout.objectPath(name)) }
-        FileSystem.removeDirectoryIfEmpty(layout.namespaceDirectory)
+        sweepStaleDirectories(layout)
+        if FileSystem.exists(layout.namespaceDirectory) {
+            let trash = "\(layout.root)/trash-\(layout.netnsInode)-\(getpid())"
+            if rename(layout.namespaceDirectory, trash) != 0 {
+                throw HnxdpError.system("rename \(layout.namespaceDirectory) to \(trash)", errno: errno)
+            }
+            FileSystem.removeTree(trash)
+        }
         FileSystem.removeDirectoryIfEmpty(layout.root)
     }
 

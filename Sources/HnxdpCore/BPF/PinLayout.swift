@@ -76,16 +76,26 @@ public enum FileSystem {
     }
 
     /// mkdir -p with mode 0700 for the directories it creates; returns those it created.
+    /// A parent removed meanwhile (another namespace's last detach removes an empty
+    /// root) is made again.
     @discardableResult
     public static func makeDirectories(_ path: String) throws -> [String] {
         var created: [String] = []
+        var attempts = 0
         var current = ""
-        for component in path.split(separator: "/") {
+        var components = path.split(separator: "/")[...]
+        while let component = components.popFirst() {
             current += "/" + component
             if isDirectory(current) { continue }
             if mkdir(current, 0o700) != 0 {
                 let e = errno
                 if e == EEXIST && isDirectory(current) { continue }
+                if e == ENOENT && attempts < 10 {
+                    attempts += 1
+                    current = ""
+                    components = path.split(separator: "/")[...]
+                    continue
+                }
                 throw HnxdpError.system("create directory \(current)", errno: e)
             }
             created.append(current)
@@ -102,6 +112,15 @@ public enum FileSystem {
             throw HnxdpError.system("remove \(path)", errno: e)
         }
         return true
+    }
+
+    /// Removes a directory and everything in it (pins, subdirectories); errors are ignored.
+    public static func removeTree(_ path: String) {
+        for name in list(path) {
+            let child = "\(path)/\(name)"
+            if isDirectory(child) { removeTree(child) } else { unlink(child) }
+        }
+        rmdir(path)
     }
 
     /// Removes an empty directory; false when it does not exist or is not empty.

@@ -32,6 +32,8 @@ public final class ControlPlane {
     let netlink: RTNetlink
     let datapath: Datapath?
     let signalFD: Int32
+    /// One control plane per network namespace: held for the whole run.
+    let instance: PidLock
 
     /// Every link of the namespace as last seen, by ifindex.
     var links: [Int32: LinkInfo] = [:]
@@ -61,9 +63,19 @@ public final class ControlPlane {
         self.layout = layout
         self.logger = logger
         self.lifecycle = PairLifecycle(layout: layout, logger: logger)
+        // Before anything is touched: a second control plane in the namespace would
+        // join every VF twice.
+        let state = StateDirectory.of(layout)
+        do {
+            self.instance = try PidLock.acquire(state.instanceLockPath, timeoutMs: nil, what: "run")
+        } catch let held as LockHeld {
+            throw HnxdpError(.badInput, "another hnxdp run (pid \(held.pid)) already manages this network namespace; stop it first (lock \(held.path))")
+        }
         // Subscribe before the first dump so nothing between the two is missed.
         self.netlink = try RTNetlink(subscribeToLinks: true)
+        let lock = try InvocationLock(layout: layout, what: "run", waiting: { logger.warning("\($0)") })
         self.datapath = try Datapath.openOrCreate(layout).0
+        withExtendedLifetime(lock) {}
         let fd = hnxdp_termination_signalfd()
         if fd < 0 { throw HnxdpError.system("set up signal handling", errno: -fd) }
         self.signalFD = fd
@@ -78,6 +90,7 @@ public final class ControlPlane {
     }
 
     deinit {
+        instance.release(removeFile: true)
         close(signalFD)
         if multicastEventsFD >= 0 { close(multicastEventsFD) }
     }
@@ -132,7 +145,7 @@ public final class ControlPlane {
     }
 
     func withInvocationLock(_ body: () throws -> Void) throws {
-        let lock = try InvocationLock()
+        let lock = try InvocationLock(layout: layout, what: "run", waiting: { [logger] in logger.warning("\($0)") })
         defer { withExtendedLifetime(lock) {} }
         try body()
     }
@@ -151,6 +164,12 @@ public final class ControlPlane {
     /// managed synthetics, notices VFs that came or went while we were not looking.
     func resync(reason: String) throws {
         links = Dictionary(try netlink.links().map { ($0.ifindex, $0) }, uniquingKeysWith: { $1 })
+        // B21: joins and leaves a crash cut short are finished before anything is adopted.
+        for ifindex in lifecycle.records.state.recordedSynthetics() where machines[ifindex] == nil {
+            do { try lifecycle.reconcile(synthetic: ifindex, datapath: datapath, netlink: netlink) } catch {
+                logger.error("pair ifindex \(ifindex): \(error)")
+            }
+        }
         // Pairs of an earlier run (or `attach`): adopt or reconcile (B19).
         if let datapath {
             for key in try datapath.pairs.keys() {
@@ -452,6 +471,8 @@ public final class ControlPlane {
         if plan.add.isEmpty && plan.remove.isEmpty { return }
         var log = logger
         log[metadataKey: "pair"] = "\(links[synIndex]?.name ?? "?")(\(synIndex))"
+        // B21: what is about to be added is recorded first, so a leave after any crash removes it.
+        try recordMulticast(synIndex, added.union(plan.add))
         for mac in plan.add {
             do {
                 try MulticastList.set(mac, on: vf.name, add: true)
@@ -469,7 +490,15 @@ public final class ControlPlane {
             added.remove(mac)
         }
         multicastAdded[synIndex] = added
+        try recordMulticast(synIndex, added)
         log.info("multicast list copied to VF \(vf.name): +\(plan.add.count) -\(plan.remove.count)")
+    }
+
+    /// Keeps the record's list of multicast addresses hnxdp added to the VF up to date.
+    func recordMulticast(_ synIndex: Int32, _ added: Set<[UInt8]>) throws {
+        try lifecycle.records.update(synthetic: synIndex) {
+            $0.multicastAdded = added.map(LinkInfo.formatMAC).sorted()
+        }
     }
 
     /// Offload changes on the synthetic: the user's new wish becomes the
@@ -485,6 +514,9 @@ public final class ControlPlane {
         pair.saved_features = FeatureWords.tuple((0..<FeatureWords.count).map { (saved[$0] & ~changed[$0]) | (now.requested[$0] & changed[$0]) })
         let savedActive = FeatureWords.array(pair.saved_active)
         pair.saved_active = FeatureWords.tuple((0..<FeatureWords.count).map { (savedActive[$0] & ~changed[$0]) | (now.active[$0] & changed[$0]) })
+        // The user's new wish is what a leave puts back: recorded before the change (B21).
+        let wish = FeatureWords.array(pair.saved_features)
+        try lifecycle.records.update(synthetic: syn.ifindex) { $0.synthetic.features = wish }
         let (requested, mask) = intersectFeatures(synthetic: now, vf: vfFeatures)
         let after = FeatureWords.isZero(mask) ? now : try Ethtool.setFeatures(of: syn.name, requested: requested, mask: mask)
         pair.effective_features = FeatureWords.tuple(after.active)

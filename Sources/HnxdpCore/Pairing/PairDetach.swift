@@ -23,10 +23,15 @@ public struct PairDetach {
         let key = UInt32(bitPattern: syn.ifindex)
         let pair = try datapath?.pairs.lookup(key)
         let hasLinks = FileSystem.isDirectory(layout.pairDirectory(synthetic: syn.ifindex))
-        guard pair != nil || hasLinks else {
+        let hasRecord = FileSystem.exists(StateDirectory.of(layout).recordPath(synthetic: syn.ifindex))
+        guard pair != nil || hasLinks || hasRecord else {
+            // A detach killed after its last pair entry went leaves unused namespace pins: finish it.
+            if let datapath, try datapath.removePinsIfUnused() {
+                logger.info("removed the unused pins of an interrupted detach from \(layout.namespaceDirectory)")
+            }
             throw HnxdpError(.badInput, "\(name) is not attached (see `hnxdp status`)")
         }
-        try detachPair(synthetic: syn.ifindex, pair: pair, datapath: datapath, netlink: netlink)
+        try detachPair(synthetic: syn.ifindex, datapath: datapath, netlink: netlink)
         if let datapath { try datapath.removePinsIfUnused() }
     }
 
@@ -42,11 +47,10 @@ public struct PairDetach {
             // Incomplete pins: still clean up links and whatever is left.
             logger.warning("\(error.message)")
         }
-        var synthetics = Set(layout.pairDirectories())
+        var synthetics = Set(layout.pairDirectories()).union(StateDirectory.of(layout).recordedSynthetics())
         if let datapath { for k in try datapath.pairs.keys() { synthetics.insert(Int32(bitPattern: k)) } }
         for ifindex in synthetics.sorted() {
-            let pair = try datapath?.pairs.lookup(UInt32(bitPattern: ifindex))
-            try detachPair(synthetic: ifindex, pair: pair, datapath: datapath, netlink: netlink)
+            try detachPair(synthetic: ifindex, datapath: datapath, netlink: netlink)
         }
         // Namespace level: maps, programs, directories.
         try Datapath.removePins(layout)
@@ -55,11 +59,10 @@ public struct PairDetach {
 
     /// Detaches one pair: the VF leaves (restoring both devices), then the
     /// pair's entry, links and pins go. `pair` is its map entry when there is one.
-    func detachPair(synthetic ifindex: Int32, pair: hnxdp_pair?, datapath: Datapath?, netlink: RTNetlink) throws {
+    func detachPair(synthetic ifindex: Int32, datapath: Datapath?, netlink: RTNetlink) throws {
         let lifecycle = PairLifecycle(layout: layout, logger: logger)
-        if let datapath, pair != nil {
-            try lifecycle.leaveVF(synthetic: ifindex, datapath: datapath, netlink: netlink, reason: "detach")
-        }
+        // Also without pins: the write-ahead record alone gives the devices back (B21).
+        try lifecycle.leaveVF(synthetic: ifindex, datapath: datapath, netlink: netlink, reason: "detach")
         try lifecycle.uninstall(synthetic: ifindex, datapath: datapath)
         logger.info("pair ifindex \(ifindex): detached, pins removed")
     }

@@ -23,19 +23,28 @@ public struct PairLifecycle {
     public var layout: PinLayout
     public var logger: Logger
     public var verbose: Bool
+    /// The write-ahead records of the namespace (B21).
+    public var records: PairRecordStore
 
     public init(layout: PinLayout, logger: Logger, verbose: Bool = false) {
         self.layout = layout
         self.logger = logger
         self.verbose = verbose
+        self.records = PairRecordStore(layout: layout)
     }
 
     /// Checks an explicit pair by name and joins it. Bad input throws before anything changes.
     public func attach(synthetic synName: String, vf vfName: String, force: Bool, flags: UInt32 = 0) throws -> JoinResult {
         let netlink = try RTNetlink()
-        let syn = try netlink.requireLink(named: synName, option: "--synthetic")
-        let vf = try netlink.requireLink(named: vfName, option: "--vf")
+        var syn = try netlink.requireLink(named: synName, option: "--synthetic")
+        var vf = try netlink.requireLink(named: vfName, option: "--vf")
         let existing = try Datapath.openPinned(layout)
+        // B21: what a crash or a lost datapath left of this pair is put back first,
+        // then the devices are read again as they are now.
+        if try reconcile(synthetic: syn.ifindex, datapath: existing, netlink: netlink) {
+            syn = try netlink.requireLink(named: synName, option: "--synthetic")
+            vf = try netlink.requireLink(named: vfName, option: "--vf")
+        }
         var attached: [Int32: Int32] = [:]
         if let existing {
             for key in try existing.pairs.keys() {
@@ -152,6 +161,17 @@ public struct PairLifecycle {
             guard var pair = try datapath.pairs.lookup(synKey) else {
                 throw HnxdpError(.runtime, "\(pairLog): the synthetic is not installed")
             }
+            // A record of an earlier join that did not finish (or whose datapath is gone)
+            // is finished first; the devices are then read again, as they are now.
+            var syn = syn, vf = vf
+            if try reconcile(synthetic: syn.ifindex, datapath: datapath, netlink: netlink) {
+                guard let s = try netlink.link(index: syn.ifindex), let v = try netlink.link(index: vf.ifindex) else {
+                    throw HnxdpError(.runtime, "\(pairLog): a device went away while an earlier join was undone")
+                }
+                syn = s
+                vf = v
+                pair = try datapath.pairs.lookup(synKey) ?? pair
+            }
             let original = pair
             pair.vf_ifindex = vfKey
             pair.flags &= ~UInt32(HNXDP_PAIR_F_VF_WAS_UP | HNXDP_PAIR_F_MTU_FALLBACK | HNXDP_PAIR_F_HAS_GSO_IPV4)
@@ -161,6 +181,18 @@ public struct PairLifecycle {
             // B4: capabilities.
             let synFeatures = try Ethtool.features(of: syn.name)
             let vfFeatures = try Ethtool.features(of: vf.name)
+
+            // B21, the write-ahead record: the originals of both devices are durable
+            // before the first change to either. From here on, a crash at any point is
+            // recovered from this record (`reconcile`), and a failure below undoes
+            // everything from it; the record goes only once both devices are back.
+            var record = PairRecord(phase: .joining, netnsCookie: NetworkNamespace.currentCookie(),
+                                    synthetic: DeviceOriginals(syn, features: synFeatures.requested),
+                                    vf: DeviceOriginals(vf))
+            try records.save(record)
+            undo.push("put back the originals of \(syn.name) and \(vf.name) from the write-ahead record") {
+                try self.restore(record, datapath: datapath, netlink: netlink)
+            }
             pair.feature_count = UInt32(synFeatures.names.count)
             pair.saved_features = FeatureWords.tuple(synFeatures.requested)
             pair.saved_active = FeatureWords.tuple(synFeatures.active)
@@ -224,6 +256,7 @@ public struct PairLifecycle {
                     }
                     mtu = 1500
                     mtuFallback = true
+                    record.mtuFallback = true
                     pair.flags |= UInt32(HNXDP_PAIR_F_MTU_FALLBACK)
                 }
             }
@@ -252,6 +285,8 @@ public struct PairLifecycle {
             undo.push("detach \(HNXDP_PROG_VF_INGRESS) from \(vf.name)") { try TcxLink.detach(pinPath: pin) }
             try datapath.storePair(pair)
             undo.push("restore pair entry") { try datapath.storePair(original) }
+            record.phase = .joined
+            try records.save(record)
 
             undo.commit()
             // B17/B18: an AF_XDP application or user XDP program on the pair follows the new VF.
@@ -270,61 +305,124 @@ public struct PairLifecycle {
     }
 
     /// The VF leaves (B13): the datapath falls back to the synthetic at
-    /// once, then the VF's link and map entries go and the synthetic's saved
-    /// features, GSO limits and MTU are restored exactly. When the VF still
-    /// exists (explicit detach), its MTU and admin state are restored too.
-    /// Returns false when no VF was joined.
+    /// once, then the VF's link and map entries go and both devices get their
+    /// originals back from the write-ahead record (the pinned pair entry is the
+    /// second copy, used when the record is missing). Idempotent: a leave that
+    /// was cut short is finished by the next one. `datapath` nil: the pins are
+    /// gone, only the devices are put back. Returns false when no VF was joined.
     @discardableResult
-    public func leaveVF(synthetic ifindex: Int32, datapath: Datapath, netlink: RTNetlink, reason: String,
+    public func leaveVF(synthetic ifindex: Int32, datapath: Datapath?, netlink: RTNetlink, reason: String,
                         onSwitched: (() -> Void)? = nil) throws -> Bool {
         let synKey = UInt32(bitPattern: ifindex)
+        let entry = try datapath?.pairs.lookup(synKey)
         // A report-only pair (transparent off) names its VF but never joined it.
-        guard var pair = try datapath.pairs.lookup(synKey), pair.vf_ifindex != 0,
-              pair.state != UInt32(HNXDP_STATE_DISABLED.rawValue) else { return false }
-        let vfIndex = Int32(bitPattern: pair.vf_ifindex)
-        // 1. Transmit falls back now.
-        pair.state = UInt32(HNXDP_STATE_IDLE.rawValue)
-        pair.switches &+= 1
-        pair.last_switch_ns = realtimeNanoseconds()
-        let joinedVF = pair.vf_ifindex
-        pair.vf_ifindex = 0
-        try datapath.storePair(pair)
-        try datapath.clearTransmitDevice(slot: pair.slot)
+        let joined = entry.map { $0.vf_ifindex != 0 && $0.state != UInt32(HNXDP_STATE_DISABLED.rawValue) } ?? false
+        var record = try records.load(synthetic: ifindex)
+        if record == nil, joined, let entry {
+            logger.warning("pair ifindex \(ifindex): no write-ahead record in \(records.state.namespaceDirectory); restoring from the pinned pair entry")
+            record = try recordFromEntry(entry, netlink: netlink)
+        }
+        guard var record else { return false }
+        // The leave is recorded before it starts, so a crash in it is finished, not forgotten.
+        record.phase = record.undoPhase
+        try records.save(record)
+        var switches: UInt32 = 0
+        if let datapath, var pair = entry {
+            // 1. Transmit falls back now.
+            if pair.vf_ifindex != 0 && pair.state != UInt32(HNXDP_STATE_DISABLED.rawValue) {
+                pair.state = UInt32(HNXDP_STATE_IDLE.rawValue)
+                pair.switches &+= 1
+                pair.last_switch_ns = realtimeNanoseconds()
+                pair.vf_ifindex = 0
+                try datapath.storePair(pair)
+            }
+            switches = pair.switches
+            try datapath.clearTransmitDevice(slot: pair.slot)
+        }
         onSwitched?()
-        // 2. The VF's links and entry.
+        // 2. The VF's links and entry; 3. both devices' originals; then the record goes.
+        try restore(record, datapath: datapath, netlink: netlink)
+        logger.info("pair \(record.synthetic.name)(\(ifindex))<-\(record.vf.name)(\(record.vf.ifindex)): VF left (\(reason)), state idle, datapath synthetic, switch \(switches)")
+        return true
+    }
+
+    /// Removes what the datapath has of the record's VF and gives both devices their
+    /// originals back, then removes the record. Idempotent; a device that is gone (or
+    /// is no longer the recorded one) is left alone.
+    func restore(_ record: PairRecord, datapath: Datapath?, netlink: RTNetlink) throws {
+        let ifindex = record.synthetic.ifindex
         try TcxLink.detach(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
         try XDPAttachment.vfLeft(layout: layout, synthetic: ifindex)
-        try datapath.removeVF(joinedVF)
-        // 3. The synthetic's saved state.
-        let syn = try netlink.link(index: ifindex)
-        if let syn {
-            let saved = FeatureWords.array(pair.saved_features)
-            let now = try Ethtool.features(of: syn.name)
-            if now.requested != saved {
-                _ = try Ethtool.setFeatures(of: syn.name, requested: saved, mask: now.available)
+        if let datapath {
+            try datapath.removeVF(UInt32(bitPattern: record.vf.ifindex))
+            if let pair = try datapath.pairs.lookup(UInt32(bitPattern: ifindex)), pair.vf_ifindex == 0 {
+                try datapath.clearTransmitDevice(slot: pair.slot)
             }
-            var change = LinkChange()
-            if pair.saved_gso_max_size != 0, syn.gsoMaxSize != pair.saved_gso_max_size { change.gsoMaxSize = pair.saved_gso_max_size }
-            if pair.saved_gso_max_segs != 0, syn.gsoMaxSegs != pair.saved_gso_max_segs { change.gsoMaxSegs = pair.saved_gso_max_segs }
-            if pair.flags & UInt32(HNXDP_PAIR_F_HAS_GSO_IPV4) != 0, pair.saved_gso_ipv4_max_size != 0,
-               syn.gsoIPv4MaxSize != pair.saved_gso_ipv4_max_size {
-                change.gsoIPv4MaxSize = pair.saved_gso_ipv4_max_size
+        }
+        if let syn = try netlink.link(index: ifindex), record.synthetic.isSameDevice(syn) {
+            if let saved = record.synthetic.features {
+                let now = try Ethtool.features(of: syn.name)
+                if FeatureSet.normalized(now.requested) != FeatureSet.normalized(saved) {
+                    _ = try Ethtool.setFeatures(of: syn.name, requested: saved, mask: now.available)
+                }
             }
-            if pair.flags & UInt32(HNXDP_PAIR_F_MTU_FALLBACK) != 0, syn.mtu != pair.saved_syn_mtu {
-                change.mtu = pair.saved_syn_mtu
-            }
+            let change = record.syntheticChange(now: syn)
             if change != LinkChange() { try netlink.setLink(index: syn.ifindex, name: syn.name, change) }
         }
-        // 4. The VF's, when it is still there.
-        if let vf = try netlink.link(index: vfIndex) {
-            var change = LinkChange()
-            if vf.mtu != pair.saved_vf_mtu, pair.saved_vf_mtu != 0 { change.mtu = pair.saved_vf_mtu }
-            let wasUp = pair.flags & UInt32(HNXDP_PAIR_F_VF_WAS_UP) != 0
-            if vf.isUp != wasUp { change.up = wasUp }
+        if let vf = try netlink.link(index: record.vf.ifindex), record.vf.isSameDevice(vf) {
+            for mac in record.multicastAdded.compactMap(LinkInfo.parseMAC) {
+                do { try MulticastList.set(mac, on: vf.name, add: false) } catch let e as HnxdpError where e.errno == ENOENT || e.errno == EADDRNOTAVAIL {}
+            }
+            let change = record.vfChange(now: vf)
             if change != LinkChange() { try netlink.setLink(index: vf.ifindex, name: vf.name, change) }
         }
-        logger.info("pair \(syn?.name ?? "?")(\(ifindex))<-ifindex \(vfIndex): VF left (\(reason)), state idle, datapath synthetic, switch \(pair.switches)")
+        try records.remove(synthetic: ifindex)
+    }
+
+    /// Finishes what a crash, a kill or a lost datapath left of a pair's join or
+    /// leave (B21), before anything else touches the pair: a record of a join or
+    /// leave in progress, or of a join whose datapath no longer carries the VF
+    /// (pins removed, bpffs unmounted, VF gone), is undone from the record.
+    /// Returns true when it put anything back.
+    @discardableResult
+    public func reconcile(synthetic ifindex: Int32, datapath: Datapath?, netlink: RTNetlink) throws -> Bool {
+        guard let record = try records.load(synthetic: ifindex) else { return false }
+        let why: String
+        switch record.phase {
+        case .joining: why = "a join that did not finish"
+        case .leaving, .abandoning: why = "a leave that did not finish"
+        case .joined:
+            let pair = try datapath?.pairs.lookup(UInt32(bitPattern: ifindex))
+            let vfHere = try netlink.link(index: record.vf.ifindex).map(record.vf.isSameDevice) ?? false
+            let carried = pair?.vf_ifindex == UInt32(bitPattern: record.vf.ifindex)
+                && TcxLink.isAttached(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
+            if carried && vfHere { return false }
+            why = !vfHere ? "its VF is gone" : "its datapath is gone (pins removed or bpffs unmounted)"
+        }
+        logger.warning("pair \(record.synthetic.name)(\(ifindex))<-\(record.vf.name)(\(record.vf.ifindex)): finishing \(why): putting back the originals from \(records.state.recordPath(synthetic: ifindex))")
+        try leaveVF(synthetic: ifindex, datapath: datapath, netlink: netlink, reason: why)
         return true
+    }
+
+    /// A record rebuilt from a pinned pair entry (the second copy of the originals),
+    /// for pairs whose record file is missing.
+    func recordFromEntry(_ pair: hnxdp_pair, netlink: RTNetlink) throws -> PairRecord {
+        let ifindex = Int32(bitPattern: pair.syn_ifindex), vfIndex = Int32(bitPattern: pair.vf_ifindex)
+        let syn = try netlink.link(index: ifindex)
+        var s = syn.map { DeviceOriginals($0) } ?? DeviceOriginals(LinkInfo(ifindex: ifindex, name: ""))
+        s.mtu = pair.saved_syn_mtu
+        s.gsoMaxSize = pair.saved_gso_max_size
+        s.gsoMaxSegs = pair.saved_gso_max_segs
+        s.gsoIPv4MaxSize = pair.flags & UInt32(HNXDP_PAIR_F_HAS_GSO_IPV4) != 0 ? pair.saved_gso_ipv4_max_size : nil
+        s.features = FeatureWords.array(pair.saved_features)
+        // The VF: only what the entry holds (MTU, admin state); the rest stays as it is.
+        var v: DeviceOriginals
+        if let vf = try netlink.link(index: vfIndex) { v = DeviceOriginals(vf) } else { v = DeviceOriginals(LinkInfo(ifindex: vfIndex, name: "")) }
+        v.mtu = pair.saved_vf_mtu != 0 ? pair.saved_vf_mtu : v.mtu
+        v.up = pair.flags & UInt32(HNXDP_PAIR_F_VF_WAS_UP) != 0
+        var record = PairRecord(phase: .joined, netnsCookie: NetworkNamespace.currentCookie(), synthetic: s, vf: v)
+        record.mtuFallback = pair.flags & UInt32(HNXDP_PAIR_F_MTU_FALLBACK) != 0
+        return record
     }
 
     func freeSlot(_ datapath: Datapath) throws -> UInt32 {

@@ -12,7 +12,7 @@ public enum HostEnvironment {
     public static func effectiveCapabilities() -> UInt64? {
         guard let text = try? readText("/proc/self/status") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("CapEff:") {
-            return UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: " \t"), radix: 16)
+            return UInt64(line.dropFirst("CapEff:".count).trimming(" \t"), radix: 16)
         }
         return nil
     }
@@ -78,39 +78,5 @@ public enum HostEnvironment {
             data.append(contentsOf: buffer[0..<n])
         }
         return String(decoding: data, as: UTF8.self)
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var s = self
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
-    }
-}
-
-/// A process-wide exclusive lock serialising hnxdp invocations that change
-/// state (flock on a file under /run, which nsenter --net leaves shared).
-public final class InvocationLock {
-    private let fd: Int32
-    public static let defaultPath = "/run/hnxdp.lock"
-
-    /// Blocks until the lock is held.
-    public init(path: String = InvocationLock.defaultPath) throws {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        if fd < 0 { throw HnxdpError.system("open lock file \(path)", errno: errno) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno == EINTR { continue }
-            let e = errno
-            close(fd)
-            throw HnxdpError.system("lock \(path)", errno: e)
-        }
-        self.fd = fd
-    }
-
-    deinit {
-        flock(fd, LOCK_UN)
-        close(fd)
     }
 }
