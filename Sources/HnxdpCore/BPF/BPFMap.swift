@@ -19,6 +19,33 @@ public final class BPFDescriptor {
         return BPFDescriptor(fd)
     }
 
+    /// The kernel's name and type of this map or program (BPF_OBJ_GET_INFO_BY_FD).
+    public func identity(program: Bool) throws -> (name: String, type: UInt32) {
+        func cString<T>(_ tuple: T) -> String {
+            withUnsafeBytes(of: tuple) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        if program {
+            var info = bpf_prog_info()
+            var len = UInt32(MemoryLayout<bpf_prog_info>.size)
+            if bpf_obj_get_info_by_fd(fd, &info, &len) != 0 { throw HnxdpError.system("read BPF program info", errno: errno) }
+            return (cString(info.name), info.type)
+        }
+        var info = bpf_map_info()
+        var len = UInt32(MemoryLayout<bpf_map_info>.size)
+        if bpf_obj_get_info_by_fd(fd, &info, &len) != 0 { throw HnxdpError.system("read BPF map info", errno: errno) }
+        return (cString(info.name), info.type)
+    }
+
+    /// Refuses a pinned object that is not the expected one: its kernel name must be
+    /// `expectedName` (as the kernel truncates it, to 15 bytes) and its type `expectedType`.
+    public func requireIdentity(path: String, program: Bool, expectedName: String, expectedType: UInt32) throws {
+        let (name, type) = try identity(program: program)
+        let want = String(decoding: Array(expectedName.utf8.prefix(Int(BPF_OBJ_NAME_LEN) - 1)), as: UTF8.self)
+        if name != want || type != expectedType {
+            throw HnxdpError(.runtime, "pinned \(path) is not hnxdp's \(program ? "program" : "map") \(expectedName) (kernel name '\(name)', type \(type); expected type \(expectedType)): refusing to use it; `hnxdp detach --all` removes this namespace's pins and puts the devices back from the write-ahead records")
+        }
+    }
+
     /// Pins this object at `path`.
     public func pin(at path: String) throws {
         if bpf_obj_pin(fd, path) != 0 {

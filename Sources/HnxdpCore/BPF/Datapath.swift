@@ -83,6 +83,16 @@ public final class Datapath {
         if !missing.isEmpty {
             throw HnxdpError(.runtime, "incomplete hnxdp pins in \(layout.namespaceDirectory) (missing \(missing.joined(separator: ", "))); run `hnxdp detach --all` to clean up")
         }
+        // Trust nothing pinned: every pin must be the object this build would have made.
+        let mapTypes = try EmbeddedObject.declaredMapTypes("hnxdp")
+        for (name, d) in maps {
+            try d.requireIdentity(path: layout.objectPath(name), program: false, expectedName: name,
+                                  expectedType: mapTypes[name] ?? UInt32.max)
+        }
+        for (p, d) in progs {
+            try d.requireIdentity(path: layout.objectPath(p.name), program: true, expectedName: p.name,
+                                  expectedType: BPF_PROG_TYPE_SCHED_CLS.rawValue)
+        }
         return try Datapath(layout: layout, maps: maps, programs: progs)
     }
 

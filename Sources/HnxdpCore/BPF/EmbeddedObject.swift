@@ -40,6 +40,30 @@ public final class EmbeddedObject {
 
     deinit { bpf_object__close(object) }
 
+    nonisolated(unsafe) private static var mapTypeCache: [String: [String: UInt32]] = [:]
+
+    /// The map types the embedded `name.bpf.o` declares, by map name: read from the
+    /// ELF without loading anything, so pinned maps can be checked against the
+    /// build that is running.
+    public static func declaredMapTypes(_ name: String) throws -> [String: UInt32] {
+        if let cached = mapTypeCache[name] { return cached }
+        guard let b64 = EmbeddedBPFObjects.base64[name], let data = Data(base64Encoded: b64) else {
+            throw HnxdpError(.runtime, "embedded BPF object \(name).bpf.o is missing from this build")
+        }
+        let bytes = [UInt8](data)
+        let opened: OpaquePointer? = bytes.withUnsafeBytes { raw in bpf_object__open_mem(raw.baseAddress, raw.count, nil) }
+        guard let opened else { throw HnxdpError.system("open BPF object \(name).bpf.o", errno: errno) }
+        defer { bpf_object__close(opened) }
+        var types: [String: UInt32] = [:]
+        var map = bpf_object__next_map(opened, nil)
+        while let m = map {
+            types[String(cString: bpf_map__name(m))] = bpf_map__type(m).rawValue
+            map = bpf_object__next_map(opened, m)
+        }
+        mapTypeCache[name] = types
+        return types
+    }
+
     /// A descriptor of the map `mapName` of this object.
     public func map(_ mapName: String) throws -> BPFDescriptor {
         guard let map = bpf_object__find_map_by_name(object, mapName) else {
