@@ -1,3 +1,4 @@
+import CLibBPF
 import Glibc
 
 /// Every failure hnxdp reports. The CLI prints `description` as one line on
@@ -24,11 +25,12 @@ public struct HnxdpError: Error, CustomStringConvertible, Equatable {
         self.errno = errno
     }
 
-    /// A failed system call: "`operation`: EPERM (Operation not permitted)".
+    /// A failed system call: "`operation`: EPERM (Operation not permitted)",
+    /// or a failed libbpf call: "`operation`: LIBBPF_ERRNO__FORMAT (BPF object format invalid)".
     /// EPERM/EACCES become `.privilege`, everything else `.runtime`.
     public static func system(_ operation: String, errno code: Int32) -> HnxdpError {
         let kind: Kind = (code == EPERM || code == EACCES) ? .privilege : .runtime
-        return HnxdpError(kind, "\(operation): \(errnoName(code)) (\(String(cString: strerror(code))))", errno: code)
+        return HnxdpError(kind, "\(operation): \(errnoName(code)) (\(errnoText(code)))", errno: code)
     }
 
     public var exitCode: Int32 {
@@ -42,8 +44,16 @@ public struct HnxdpError: Error, CustomStringConvertible, Equatable {
     public var description: String { message }
 }
 
-/// Symbolic name of an errno value ("EPERM"), for error lines people can search for.
+/// libbpf's own error codes (enum libbpf_errno in <bpf/libbpf.h>), from
+/// LIBBPF_ERRNO__LIBELF (4000) on, in order.
+private let libbpfErrnoNames = ["LIBELF", "FORMAT", "KVERSION", "ENDIAN", "INTERNAL", "RELOC", "LOAD",
+                                "VERIFY", "PROG2BIG", "KVER", "PROGTYPE", "WRNGPID", "INVSEQ", "NLPARSE"]
+
+/// Symbolic name of an errno value ("EPERM") or of a libbpf error code
+/// ("LIBBPF_ERRNO__FORMAT"), for error lines people can search for.
 public func errnoName(_ code: Int32) -> String {
+    let libbpfIndex = Int(code) - Int(LIBBPF_ERRNO__LIBELF.rawValue)
+    if libbpfErrnoNames.indices.contains(libbpfIndex) { return "LIBBPF_ERRNO__" + libbpfErrnoNames[libbpfIndex] }
     switch code {
     case EPERM: return "EPERM"
     case ENOENT: return "ENOENT"
@@ -72,4 +82,12 @@ public func errnoName(_ code: Int32) -> String {
     case ENOSYS: return "ENOSYS"
     default: return "errno \(code)"
     }
+}
+
+/// What an errno value or libbpf error code means ("Operation not permitted",
+/// "BPF object format invalid"): libbpf_strerror knows both.
+public func errnoText(_ code: Int32) -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    if libbpf_strerror(code, &buffer, buffer.count) != 0 { return String(cString: strerror(code)) }
+    return String(cString: buffer)
 }

@@ -44,13 +44,14 @@ struct XdpAttach: ParsableCommand {
     func run() throws {
         try HostEnvironment.requirePrivileges("xdp attach")
         try HostEnvironment.requireBPFFS(root: common.root)
-        _ = common.logger("xdp")
+        let logger = common.logger("xdp")
         let lock = try InvocationLock()
         defer { withExtendedLifetime(lock) {} }
         let netlink = try RTNetlink()
         let syn = try netlink.requireLink(named: synthetic, option: "--synthetic")
         let result = try XDPAttachment.attachUser(layout: try common.layout(), synthetic: syn, objectPath: object,
-                                                  programName: prog, netlink: netlink, verbose: common.verbose)
+                                                  programName: prog, netlink: netlink, logger: logger,
+                                                  verbose: common.verbose)
         print("attached XDP program \(result.name) (id \(result.id)) from \(object) to the pair of \(synthetic)")
     }
 }

@@ -49,12 +49,13 @@ struct XskOptions: ParsableArguments {
     func open(_ common: CommonOptions) throws -> PairSocketSession {
         try HostEnvironment.requirePrivileges("xsk")
         try HostEnvironment.requireBPFFS(root: common.root)
-        _ = common.logger("xsk")
+        let logger = common.logger("xsk")
         var options = XSKOptions()
         options.tryZeroCopy = !noZeroCopy
         let showEvents = events
         let session = try PairSocketSession(layout: try common.layout(), synthetic: synthetic, queue: queue,
-                                            udpPort: udpPort, options: options, verbose: common.verbose) { line in
+                                            udpPort: udpPort, options: options, verbose: common.verbose,
+                                            logger: logger) { line in
             if showEvents { fputs("hnxdp: xsk: \(line)\n", stderr) }
         }
         XskSignals.install()

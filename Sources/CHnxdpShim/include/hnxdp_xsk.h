@@ -82,10 +82,4 @@ int hnxdp_xdp_link_create(int prog_fd, int ifindex);
 /* ifindex an XDP link is attached to (0 once its device is gone), or -errno. */
 int hnxdp_xdp_link_ifindex(int link_fd, uint32_t *ifindex, uint32_t *prog_id);
 
-/* Type of an XDP program in a BPF object file: loads `path`, keeps only the named program
- * (or the first XDP one when name is NULL/empty), as an XDP program without frags so it
- * can be tail-called from hnxdp's. Returns a program fd; *name_out gets its name. */
-int hnxdp_xdp_load_user_program(const char *path, const char *name, char *name_out, uint32_t name_len,
-				char *err, uint32_t err_len);
-
 #endif

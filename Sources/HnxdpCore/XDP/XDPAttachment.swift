@@ -2,6 +2,7 @@ import CHnxdpShim
 import CLibBPF
 import Foundation
 import Glibc
+import Logging
 
 /// The device of a pair an XDP program or AF_XDP socket is on.
 public enum PairDevice: Int, Sendable, CaseIterable {
@@ -95,6 +96,12 @@ public final class XDPPairObjects {
         return cfg.flags & UInt32(HNXDP_XDP_F_USER_PROG) != 0
     }
 
+    /// Which frames go to sockets: nil for all of the queue, or the UDP port.
+    public func steering() throws -> UInt16? {
+        guard let cfg = try config.lookup(0), cfg.match == UInt32(HNXDP_XSK_MATCH_UDP_PORT) else { return nil }
+        return cfg.udp_port
+    }
+
     /// Sets which frames go to sockets: all of the queue, or UDP to one port.
     public func setSteering(udpPort: UInt16?) throws {
         var cfg = try config.lookup(0) ?? hnxdp_xsk_config()
@@ -118,7 +125,10 @@ public final class XDPPairObjects {
 
     /// Attaches the steering program to `ifindex` as `device` and pins the
     /// link; nothing to do when the pinned link already attaches it there.
-    func attach(device: PairDevice, ifindex: Int32, ifname: String) throws {
+    /// Returns whether it made a new link (a stale pinned link, of a device
+    /// that went or an older load, is replaced and not restored by undo).
+    @discardableResult
+    func attach(device: PairDevice, ifindex: Int32, ifname: String) throws -> Bool {
         let pin = pinPath(device.linkPin)
         var ourID: UInt32 = 0, type: UInt32 = 0
         var name = [CChar](repeating: 0, count: 16)
@@ -126,7 +136,7 @@ public final class XDPPairObjects {
         if let link = try BPFDescriptor.openPinned(pin) {
             var linkIf: UInt32 = 0, prog: UInt32 = 0
             if hnxdp_xdp_link_ifindex(link.fd, &linkIf, &prog) == 0, Int32(bitPattern: linkIf) == ifindex, prog == ourID {
-                return
+                return false
             }
             _ = bpf_link_detach(link.fd)
             try FileSystem.remove(pin)
@@ -143,6 +153,36 @@ public final class XDPPairObjects {
             _ = bpf_link_detach(link.fd)
             throw error
         }
+        return true
+    }
+
+    /// Puts `program` in the user slot, pins it and sets the flag that makes
+    /// the steering program tail-call it, replacing a user program attached
+    /// before. Each step goes on `undo`; rolling back puts the previous user
+    /// program (or none) back exactly.
+    func setUserProgram(_ program: BPFDescriptor, undo: UndoStack) throws {
+        let slot = UInt32(HNXDP_XDP_USER_SLOT)
+        let pin = pinPath(HNXDP_XDP_PIN_USER_PROG)
+        let previous = try BPFDescriptor.openPinned(pin)
+        let previousConfig = try config.lookup(0) ?? hnxdp_xsk_config()
+
+        try userPrograms.update(slot, UInt32(bitPattern: program.fd))
+        undo.push("user program in \(HNXDP_XDP_MAP_USER)") { [userPrograms] in
+            if let previous {
+                try userPrograms.update(slot, UInt32(bitPattern: previous.fd))
+            } else {
+                try userPrograms.delete(slot)
+            }
+        }
+        if let previous, try FileSystem.remove(pin) {
+            undo.push("unpin the previous user program") { try previous.pin(at: pin) }
+        }
+        try program.pin(at: pin)
+        undo.push("pin \(pin)") { try FileSystem.remove(pin) }
+        var cfg = previousConfig
+        cfg.flags |= UInt32(HNXDP_XDP_F_USER_PROG)
+        try config.update(0, cfg)
+        undo.push("user program flag") { [config] in try config.update(0, previousConfig) }
     }
 
     /// Detaches and unpins the link of `device`; false when there was none.
@@ -196,32 +236,38 @@ public enum XDPAttachment {
         }
     }
 
-    /// The pair's XDP objects, loaded, pinned and attached to the synthetic
-    /// and to the current VF (if the pair is active and the VF exists) when
-    /// they are not yet. The pair must be installed. Caller holds the invocation lock.
-    public static func ensure(layout: PinLayout, synthetic: LinkInfo, netlink: RTNetlink, verbose: Bool = false) throws -> XDPPairObjects {
+    /// The pair record of `synthetic`; throws (bad input) when the pair is not installed.
+    static func installedPair(layout: PinLayout, synthetic: LinkInfo) throws -> hnxdp_pair {
         guard let datapath = try Datapath.openPinned(layout),
               let pair = try datapath.pairs.lookup(UInt32(bitPattern: synthetic.ifindex)),
               FileSystem.isDirectory(layout.pairDirectory(synthetic: synthetic.ifindex)) else {
             throw HnxdpError(.badInput, "\(synthetic.name) is not attached (see `hnxdp status`); run `hnxdp attach --synthetic \(synthetic.name) --vf VF` or `hnxdp run` first")
         }
-        var created = false
+        return pair
+    }
+
+    /// The pair's XDP objects, loaded, pinned and attached to the synthetic
+    /// and to the current VF (if the pair is active and the VF exists) when
+    /// they are not yet. The pair must be installed. Caller holds the invocation lock.
+    /// Whatever it creates goes on `undo` (the objects, or the links it adds
+    /// to objects that were there), so a caller can take it all back.
+    static func ensure(layout: PinLayout, synthetic: LinkInfo, netlink: RTNetlink, verbose: Bool,
+                       undo: UndoStack) throws -> XDPPairObjects {
+        let pair = try installedPair(layout: layout, synthetic: synthetic)
         let objects: XDPPairObjects
         if let existing = try XDPPairObjects.openPinned(layout: layout, synthetic: synthetic.ifindex) {
             objects = existing
         } else {
             objects = try XDPPairObjects.create(layout: layout, synthetic: synthetic.ifindex, verbose: verbose)
-            created = true
+            undo.push("XDP objects of \(synthetic.name)") { try remove(layout: layout, synthetic: synthetic.ifindex) }
         }
-        do {
-            try objects.attach(device: .synthetic, ifindex: synthetic.ifindex, ifname: synthetic.name)
-            if pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue), pair.vf_ifindex != 0,
-               let vf = try netlink.link(index: Int32(bitPattern: pair.vf_ifindex)) {
-                try objects.attach(device: .vf, ifindex: vf.ifindex, ifname: vf.name)
-            }
-        } catch {
-            if created { try? remove(layout: layout, synthetic: synthetic.ifindex) }
-            throw error
+        if try objects.attach(device: .synthetic, ifindex: synthetic.ifindex, ifname: synthetic.name) {
+            undo.push("XDP on \(synthetic.name)") { try objects.detach(device: .synthetic) }
+        }
+        if pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue), pair.vf_ifindex != 0,
+           let vf = try netlink.link(index: Int32(bitPattern: pair.vf_ifindex)),
+           try objects.attach(device: .vf, ifindex: vf.ifindex, ifname: vf.name) {
+            undo.push("XDP on \(vf.name)") { try objects.detach(device: .vf) }
         }
         return objects
     }
@@ -244,38 +290,27 @@ public enum XDPAttachment {
     /// B18: loads the XDP program `name` (or the first XDP program) of the
     /// object file at `path` and runs it on frames from whichever device
     /// carries the pair, behind the AF_XDP steering. Replaces a user program
-    /// already attached. Caller holds the invocation lock.
+    /// already attached. All or nothing: the object is loaded before anything
+    /// changes, and a later failure undoes every step, so the pair's XDP state
+    /// (steering program, links, pins, a user program attached before) is as
+    /// it was. Caller holds the invocation lock.
     public static func attachUser(layout: PinLayout, synthetic: LinkInfo, objectPath: String, programName: String?,
-                                  netlink: RTNetlink, verbose: Bool) throws -> UserProgram {
-        guard FileSystem.exists(objectPath) else {
-            throw HnxdpError(.badInput, "BPF object \(objectPath) not found")
+                                  netlink: RTNetlink, logger: Logger, verbose: Bool) throws -> UserProgram {
+        _ = try installedPair(layout: layout, synthetic: synthetic)
+        let user = try UserXDPProgram(path: objectPath, programName: programName, verbose: verbose)
+        let undo = UndoStack(logger: logger)
+        do {
+            let objects = try ensure(layout: layout, synthetic: synthetic, netlink: netlink, verbose: verbose, undo: undo)
+            try objects.setUserProgram(user.program, undo: undo)
+        } catch {
+            undo.rollback()
+            throw error
         }
-        let objects = try ensure(layout: layout, synthetic: synthetic, netlink: netlink, verbose: verbose)
-        hnxdp_libbpf_capture(verbose ? 1 : 0)
-        var nameOut = [CChar](repeating: 0, count: 64)
-        var errOut = [CChar](repeating: 0, count: 512)
-        let fd = hnxdp_xdp_load_user_program(objectPath, programName ?? "", &nameOut, 64, &errOut, 512)
-        if fd < 0 {
-            var what = String(cString: errOut)
-            let detail = String(cString: hnxdp_libbpf_last_message())
-            if !detail.isEmpty { what += " [libbpf: \(detail)]" }
-            let e = -fd
-            if e == EPERM || e == EACCES { throw HnxdpError(.privilege, "\(what): \(errnoName(e))", errno: e) }
-            // A file that is not a loadable XDP program is bad input.
-            throw HnxdpError(.badInput, "\(what): \(errnoName(e)) (\(String(cString: strerror(e))))", errno: e)
-        }
-        let prog = BPFDescriptor(fd)
-        let userPin = objects.pinPath(HNXDP_XDP_PIN_USER_PROG)
-        try objects.userPrograms.update(UInt32(HNXDP_XDP_USER_SLOT), UInt32(bitPattern: prog.fd))
-        _ = try FileSystem.remove(userPin)
-        try prog.pin(at: userPin)
-        var cfg = try objects.config.lookup(0) ?? hnxdp_xsk_config()
-        cfg.flags |= UInt32(HNXDP_XDP_F_USER_PROG)
-        try objects.config.update(0, cfg)
+        undo.commit()
         var id: UInt32 = 0, type: UInt32 = 0
         var pname = [CChar](repeating: 0, count: 16)
-        _ = hnxdp_prog_info(prog.fd, &id, &type, &pname)
-        return UserProgram(name: String(cString: nameOut), id: id)
+        _ = hnxdp_prog_info(user.program.fd, &id, &type, &pname)
+        return UserProgram(name: user.name, id: id)
     }
 
     /// Removes the user's program. When no AF_XDP application holds the pair

@@ -1,5 +1,6 @@
 import CHnxdpShim
 import Glibc
+import Logging
 
 /// An AF_XDP application's hold on a pair: the pair lock (one application
 /// per pair), the pair's XDP objects attached to its devices, and one
@@ -16,9 +17,12 @@ public final class PairSocketSession {
 
     /// Opens sockets on every receive queue of `synthetic` (or only `queue`).
     /// `udpPort` limits steering to UDP to that port (other frames take the
-    /// stack path); nil steers every frame of the queues.
+    /// stack path); nil steers every frame of the queues. All or nothing:
+    /// when any step fails, the XDP objects, links and steering it set up
+    /// are taken back, and XDP objects that were there before stay as they were.
     public init(layout: PinLayout, synthetic name: String, queue: UInt32? = nil, udpPort: UInt16? = nil,
                 options: XSKOptions = XSKOptions(), verbose: Bool = false,
+                logger: Logger = Logger(label: "hnxdp.xsk"),
                 onEvent: ((String) -> Void)? = nil) throws {
         let netlink = try RTNetlink()
         let syn = try netlink.requireLink(named: name, option: "--synthetic")
@@ -29,11 +33,17 @@ public final class PairSocketSession {
         self.synthetic = syn
         self.layout = layout
         lock = try XSKPairLock(layout: layout, synthetic: syn)
+        // Held through the set-up, so a failure can be undone before anyone else looks.
         let invocation = try InvocationLock()
-        objects = try XDPAttachment.ensure(layout: layout, synthetic: syn, netlink: netlink, verbose: verbose)
-        try objects.setSteering(udpPort: udpPort)
-        withExtendedLifetime(invocation) {}
+        defer { withExtendedLifetime(invocation) {} }
+        let undo = UndoStack(logger: logger)
+        var opened: [PairSocket] = []
         do {
+            let objects = try XDPAttachment.ensure(layout: layout, synthetic: syn, netlink: netlink, verbose: verbose,
+                                                   undo: undo)
+            let previous = try objects.steering()
+            try objects.setSteering(udpPort: udpPort)
+            undo.push("steering of \(syn.name)") { try objects.setSteering(udpPort: previous) }
             let queues: [UInt32]
             if let queue {
                 queues = [queue]
@@ -47,12 +57,16 @@ public final class PairSocketSession {
                                        pairs: datapath.pairs, options: options)
                 s.onEvent = onEvent
                 onEvent?("queue \(q): bound to synthetic \(syn.name) (ifindex \(syn.ifindex)), \(s.mode.rawValue) mode")
-                sockets.append(s)
+                opened.append(s)
             }
+            self.objects = objects
         } catch {
-            close()
+            for s in opened { s.close() }
+            undo.rollback()
             throw error
         }
+        sockets = opened
+        undo.commit()
     }
 
     deinit { close() }
