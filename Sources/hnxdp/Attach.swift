@@ -20,7 +20,7 @@ struct Attach: ParsableCommand {
     @Option(help: ArgumentHelp("The VF: an Ethernet device with the synthetic's MAC.", valueName: "IF"))
     var vf: String
 
-    @Option(name: .customLong("settle-ms"), help: ArgumentHelp("Wait this long before joining (default 0 for attach).", valueName: "N"))
+    @Option(name: .customLong("settle-ms"), parsing: .unconditional, help: ArgumentHelp("Wait this long before joining (default 0 for attach).", valueName: "N"))
     var settleMs: UInt32 = 0
 
     @Flag(help: "Pair even when the MAC addresses differ.")

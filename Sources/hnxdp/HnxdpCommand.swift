@@ -60,7 +60,10 @@ struct CommonOptions: ParsableArguments {
 
     func validate() throws {
         if let bpffs, !bpffs.hasPrefix("/") {
-            throw ValidationError("--bpffs must be an absolute path, got '\(bpffs)'")
+            throw ValidationError("--bpffs must be an absolute path, got \(quoted(bpffs))")
+        }
+        if bpffs == nil, let env = getenv("HNXDP_BPFFS"), let s = String(validatingCString: env), !s.isEmpty, !s.hasPrefix("/") {
+            throw ValidationError("HNXDP_BPFFS must be an absolute path, got \(quoted(s))")
         }
     }
 

@@ -29,13 +29,13 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Manage this synthetic interface (repeatable; default: every eligible one).", valueName: "IF"))
     var synthetic: [String] = []
 
-    @Option(name: .customLong("settle-ms"), help: ArgumentHelp("Wait after a VF appears before joining it (default 2000).", valueName: "N"))
+    @Option(name: .customLong("settle-ms"), parsing: .unconditional, help: ArgumentHelp("Wait after a VF appears before joining it (default 2000).", valueName: "N"))
     var settleMs: UInt64?
 
-    @Option(name: .customLong("hold-down-ms"), help: ArgumentHelp("Flap window and how long a flapping VF must stay before it is joined (default 5000).", valueName: "N"))
+    @Option(name: .customLong("hold-down-ms"), parsing: .unconditional, help: ArgumentHelp("Flap window and how long a flapping VF must stay before it is joined (default 5000).", valueName: "N"))
     var holdDownMs: UInt64?
 
-    @Option(name: .customLong("flap-threshold"), help: ArgumentHelp("Departures within the hold-down window that hold a VF down (default 3).", valueName: "N"))
+    @Option(name: .customLong("flap-threshold"), parsing: .unconditional, help: ArgumentHelp("Departures within the hold-down window that hold a VF down (default 3).", valueName: "N"))
     var flapThreshold: Int?
 
     @Option(help: ArgumentHelp("on: join VFs (default); off: only report them, change nothing.", valueName: "on|off"))
@@ -56,10 +56,12 @@ struct Run: ParsableCommand {
     func settings() throws -> RunSettings {
         var s = RunSettings()
         if let config {
-            guard let data = FileManager.default.contents(atPath: config) else {
-                throw HnxdpError(.badInput, "cannot read config file \(config)")
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: config, isDirectory: &isDirectory), !isDirectory.boolValue,
+                  let data = FileManager.default.contents(atPath: config) else {
+                throw HnxdpError(.badInput, "cannot read config file \(quoted(config)) (missing, a directory or unreadable)")
             }
-            s = try RunConfig.parse(String(decoding: data, as: UTF8.self), file: config)
+            s = try RunConfig.parse(bytes: [UInt8](data), file: config)
         }
         if !synthetic.isEmpty { s.synthetics = synthetic }
         if let settleMs { s.timing.settleMs = settleMs }

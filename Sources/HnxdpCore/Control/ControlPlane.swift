@@ -114,7 +114,11 @@ public final class ControlPlane {
             if fds[1].revents != 0 {
                 let signo = hnxdp_read_signal(signalFD)
                 if signo > 0 {
-                    logger.info("signal \(signo): exiting, datapath left in place (`hnxdp detach --all` removes it)")
+                    // A datapath this run made for nothing is not left behind.
+                    var removed = false
+                    try withInvocationLock { removed = try datapath?.removePinsIfUnused() ?? false }
+                    logger.info(removed ? "signal \(signo): exiting; no pair, so no datapath left"
+                                        : "signal \(signo): exiting, datapath left in place (`hnxdp detach --all` removes it)")
                     return
                 }
             }
@@ -336,8 +340,15 @@ public final class ControlPlane {
     /// Whether `link` is a synthetic interface this run manages.
     func isManaged(_ link: LinkInfo, pinned: Bool) -> Bool {
         guard Eligibility.ineligibilityReason(link) == nil else { return false }
+        // A pinned pair is this namespace's, whatever its synthetic is called now
+        // (renamed since, or made by `attach`): tracked by ifindex, never abandoned.
+        if pinned {
+            if !settings.synthetics.isEmpty && !settings.synthetics.contains(link.name) {
+                logger.warning("adopting pinned pair of \(link.name)(\(link.ifindex)), not named by --synthetic (renamed, or made by `hnxdp attach`): its VF is followed like the others")
+            }
+            return true
+        }
         if !settings.synthetics.isEmpty { return settings.synthetics.contains(link.name) }
-        if pinned { return true }
         var buffer = [CChar](repeating: 0, count: 64)
         guard hnxdp_ethtool_driver(link.name, &buffer, buffer.count) == 0 else { return false }
         return Self.syntheticDrivers.contains(String(cString: buffer))

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The `hnxdp run --config FILE` format: one `key = value` per line, `#`
 /// starts a comment, blank lines are ignored. Keys:
 ///
@@ -9,6 +11,23 @@
 ///
 /// Anything else is refused with the line number and the reason.
 public enum RunConfig {
+    /// Largest config file accepted; a real one is a few hundred bytes.
+    public static let maxBytes = 64 * 1024
+
+    /// Parses the bytes of a config file: refuses one above `maxBytes` or not UTF-8,
+    /// and drops a UTF-8 byte order mark.
+    public static func parse(bytes: [UInt8], file: String, into settings: RunSettings = RunSettings()) throws -> RunSettings {
+        if bytes.count > maxBytes {
+            throw HnxdpError(.badInput, "config file \(quoted(file)) is \(bytes.count) bytes, above the \(maxBytes)-byte limit: not a config file?")
+        }
+        var body = bytes[...]
+        if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
+        guard let text = String(validating: body, as: UTF8.self) else {
+            throw HnxdpError(.badInput, "config file \(quoted(file)) is not UTF-8 text")
+        }
+        return try parse(text, file: file, into: settings)
+    }
+
     public static func parse(_ text: String, file: String, into settings: RunSettings = RunSettings()) throws -> RunSettings {
         var s = settings
         var seen = Set<String>()
@@ -17,50 +36,65 @@ public enum RunConfig {
         for (index, raw) in lines.enumerated() {
             let lineNumber = index + 1
             func bad(_ reason: String) -> HnxdpError {
-                HnxdpError(.badInput, "invalid config \(file) line \(lineNumber): \(reason)")
+                HnxdpError(.badInput, "invalid config \(quoted(file)) line \(lineNumber): \(reason)")
             }
             var line = Substring(raw)
             if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
             let trimmed = line.trimmingWhitespace()
             if trimmed.isEmpty { continue }
-            guard let eq = trimmed.firstIndex(of: "=") else { throw bad("expected 'key = value', got '\(trimmed)'") }
+            guard let eq = trimmed.firstIndex(of: "=") else { throw bad("expected 'key = value', got \(quoted(trimmed))") }
             let key = trimmed[..<eq].trimmingWhitespace()
             let value = trimmed[trimmed.index(after: eq)...].trimmingWhitespace()
-            if value.isEmpty { throw bad("'\(key)' has no value") }
+            if value.isEmpty { throw bad("\(quoted(key)) has no value") }
             if key != "synthetic" {
-                if seen.contains(key) { throw bad("'\(key)' is given twice") }
+                if seen.contains(key) { throw bad("\(quoted(key)) is given twice") }
                 seen.insert(key)
             }
             func milliseconds(max: UInt64) throws -> UInt64 {
-                guard let n = UInt64(value), n <= max else { throw bad("'\(key)' must be a whole number of milliseconds from 0 to \(max), got '\(value)'") }
+                guard let n = UInt64(value), n <= max else { throw bad("\(quoted(key)) must be a whole number of milliseconds from 0 to \(max), got \(quoted(value))") }
                 return n
             }
             switch key {
             case "synthetic":
                 guard value.utf8.count <= 15, !value.contains("/"), !value.contains(where: { $0 == " " || $0 == "\t" }) else {
-                    throw bad("'\(value)' is not a valid interface name")
+                    throw bad("\(quoted(value)) is not a valid interface name")
                 }
-                if s.synthetics.contains(value) { throw bad("synthetic '\(value)' is listed twice") }
+                if s.synthetics.contains(value) { throw bad("synthetic \(quoted(value)) is listed twice") }
                 s.synthetics.append(value)
             case "settle-ms":
                 s.timing.settleMs = try milliseconds(max: 600_000)
             case "hold-down-ms":
                 s.timing.holdDownMs = try milliseconds(max: 3_600_000)
             case "flap-threshold":
-                guard let n = Int(value), n >= 1, n <= 1000 else { throw bad("'flap-threshold' must be from 1 to 1000, got '\(value)'") }
+                guard let n = Int(value), n >= 1, n <= 1000 else { throw bad("'flap-threshold' must be from 1 to 1000, got \(quoted(value))") }
                 s.timing.flapThreshold = n
             case "transparent":
                 switch value {
                 case "on": s.transparent = true
                 case "off": s.transparent = false
-                default: throw bad("'transparent' must be on or off, got '\(value)'")
+                default: throw bad("'transparent' must be on or off, got \(quoted(value))")
                 }
             default:
-                throw bad("unknown key '\(key)' (known: synthetic, settle-ms, hold-down-ms, flap-threshold, transparent)")
+                throw bad("unknown key \(quoted(key)) (known: synthetic, settle-ms, hold-down-ms, flap-threshold, transparent)")
             }
         }
         return s
     }
+}
+
+/// Text from a file or the command line, for an error line: in single quotes,
+/// control and non-ASCII characters escaped, at most 64 characters.
+public func quoted<S: StringProtocol>(_ text: S) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        if out.count >= 64 { out += "..."; break }
+        if scalar.value >= 0x20 && scalar.value < 0x7F && scalar != "'" && scalar != "\\" {
+            out.unicodeScalars.append(scalar)
+        } else {
+            out += scalar.value <= 0xFF ? String(format: "\\x%02x", scalar.value) : String(format: "\\u{%x}", scalar.value)
+        }
+    }
+    return "'\(out)'"
 }
 
 extension StringProtocol {
