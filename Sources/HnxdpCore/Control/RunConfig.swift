@@ -36,7 +36,7 @@ public enum RunConfig {
         for (index, raw) in lines.enumerated() {
             let lineNumber = index + 1
             func bad(_ reason: String) -> HnxdpError {
-                HnxdpError(.badInput, "invalid config \(quoted(file)) line \(lineNumber): \(reason)")
+                HnxdpError(.badInput, "invalid config \(file) line \(lineNumber): \(reason)")
             }
             var line = Substring(raw)
             if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
