@@ -105,18 +105,30 @@ public final class Datapath {
     /// leaves a staging directory (swept by the next call), never half a datapath.
     public static func openOrCreate(_ layout: PinLayout, verbose: Bool = false) throws -> (Datapath, created: Bool) {
         if let existing = try openPinned(layout) { return (existing, false) }
+        let (maps, progs) = try loadEmbedded(verbose: verbose)
+        try pinAtomically(layout, maps: maps, programs: progs)
+        return (try Datapath(layout: layout, maps: maps, programs: progs), true)
+    }
+
+    /// Pins this datapath's maps and programs again (they live on in this process
+    /// while their pins were removed, e.g. by an unmount of bpffs or `rm -r`).
+    public func pinAgain() throws {
+        let maps = [pairs.descriptor, vfs.descriptor, devs.descriptor, txdev.descriptor, stats.descriptor]
+        try Datapath.pinAtomically(layout, maps: Dictionary(uniqueKeysWithValues: zip(Datapath.mapNames, maps)), programs: programs)
+    }
+
+    /// Pins the namespace's objects in a staging directory renamed into place.
+    static func pinAtomically(_ layout: PinLayout, maps: [String: BPFDescriptor], programs: [DatapathProgram: BPFDescriptor]) throws {
         sweepStaleDirectories(layout)
         let createdDirs = try FileSystem.makeDirectories(layout.root)
         let stagingDir = "\(layout.root)/staging-\(layout.netnsInode)-\(getpid())"
         do {
             try FileSystem.makeDirectories(stagingDir)
-            let (maps, progs) = try loadEmbedded(verbose: verbose)
             for (name, d) in maps { try d.pin(at: "\(stagingDir)/\(name)") }
-            for (p, d) in progs { try d.pin(at: "\(stagingDir)/\(p.name)") }
+            for (p, d) in programs { try d.pin(at: "\(stagingDir)/\(p.name)") }
             if rename(stagingDir, layout.namespaceDirectory) != 0 {
                 throw HnxdpError.system("rename \(stagingDir) to \(layout.namespaceDirectory)", errno: errno)
             }
-            return (try Datapath(layout: layout, maps: maps, programs: progs), true)
         } catch {
             FileSystem.removeTree(stagingDir)
             for dir in createdDirs.reversed() { FileSystem.removeDirectoryIfEmpty(dir) }

@@ -34,6 +34,9 @@ public final class ControlPlane {
     let signalFD: Int32
     /// One control plane per network namespace: held for the whole run.
     let instance: PidLock
+    /// inotify on the pin directories: pins removed under us (`rm`, bpffs
+    /// unmounted) are noticed at once and made again, or the pairs undone.
+    var pinWatchFD: Int32 = -1
 
     /// Every link of the namespace as last seen, by ifindex.
     var links: [Int32: LinkInfo] = [:]
@@ -81,6 +84,7 @@ public final class ControlPlane {
         self.signalFD = fd
         var groups: [UInt32] = [UInt32(HNXDP_RTNLGRP_IPV4_MCADDR), UInt32(HNXDP_RTNLGRP_IPV6_MCADDR)]
         let mfd = hnxdp_netlink_group_socket(&groups, UInt32(groups.count))
+        pinWatchFD = inotify_init1(Int32(O_NONBLOCK | O_CLOEXEC))
         if mfd >= 0 {
             multicastEventsFD = mfd
         } else {
@@ -90,7 +94,11 @@ public final class ControlPlane {
     }
 
     deinit {
+        if pinWatchFD >= 0 { close(pinWatchFD) }
         instance.release(removeFile: true)
+        // Taken and released once more, so the namespace's lock file and state
+        // directory go when nothing is left to protect.
+        _ = try? InvocationLock(layout: layout, what: "run exiting", timeoutMs: 1000, waiting: { _ in })
         close(signalFD)
         if multicastEventsFD >= 0 { close(multicastEventsFD) }
     }
@@ -100,11 +108,13 @@ public final class ControlPlane {
     /// Runs until SIGINT/SIGTERM/SIGHUP. The datapath stays in place.
     public func run() throws {
         try withInvocationLock { try resync(reason: "start") }
+        watchPins()
         logger.info("control plane running: \(machines.count) pair(s), settle \(settings.timing.settleMs) ms, hold-down \(settings.timing.holdDownMs) ms, transparent \(settings.transparent ? "on" : "off")")
         while true {
             var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: multicastEventsFD, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: multicastEventsFD, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: pinWatchFD, events: Int16(POLLIN), revents: 0)]
             let timeout = pollTimeout()
             let n = poll(&fds, nfds_t(fds.count), timeout)
             if n < 0 {
@@ -143,8 +153,64 @@ public final class ControlPlane {
                     _ = hnxdp_netlink_drain(multicastEventsFD)
                     multicastDeadline = 0
                 }
+                if fds[3].revents != 0 {
+                    drainPinWatch()
+                    try checkPins()
+                }
                 do { try tick() } catch { logger.error("timer: \(error)") }
             }
+            watchPins()
+        }
+    }
+
+    // MARK: - Pins
+
+    /// Watches the namespace's pin directory and every pair directory (again:
+    /// a directory made anew needs a new watch; an existing watch is kept).
+    func watchPins() {
+        guard pinWatchFD >= 0 else { return }
+        let mask = UInt32(IN_DELETE | IN_DELETE_SELF | IN_MOVED_FROM | IN_MOVE_SELF | IN_UNMOUNT)
+        for dir in [layout.namespaceDirectory] + machines.keys.sorted().map({ layout.pairDirectory(synthetic: $0) }) {
+            _ = inotify_add_watch(pinWatchFD, dir, mask)
+        }
+    }
+
+    func drainPinWatch() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while buffer.withUnsafeMutableBytes({ read(pinWatchFD, $0.baseAddress, $0.count) }) > 0 {}
+    }
+
+    /// Something was removed from the pin directories: our own changes leave every
+    /// pin in place, so a missing one was removed under us. The datapath's maps and
+    /// programs live on in this process: they are pinned again and every missing
+    /// link attached again. Where that is impossible (no bpffs any more), every
+    /// pair is undone from its write-ahead record and the run ends.
+    func checkPins() throws {
+        guard let datapath, settings.transparent else { return }
+        var repaired: [String] = []
+        do {
+            if !FileSystem.exists(layout.objectPath(HNXDP_MAP_PAIRS)) {
+                try HostEnvironment.requireBPFFS(root: layout.root)
+                try datapath.pinAgain()
+                repaired.append("maps and programs")
+            }
+            for synIndex in machines.keys.sorted() {
+                guard let syn = links[synIndex], try datapath.pairs.lookup(UInt32(bitPattern: synIndex)) != nil else { continue }
+                var vf: LinkInfo? = nil
+                if case .active(let v) = machines[synIndex]?.phase { vf = links[v] }
+                repaired += try lifecycle.reattachLinks(synthetic: syn, vf: vf, datapath: datapath)
+            }
+        } catch {
+            logger.critical("hnxdp's pins in \(layout.namespaceDirectory) were removed and cannot be made again (\(error)): undoing every pair from its write-ahead record")
+            for synIndex in machines.keys.sorted() {
+                do { try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "pins lost") } catch {
+                    logger.error("pair ifindex \(synIndex): \(error)")
+                }
+            }
+            throw HnxdpError(.runtime, "the pins in \(layout.namespaceDirectory) are gone (bpffs unmounted?) and cannot be made again: every pair was undone, devices restored; start hnxdp run again once bpffs is mounted")
+        }
+        if !repaired.isEmpty {
+            logger.error("hnxdp's pins were removed under it (bpffs unmounted or files deleted): pinned and attached again: \(repaired.joined(separator: ", "))")
         }
     }
 
@@ -393,13 +459,8 @@ public final class ControlPlane {
             let vfIndex = Int32(bitPattern: pair.vf_ifindex)
             if let vf = links[vfIndex], matches(vf: vf, syn: syn) || pair.flags & UInt32(HNXDP_PAIR_F_EXPLICIT) != 0 {
                 // Still joined: keep it, repair a missing link without touching the rest.
-                let pin = layout.linkPath(synthetic: syn.ifindex, DatapathProgram.vfIngress.linkName)
-                if !TcxLink.isAttached(pinPath: pin) {
-                    _ = try? TcxLink.detach(pinPath: pin)
-                    try TcxLink.attach(datapath.program(.vfIngress), ifindex: vf.ifindex, ifname: vf.name, ingress: true, pinPath: pin)
-                    log.warning("adopted pair had lost its VF ingress link: re-attached")
-                }
-                try lifecycle.install(synthetic: syn, flags: pair.flags, datapath: datapath)
+                let repaired = try lifecycle.reattachLinks(synthetic: syn, vf: vf, datapath: datapath)
+                if !repaired.isEmpty { log.warning("adopted pair had lost links: re-attached \(repaired.joined(separator: ", "))") }
                 machines[syn.ifindex] = PairStateMachine(timing: settings.timing, transparent: settings.transparent, adopted: .active(vf: vfIndex))
                 log.info("adopted: state active, VF \(vf.name)(\(vf.ifindex)), links reused")
                 return

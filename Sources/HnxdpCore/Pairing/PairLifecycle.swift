@@ -106,7 +106,11 @@ public struct PairLifecycle {
         let linksPresent = [DatapathProgram.synIngress, .synEgress].allSatisfy {
             TcxLink.isAttached(pinPath: layout.linkPath(synthetic: syn.ifindex, $0.linkName))
         }
-        if try datapath.pairs.lookup(synKey) != nil && linksPresent { return false }
+        if try datapath.pairs.lookup(synKey) != nil {
+            // An installed pair whose links were lost keeps its entry (it may be active).
+            if !linksPresent { try reattachLinks(synthetic: syn, vf: nil, datapath: datapath) }
+            return false
+        }
         let undo = UndoStack(logger: logger)
         do {
             var pair = hnxdp_pair()
@@ -135,6 +139,26 @@ public struct PairLifecycle {
             undo.rollback()
             throw error
         }
+    }
+
+    /// Attaches again whichever of the pair's tcx links is missing (its pin was
+    /// removed, or bpffs was unmounted), without touching the pair's entries.
+    /// Returns what it attached.
+    @discardableResult
+    public func reattachLinks(synthetic syn: LinkInfo, vf: LinkInfo?, datapath: Datapath) throws -> [String] {
+        try FileSystem.makeDirectories(layout.pairDirectory(synthetic: syn.ifindex))
+        var wanted: [(DatapathProgram, LinkInfo)] = [(.synIngress, syn), (.synEgress, syn)]
+        if let vf { wanted.append((.vfIngress, vf)) }
+        var attached: [String] = []
+        for (program, device) in wanted {
+            let pin = layout.linkPath(synthetic: syn.ifindex, program.linkName)
+            if TcxLink.isAttached(pinPath: pin) { continue }
+            _ = try? TcxLink.detach(pinPath: pin)
+            try TcxLink.attach(datapath.program(program), ifindex: device.ifindex, ifname: device.name,
+                               ingress: program.ingress, pinPath: pin)
+            attached.append("\(program.name) on \(device.name)")
+        }
+        return attached
     }
 
     /// Removes a pair entry and every link and pin of it (the VF must have left).
