@@ -5,7 +5,8 @@
  * Three tcx programs make a VF and its synthetic interface one interface:
  *   hnxdp_vf_ingress  (VF ingress)         B8: every frame the VF receives is
  *                                          handed to the stack as received on
- *                                          the synthetic.
+ *                                          the synthetic, while the VF is
+ *                                          still the device the pair joined.
  *   hnxdp_syn_egress  (synthetic egress)   B9: every frame sent on the
  *                                          synthetic leaves through the VF
  *                                          while the pair is active and the
@@ -17,6 +18,13 @@
  * and the pair, so runt, truncated or otherwise malformed frames are handled
  * exactly like good ones and can never make a program misbehave. Anything
  * unexpected fails open (TCX_NEXT: the frame takes its normal path).
+ *
+ * Both redirecting programs redirect only through the pair's entry in the
+ * DEVMAP hnxdp_txdev (joined_vf()): the kernel deletes that entry when the VF
+ * is unregistered, which includes moving it to another network namespace.
+ * A tcx link moves with its device, so a VF that left for another namespace
+ * still runs hnxdp_vf_ingress there; without its entry it passes every frame
+ * (a redirect would name an ifindex of the new namespace, not the synthetic).
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -77,6 +85,8 @@ struct {
 
 /* Read-only view of a kernel object by BTF id: plain loads the JIT guards. */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+/* The kernel's struct sk_buff behind a __sk_buff (the verifier turns it into a move). */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
 /*
  * Kernel-internal layouts, relocated by libbpf against the running kernel's
@@ -93,24 +103,49 @@ struct bpf_dtab_netdev___hnxdp {
 	struct bpf_devmap_val val;
 } __attribute__((preserve_access_index));
 
+struct sk_buff___hnxdp {
+	struct net_device___hnxdp *dev;
+} __attribute__((preserve_access_index));
+
 enum netdev_state_t___hnxdp {
 	__LINK_STATE_NOCARRIER___hnxdp = 2,
 };
 
-/* True when the devmap entry's device has carrier (admin down implies no carrier on veth and NIC drivers). */
-static __always_inline int vf_has_carrier(struct bpf_devmap_val *val)
+/* The device a devmap value belongs to (NULL only if the entry is being torn down). */
+static __always_inline struct net_device___hnxdp *devmap_dev(struct bpf_devmap_val *val)
 {
 	__u64 base = (__u64)(unsigned long)val -
 		     bpf_core_field_offset(struct bpf_dtab_netdev___hnxdp, val);
 	struct bpf_dtab_netdev___hnxdp *entry =
 		bpf_rdonly_cast((void *)base, bpf_core_type_id_kernel(struct bpf_dtab_netdev___hnxdp));
-	struct net_device___hnxdp *dev = entry->dev;
+
+	return entry->dev;
+}
+
+/* True when the devmap entry's device has carrier (admin down implies no carrier on veth and NIC drivers). */
+static __always_inline int vf_has_carrier(struct bpf_devmap_val *val)
+{
+	struct net_device___hnxdp *dev = devmap_dev(val);
 	__u64 nocarrier = bpf_core_enum_value(enum netdev_state_t___hnxdp,
 					      __LINK_STATE_NOCARRIER___hnxdp);
 
 	if (!dev)
 		return 0;
 	return !(dev->state & (1UL << nocarrier));
+}
+
+/*
+ * The VF joined to the pair of `slot`, if that is still the device `vf_ifindex`:
+ * its entry in hnxdp_txdev, or NULL. The entry vanishes with the VF (unregister,
+ * namespace change); a stale one (new VF, same slot) names another ifindex.
+ */
+static __always_inline struct bpf_devmap_val *joined_vf(__u32 slot, __u32 vf_ifindex)
+{
+	struct bpf_devmap_val *vf = bpf_map_lookup_elem(&hnxdp_txdev, &slot);
+
+	if (!vf || vf->ifindex != vf_ifindex)
+		return NULL;
+	return vf;
 }
 
 /*
@@ -160,6 +195,7 @@ SEC("tc")
 int hnxdp_vf_ingress(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
+	struct bpf_devmap_val *joined;
 	struct hnxdp_stats *st;
 	struct hnxdp_dev vf;
 
@@ -167,6 +203,16 @@ int hnxdp_vf_ingress(struct __sk_buff *skb)
 	if (skb->tc_index == HNXDP_REDIRECT_MARK)
 		return TCX_NEXT;
 	if (!lookup_dev(ifindex, HNXDP_ROLE_VF, &vf) || !vf.peer_ifindex || vf.peer_ifindex == ifindex)
+		return TCX_NEXT;
+	/*
+	 * Only while this device is still the pair's joined VF in the pair's
+	 * namespace: its devmap entry exists (gone when the VF left the
+	 * namespace or was unregistered; cleared first when the pair leaves)
+	 * and is this very device, not one that has its ifindex elsewhere.
+	 */
+	joined = joined_vf(vf.slot, ifindex);
+	if (!joined || devmap_dev(joined) !=
+			       ((struct sk_buff___hnxdp *)bpf_cast_to_kern_ctx(skb))->dev)
 		return TCX_NEXT;
 
 	st = stats_for(vf.slot);
@@ -214,11 +260,8 @@ int hnxdp_syn_egress(struct __sk_buff *skb)
 	st = stats_for(syn.slot);
 
 	if (syn.state == HNXDP_STATE_ACTIVE && syn.peer_ifindex) {
-		vf = bpf_map_lookup_elem(&hnxdp_txdev, &syn.slot);
-		/* The entry vanishes with the VF; a stale one (new VF, same
-		 * slot) must not match the ifindex the pair was joined to. */
-		if (vf && vf->ifindex == syn.peer_ifindex && vf->ifindex != ifindex &&
-		    vf_has_carrier(vf)) {
+		vf = joined_vf(syn.slot, syn.peer_ifindex);
+		if (vf && vf->ifindex != ifindex && vf_has_carrier(vf)) {
 			if (st) {
 				st->vf_tx_packets++;
 				st->vf_tx_bytes += skb->len;

@@ -171,6 +171,70 @@ final class DatapathTestRunTests: XCTestCase {
         _ = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxNext)
     }
 
+    func assertNothingCounted(slot: UInt32 = 3, file: StaticString = #filePath, line: UInt = #line) throws {
+        let c = try datapath.counters(slot: slot)
+        XCTAssertEqual([c.vf_rx_packets, c.vf_rx_bytes, c.syn_rx_packets, c.vf_tx_packets, c.syn_tx_packets, c.tx_fallback_packets],
+                       [0, 0, 0, 0, 0, 0], "counters of slot \(slot)", file: file, line: line)
+    }
+
+    /// Runs `body` with this thread in network namespace `name` (BPF_PROG_TEST_RUN
+    /// resolves the ctx ifindex there), then returns to the test's namespace.
+    func inNamespace(_ name: String, _ body: () throws -> Void) throws {
+        let target = open("/run/netns/\(name)", O_RDONLY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(target, 0)
+        XCTAssertEqual(hnxdp_setns_net(target), 0, "setns into \(name)")
+        close(target)
+        defer {
+            let back = open("/run/netns/\(netnsName)", O_RDONLY | O_CLOEXEC)
+            XCTAssertEqual(hnxdp_setns_net(back), 0, "setns back into \(netnsName)")
+            close(back)
+        }
+        try body()
+    }
+
+    func testVFIngressPassesWhenTheVFsDevmapSlotIsEmpty() throws {
+        // The kernel empties the slot when the VF is unregistered or leaves
+        // the namespace; leaveVF clears it first. Never redirect then.
+        try installPair()
+        try datapath.clearTransmitDevice(slot: 3)
+        _ = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxNext)
+        try assertNothingCounted()
+    }
+
+    func testVFIngressPassesWhenTheDevmapSlotNamesAnotherDevice() throws {
+        try installPair()
+        let other = try XCTUnwrap(try RTNetlink().link(named: "vf0p")).ifindex
+        try datapath.setTransmitDevice(slot: 3, vf: UInt32(other), name: "vf0p")
+        _ = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxNext)
+        try assertNothingCounted()
+        // The slot naming the VF again: redirected.
+        try datapath.setTransmitDevice(slot: 3, vf: UInt32(vfIndex), name: "vf0")
+        let n = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxRedirect)
+        XCTAssertEqual(try datapath.counters(slot: 3).vf_rx_packets, UInt64(n))
+    }
+
+    func testVFIngressNeverRedirectsInAnotherNamespace() throws {
+        // A tcx link moves with its device: the VF's program can run in a
+        // namespace where the VF's ifindex (or the synthetic's) is another device.
+        try installPair()
+        let away = "\(netnsName)-away"
+        try sh("ip netns add \(away)")
+        defer { _ = try? sh("ip netns del \(away)") }
+        // 1. Another device with the VF's ifindex there, the VF still joined here.
+        try sh("ip -n \(away) link add imp0 index \(vfIndex) type veth peer name imp0p")
+        try sh("ip -n \(away) link set imp0 up && ip -n \(away) link set imp0p up")
+        try inNamespace(away) { _ = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxNext) }
+        try assertNothingCounted()
+        XCTAssertEqual(try datapath.transmitDevice(slot: 3), UInt32(vfIndex))
+        // 2. The VF itself moved there (same ifindex): its devmap entry is gone.
+        try sh("ip -n \(away) link del imp0")
+        try sh("ip -n \(netnsName) link set vf0 netns \(away)")
+        XCTAssertEqual(try sh("ip -n \(away) -o link show vf0").split(separator: ":").first.map(String.init), "\(vfIndex)")
+        XCTAssertNil(try datapath.transmitDevice(slot: 3), "the kernel deletes the devmap entry when the VF leaves")
+        try inNamespace(away) { _ = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxNext) }
+        try assertNothingCounted()
+    }
+
     func testSyntheticEgressLeavesThroughTheVF() throws {
         try installPair()
         let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxRedirect)
