@@ -63,6 +63,7 @@
 #   rig_vf_remove_planned       switch the host to syn, then delete vf0
 #   rig_vf_add                  create vf0 again (same MAC, new ifindex); host
 #                               stays as it is: call rig_host_switch vf after
+#   rig_vf_less_capable [NS] [DEV]  vf0: tso off, gso 30000/40
 #   rig_g / rig_h / rig_r CMD   run CMD in guest / host / remote (ip netns exec;
 #                               never for hnxdp)
 #   hnxdp_g ARGS                run hnxdp in the guest (nsenter, host mounts kept)
@@ -448,6 +449,14 @@ rig_vf_add() {
 	if [[ $RIG_VF_UP == 1 ]]; then
 		ip -n "$RIG_GUEST" link set vf0 up
 	fi
+}
+
+# The VF offers less than the synthetic (tso off, gso_max_size 30000,
+# gso_max_segs 40), so a join visibly changes the synthetic.
+rig_vf_less_capable() { # [NS] [DEV]
+	local ns=${1:-$RIG_GUEST} dev=${2:-vf0}
+	ip netns exec "$ns" ethtool -K "$dev" tso off
+	ip -n "$ns" link set "$dev" gso_max_size 30000 gso_max_segs 40
 }
 
 rig_host_switch() {

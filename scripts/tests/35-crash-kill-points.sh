@@ -26,8 +26,8 @@ rig_begin
 rig_require_tools strace
 rig_create
 
-rig_g ethtool -K vf0 tso off
-ip -n "$RIG_GUEST" link set vf0 gso_max_size 30000 gso_max_segs 40 mtu 2000 allmulticast on
+rig_vf_less_capable
+ip -n "$RIG_GUEST" link set vf0 mtu 2000 allmulticast on
 ip -n "$RIG_GUEST" link set hn0 mtu 1400
 
 # What must read the same before the first attach and after every recovery.
@@ -41,8 +41,6 @@ snap() { # FILE
 	} >>"$1"
 }
 snap "$RIG_TMP/before"
-
-g() { timeout -k 5 60 nsenter --net="/run/netns/$RIG_GUEST" -- "$HNXDP" "$@"; }
 
 # count SYSCALL TRACEFILE: calls of SYSCALL in an strace -o file.
 count() { grep -c " $1(" "$2" || true; }
@@ -81,7 +79,7 @@ as_before() { # LABEL
 # recover_detach LABEL: `detach` after a kill: 0, or 2 "not attached" when the kill
 # came before anything was recorded; then the devices read as before.
 recover_detach() {
-	rig_try g detach --synthetic hn0
+	rig_try hnxdp_g detach --synthetic hn0
 	if [[ $RIG_RC != 0 ]] && ! [[ $RIG_RC == 2 && $RIG_ERR == *"not attached"* ]]; then
 		fail "$1: detach after the kill: exit $RIG_RC: $RIG_ERR"
 		return 1
@@ -92,9 +90,9 @@ recover_detach() {
 # again LABEL: a further attach + detach also ends as before (nothing recorded an
 # already-changed value as original).
 again() {
-	rig_try g attach --synthetic hn0 --vf vf0
+	rig_try hnxdp_g attach --synthetic hn0 --vf vf0
 	[[ $RIG_RC == 0 ]] || { fail "$1: attach after recovery: exit $RIG_RC: $RIG_ERR"; return 1; }
-	rig_try g detach --synthetic hn0
+	rig_try hnxdp_g detach --synthetic hn0
 	[[ $RIG_RC == 0 ]] || { fail "$1: detach after recovery: exit $RIG_RC: $RIG_ERR"; return 1; }
 	as_before "$1: after attach + detach"
 }
@@ -105,8 +103,8 @@ tally() { # LABEL OK
 }
 
 # ---- A. attach
-g attach --synthetic hn0 --vf vf0 >/dev/null # warm-up: counts below include nothing first-time
-g detach --synthetic hn0 >/dev/null
+hnxdp_g attach --synthetic hn0 --vf vf0 >/dev/null # warm-up: counts below include nothing first-time
+hnxdp_g detach --synthetic hn0 >/dev/null
 nsenter --net="/run/netns/$RIG_GUEST" -- strace -f -qq -o "$RIG_TMP/attach.trace" -e trace=bpf,ioctl,sendto \
 	"$HNXDP" attach --synthetic hn0 --vf vf0 >/dev/null
 nsenter --net="/run/netns/$RIG_GUEST" -- strace -f -qq -o "$RIG_TMP/detach.trace" -e trace=bpf,ioctl,sendto \
@@ -129,7 +127,7 @@ for sc in "${SYSCALLS[@]}"; do
 	n=$(count "$sc" "$RIG_TMP/detach.trace")
 	note "detach makes $n $sc calls"
 	for k in $(spread "$n" "$PER_CALL"); do
-		rig_try g attach --synthetic hn0 --vf vf0
+		rig_try hnxdp_g attach --synthetic hn0 --vf vf0
 		[[ $RIG_RC == 0 ]] || { fail "B: attach: $RIG_ERR"; continue; }
 		killed "$sc" "$k" detach --synthetic hn0
 		ok=0
@@ -200,7 +198,7 @@ traced_run() {
 # C. vf0 has another MAC while run starts idle; it takes the synthetic's and is joined.
 vf_mac "$OTHER_MAC"
 traced_run "$RIG_TMP/join.trace" join
-g detach --synthetic hn0 >/dev/null || true
+hnxdp_g detach --synthetic hn0 >/dev/null || true
 as_before "C: traced join + detach" || true
 for sc in "${SYSCALLS[@]}"; do
 	n=$(count "$sc" "$RIG_TMP/join.trace")
@@ -213,7 +211,7 @@ for sc in "${SYSCALLS[@]}"; do
 		run_start RUNPID --synthetic hn0 --settle-ms 0
 		run_wait_dump 15 "C run $sc#$k: a new run joins vf0" "p and p['state'] == 'active'" || ok=1
 		run_stop "$RUNPID" || true
-		rig_try g detach --synthetic hn0
+		rig_try hnxdp_g detach --synthetic hn0
 		[[ $RIG_RC == 0 ]] || { fail "C run $sc#$k: detach: exit $RIG_RC: $RIG_ERR"; ok=1; }
 		as_before "C run $sc#$k (killed=$KILLED)" || ok=1
 		((KILLED)) && tally C "$ok"
@@ -223,7 +221,7 @@ done
 # D. run has joined vf0; vf0's MAC changes (it stops being the VF) and run undoes the join.
 traced_run "$RIG_TMP/leave.trace" leave
 vf_mac "$RIG_MAC"
-g detach --synthetic hn0 >/dev/null || true
+hnxdp_g detach --synthetic hn0 >/dev/null || true
 as_before "D: traced leave + detach" || true
 for sc in "${SYSCALLS[@]}"; do
 	n=$(count "$sc" "$RIG_TMP/leave.trace")

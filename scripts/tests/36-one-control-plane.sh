@@ -14,8 +14,6 @@
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
-g() { timeout -k 5 60 nsenter --net="/run/netns/$RIG_GUEST" -- "$HNXDP" "$@"; }
-
 rig_begin
 rig_create
 
@@ -23,8 +21,8 @@ rig__vf_delete
 # A less capable vf0 arrives: made in the host namespace, configured there, moved in.
 vf_arrives() {
 	ip -n "$RIG_HOST" link add vf0 type veth peer name vf0h
-	ip -n "$RIG_HOST" link set vf0 address "$RIG_MAC" gso_max_size 30000 gso_max_segs 40
-	rig_h ethtool -K vf0 tso off
+	ip -n "$RIG_HOST" link set vf0 address "$RIG_MAC"
+	rig_vf_less_capable "$RIG_HOST"
 	ip -n "$RIG_HOST" link set vf0h up
 	rig__host_forward vf0h
 	ip -n "$RIG_HOST" link set vf0 netns "$RIG_GUEST"
@@ -33,7 +31,7 @@ rig_snapshot "$RIG_TMP/before" hn0
 
 # ---- 1. one after the other
 run_start FIRST --synthetic hn0 --settle-ms 0
-rig_try g run --synthetic hn0 --settle-ms 0
+rig_try hnxdp_g run --synthetic hn0 --settle-ms 0
 assert_eq "a second run exits 2" "$RIG_RC" 2
 assert_one_stderr_line "the second run says why in one line" "$RIG_ERR"
 assert_contains "the second run names the first one's pid" "$RIG_ERR" "pid $FIRST"
@@ -87,7 +85,7 @@ done
 
 # ---- 3. one run, one join
 run_start RUN --synthetic hn0 --settle-ms 0
-rig_try g run --synthetic hn0 --settle-ms 0
+rig_try hnxdp_g run --synthetic hn0 --settle-ms 0
 assert_eq "a second run next to it exits 2" "$RIG_RC" 2
 vf_arrives
 run_wait_dump 15 "pair hn0 active with vf0" "p and p['state'] == 'active'" || true
@@ -96,7 +94,7 @@ rig__vf_delete
 run_wait_dump 15 "pair hn0 idle after vf0 left" "p and p['state'] == 'idle'" || true
 run_stop "$RUN" || true
 assert_eq "vf0 was joined exactly once" "$(grep -c 'joined: datapath vf' "$RUN_LOG" || true)" 1
-g detach --synthetic hn0 >/dev/null
+hnxdp_g detach --synthetic hn0 >/dev/null
 rig_snapshot "$RIG_TMP/after" hn0
 assert_files_equal "hn0 reads exactly as before" "$RIG_TMP/before" "$RIG_TMP/after"
 
@@ -130,6 +128,6 @@ assert_eq "hnxdp in another namespace is not blocked" "$RIG_RC" 0
 kill -CONT "$holder"
 rig_wait_pid "$HOLDER_WRAPPER" 30 || true
 assert_contains "the held attach completed once resumed" "$(cat "$RIG_TMP/holder.out")" "attached hn0"
-g detach --synthetic hn0 >/dev/null
+hnxdp_g detach --synthetic hn0 >/dev/null
 
 rig_finish

@@ -13,17 +13,14 @@
 #   the devices read exactly as before the attach, with nothing left behind.
 . "$(dirname "$0")/../lib/rig.sh"
 
-g() { timeout -k 5 60 nsenter --net="/run/netns/$RIG_GUEST" -- "$HNXDP" "$@"; }
-
 rig_begin
 rig_create
-rig_g ethtool -K vf0 tso off
-ip -n "$RIG_GUEST" link set vf0 gso_max_size 30000 gso_max_segs 40
+rig_vf_less_capable
 ip -n "$RIG_GUEST" link set hn0 mtu 1400
 rig_snapshot "$RIG_TMP/before"
 
 attach() {
-	rig_try g attach --synthetic hn0 --vf vf0
+	rig_try hnxdp_g attach --synthetic hn0 --vf vf0
 	assert_eq "$1: attach" "$RIG_RC" 0
 }
 as_before() {
@@ -43,13 +40,13 @@ attach a
 pin="$RIG_PIN_DIR/hnxdp_pairs"
 rm "$pin"
 bpftool map create "$pin" type array key 4 value 136 entries 1024 name hnxdp_pairs
-rig_try g status
+rig_try hnxdp_g status
 refused "a: status" "$pin"
-rig_try g attach --synthetic hn0 --vf vf0
+rig_try hnxdp_g attach --synthetic hn0 --vf vf0
 refused "a: attach" "$pin"
-rig_try g detach --synthetic hn0
+rig_try hnxdp_g detach --synthetic hn0
 refused "a: detach --synthetic" "$pin"
-rig_try g detach --all
+rig_try hnxdp_g detach --all
 assert_eq "a: detach --all (stderr: $RIG_ERR)" "$RIG_RC" 0
 as_before a
 
@@ -59,18 +56,18 @@ pin="$RIG_PIN_DIR/hnxdp_vf_ingress"
 other=$(bpftool -j prog show pinned "$RIG_PIN_DIR/hnxdp_syn_egress" | rig_json id)
 rm "$pin"
 bpftool prog pin id "$other" "$pin"
-rig_try g status
+rig_try hnxdp_g status
 refused "b: status" "$pin"
-rig_try g detach --synthetic hn0
+rig_try hnxdp_g detach --synthetic hn0
 refused "b: detach --synthetic" "$pin"
-rig_try g detach --all
+rig_try hnxdp_g detach --all
 assert_eq "b: detach --all (stderr: $RIG_ERR)" "$RIG_RC" 0
 as_before b
 
 # ---- c. the namespace's pin directory removed
 attach c
 rm -rf "$RIG_PIN_DIR"
-rig_try g detach --synthetic hn0
+rig_try hnxdp_g detach --synthetic hn0
 assert_eq "c: detach from the record alone (stderr: $RIG_ERR)" "$RIG_RC" 0
 as_before c
 # The same, healed by attach: it puts the originals back first, then joins afresh.
@@ -79,14 +76,14 @@ rm -rf "$RIG_PIN_DIR"
 attach c2-again
 assert_eq "c2: hn0 gso_max_size is the VF's again" \
 	"$(ip -n "$RIG_GUEST" -d -j link show dev hn0 | rig_json '[0].gso_max_size')" 30000
-rig_try g detach --synthetic hn0
+rig_try hnxdp_g detach --synthetic hn0
 assert_eq "c2: detach" "$RIG_RC" 0
 as_before c2
 
 # ---- d. the link pins removed (the links go with them)
 attach d
 find "$RIG_PIN_DIR" -name 'link_*' -delete
-rig_try g detach --synthetic hn0
+rig_try hnxdp_g detach --synthetic hn0
 assert_eq "d: detach (stderr: $RIG_ERR)" "$RIG_RC" 0
 as_before d
 

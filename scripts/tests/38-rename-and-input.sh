@@ -12,12 +12,9 @@
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
-g() { timeout -k 5 60 nsenter --net="/run/netns/$RIG_GUEST" -- "$HNXDP" "$@"; }
-
 rig_begin
 rig_create
-rig_g ethtool -K vf0 tso off
-ip -n "$RIG_GUEST" link set vf0 gso_max_size 30000 gso_max_segs 40
+rig_vf_less_capable
 run_dev_snapshot hn0 "$RIG_TMP/hn0.before"
 
 # ---- 1. renamed synthetic
@@ -36,7 +33,7 @@ run_stop "$RUN" || true
 run_dev_snapshot hnR "$RIG_TMP/hnR.after"
 sed 's/hnR/hn0/g' "$RIG_TMP/hnR.after" >"$RIG_TMP/hn0.after"
 assert_files_equal "hnR reads exactly as hn0 did before the join" "$RIG_TMP/hn0.before" "$RIG_TMP/hn0.after"
-rig_try g detach --synthetic hnR
+rig_try hnxdp_g detach --synthetic hnR
 assert_eq "detach hnR" "$RIG_RC" 0
 assert_eq "no pins left" "$(test -e "$RIG_PIN_DIR" && echo present || echo absent)" absent
 
@@ -55,12 +52,12 @@ bad() { # DESC CMD...
 "$RIG_PY" -c "import sys; sys.stdout.write('synthetic = ' + 'x' * 20000000 + '\n')" >"$RIG_TMP/huge.conf"
 head -c 4096 /dev/urandom >"$RIG_TMP/binary.conf"
 printf 'settle-ms = 1\x01\x1b[31m\n' >"$RIG_TMP/control.conf"
-bad "20 MB config line" g run --config "$RIG_TMP/huge.conf"
-bad "binary config" g run --config "$RIG_TMP/binary.conf"
-bad "config with control characters" g run --config "$RIG_TMP/control.conf"
-bad "config is a directory" g run --config "$RIG_TMP"
-bad "--settle-ms -1" g run --synthetic hnR --settle-ms -1
-bad "attach --settle-ms -1" g attach --synthetic hnR --vf vf0 --settle-ms -1
+bad "20 MB config line" hnxdp_g run --config "$RIG_TMP/huge.conf"
+bad "binary config" hnxdp_g run --config "$RIG_TMP/binary.conf"
+bad "config with control characters" hnxdp_g run --config "$RIG_TMP/control.conf"
+bad "config is a directory" hnxdp_g run --config "$RIG_TMP"
+bad "--settle-ms -1" hnxdp_g run --synthetic hnR --settle-ms -1
+bad "attach --settle-ms -1" hnxdp_g attach --synthetic hnR --vf vf0 --settle-ms -1
 bad "HNXDP_BPFFS relative" env HNXDP_BPFFS=relative/dir timeout -k 5 60 nsenter --net="/run/netns/$RIG_GUEST" -- "$HNXDP" status
 
 # ---- 3. a byte order mark is not a key
@@ -70,7 +67,7 @@ assert_eq "a config with a BOM is read (settle 123 ms)" "$(run_log_has 'settle 1
 run_stop "$RUN" || true
 assert_eq "a run that managed a pair without a VF leaves its pins (pair installed)" \
 	"$(test -e "$RIG_PIN_DIR" && echo present || echo absent)" present
-rig_try g detach --all
+rig_try hnxdp_g detach --all
 assert_eq "detach --all" "$RIG_RC" 0
 
 rig_finish

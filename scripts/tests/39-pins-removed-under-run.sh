@@ -12,7 +12,6 @@
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
-g() { timeout -k 5 60 nsenter --net="/run/netns/$RIG_GUEST" -- "$HNXDP" "$@"; }
 pins_back() {
 	[[ -e "$RIG_PIN_DIR/hnxdp_pairs" ]] && (($(rig_tcx_count hn0 ingress) + $(rig_tcx_count hn0 egress) + $(rig_tcx_count vf0 ingress) == 3))
 }
@@ -20,8 +19,7 @@ vf_rx_above() { local v; v=$(rig_stat vf_rx_packets); rig__is_int "$v" && ((v > 
 
 rig_begin
 rig_create
-rig_g ethtool -K vf0 tso off
-ip -n "$RIG_GUEST" link set vf0 gso_max_size 30000 gso_max_segs 40
+rig_vf_less_capable
 run_dev_snapshot hn0 "$RIG_TMP/hn0.before"
 
 # ---- 1. pins removed: repaired
@@ -40,7 +38,7 @@ assert_eq "and it entered through the VF" "$(vf_rx_above "$base" && echo yes)" y
 assert_eq "state still active" "$(run_state)" active
 run_stop "$RUN" || true
 rig_host_switch syn
-rig_try g detach --synthetic hn0
+rig_try hnxdp_g detach --synthetic hn0
 assert_eq "detach" "$RIG_RC" 0
 run_dev_snapshot hn0 "$RIG_TMP/hn0.after"
 assert_files_equal "hn0 reads as before after part 1" "$RIG_TMP/hn0.before" "$RIG_TMP/hn0.after"

@@ -31,6 +31,8 @@ public struct StateDirectory: Sendable, Equatable {
     public var invocationLockPath: String { "\(root)/\(netnsInode).lock" }
     public var instanceLockPath: String { "\(root)/\(netnsInode).run" }
     public func recordPath(synthetic ifindex: Int32) -> String { "\(namespaceDirectory)/pair-\(ifindex).json" }
+    /// One AF_XDP application per pair (`XSKPairLock`).
+    public func xskLockPath(synthetic ifindex: Int32) -> String { "\(root)/xsk-\(netnsInode)-\(ifindex).lock" }
 
     /// Synthetic ifindexes that have a record, sorted.
     public func recordedSynthetics() -> [Int32] {

@@ -339,55 +339,38 @@ public enum XDPAttachment {
     }
 }
 
-/// One AF_XDP application per pair at a time: an exclusive flock on a file
-/// under /run/hnxdp, released by the kernel however the process ends.
+/// One AF_XDP application per pair at a time: an exclusive lock (`PidLock`) on a
+/// file in the state directory, released by the kernel however the process ends
+/// and removed by its holder on a normal end.
 public final class XSKPairLock {
-    private let fd: Int32
-    public let path: String
+    private let lock: PidLock
+    public var path: String { lock.path }
 
     public static func path(layout: PinLayout, synthetic: Int32) -> String {
-        "/run/hnxdp/xsk-\(layout.netnsInode)-\(synthetic).lock"
+        StateDirectory.of(layout).xskLockPath(synthetic: synthetic)
     }
 
     /// Takes the lock; throws when another application holds it.
     public init(layout: PinLayout, synthetic: LinkInfo) throws {
-        path = XSKPairLock.path(layout: layout, synthetic: synthetic.ifindex)
-        try FileSystem.makeDirectories("/run/hnxdp")
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        if fd < 0 { throw HnxdpError.system("open \(path)", errno: errno) }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let e = errno
-            var holder = ""
-            var buf = [UInt8](repeating: 0, count: 32)
-            let n = pread(fd, &buf, 31, 0)
-            if n > 0 { holder = " (pid \(String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))" }
-            close(fd)
-            if e == EWOULDBLOCK {
-                throw HnxdpError(.runtime, "another AF_XDP application\(holder) has the sockets of \(synthetic.name); stop it first")
-            }
-            throw HnxdpError.system("lock \(path)", errno: e)
+        do {
+            lock = try PidLock.acquire(XSKPairLock.path(layout: layout, synthetic: synthetic.ifindex), timeoutMs: nil,
+                                       what: "AF_XDP application")
+        } catch let held as LockHeld {
+            throw HnxdpError(.runtime, "another AF_XDP application (pid \(held.pid)) has the sockets of \(synthetic.name); stop it first")
         }
-        _ = ftruncate(fd, 0)
-        let pid = "\(getpid())\n"
-        _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
-        self.fd = fd
     }
 
     /// Whether an application holds the lock of the pair now.
     public static func isHeld(layout: PinLayout, synthetic: Int32) -> Bool {
-        let fd = open(path(layout: layout, synthetic: synthetic), O_RDWR | O_CLOEXEC)
-        if fd < 0 { return false }
-        defer { close(fd) }
-        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
-            flock(fd, LOCK_UN)
+        let path = path(layout: layout, synthetic: synthetic)
+        guard FileSystem.exists(path) else { return false }
+        do {
+            try PidLock.acquire(path, timeoutMs: nil, what: "check").release(removeFile: true)
             return false
+        } catch {
+            return error is LockHeld
         }
-        return true
     }
 
-    deinit {
-        _ = ftruncate(fd, 0)
-        flock(fd, LOCK_UN)
-        close(fd)
-    }
+    deinit { lock.release(removeFile: true) }
 }
