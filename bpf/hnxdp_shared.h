@@ -183,7 +183,7 @@ _Static_assert(sizeof(struct hnxdp_dev) == 16, "struct hnxdp_dev layout is part 
 #define HNXDP_XDP_LINK_VF "link_xdp_vf"
 
 /* struct hnxdp_xsk_config.match: which frames go to a socket (when one is bound). */
-#define HNXDP_XSK_MATCH_ALL 0      /* every frame of the queue */
+#define HNXDP_XSK_MATCH_ALL 0      /* every frame of the queue but ARP and IPv6 ND (the stack's) */
 #define HNXDP_XSK_MATCH_UDP_PORT 1 /* IPv4/IPv6 UDP to udp_port; the rest goes on */
 
 /* struct hnxdp_xsk_config.flags */

@@ -10,6 +10,12 @@
  *      are redirected to that socket through the XSKMAP. The key says which
  *      device: role * HNXDP_XSK_MAX_QUEUES + queue, because the kernel drops
  *      a frame redirected to a socket bound to another device or queue.
+ *      Neighbour resolution is never the sockets' (not even with
+ *      HNXDP_XSK_MATCH_ALL): ARP and IPv6 neighbour discovery go on to the
+ *      stack, which owns the pair's addresses and must keep answering them.
+ *      Taken by a socket, they go unanswered: peers find the guest's MAC
+ *      unreachable after their next neighbour probe (5-8 s with Linux's
+ *      defaults) and stop sending to it at all, sockets included (issue 14).
  *   2. Everything else is handed to the user's XDP program, if one is
  *      attached (tail call through a one-slot program array); its verdict
  *      is final.
@@ -28,6 +34,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/icmpv6.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
@@ -100,6 +107,44 @@ static __always_inline int is_udp_to(struct xdp_md *ctx, __u16 port)
 	return udp->dest == bpf_htons(port);
 }
 
+/* RFC 4861 message types (ICMPv6): router solicitation .. redirect. */
+#define HNXDP_ND_FIRST 133
+#define HNXDP_ND_LAST 137
+
+/* True for neighbour resolution: ARP, and IPv6 neighbour discovery (router
+ * and neighbour solicitations and advertisements, redirects; ICMPv6 right
+ * after the IPv6 header, as RFC 4861 messages are). */
+static __always_inline int is_neighbour_resolution(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6;
+	struct icmp6hdr *icmp6;
+
+	if ((void *)(eth + 1) > end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+		return 1;
+	if (eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return 0;
+	ip6 = (void *)(eth + 1);
+	if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_ICMPV6)
+		return 0;
+	icmp6 = (void *)(ip6 + 1);
+	if ((void *)(icmp6 + 1) > end)
+		return 0;
+	return icmp6->icmp6_type >= HNXDP_ND_FIRST && icmp6->icmp6_type <= HNXDP_ND_LAST;
+}
+
+/* Whether the sockets want the frame (the configured filter). */
+static __always_inline int wanted_by_sockets(struct xdp_md *ctx, const struct hnxdp_xsk_config *cfg)
+{
+	if (cfg->match == HNXDP_XSK_MATCH_UDP_PORT)
+		return is_udp_to(ctx, cfg->udp_port);
+	return !is_neighbour_resolution(ctx);
+}
+
 SEC("xdp")
 int hnxdp_xsk_steer(struct xdp_md *ctx)
 {
@@ -116,8 +161,7 @@ int hnxdp_xsk_steer(struct xdp_md *ctx)
 		st->rx_packets[role & 1]++;
 
 	queue = ctx->rx_queue_index;
-	if (queue < HNXDP_XSK_MAX_QUEUES &&
-	    (cfg->match != HNXDP_XSK_MATCH_UDP_PORT || is_udp_to(ctx, cfg->udp_port))) {
+	if (queue < HNXDP_XSK_MAX_QUEUES && wanted_by_sockets(ctx, cfg)) {
 		key = role * HNXDP_XSK_MAX_QUEUES + queue;
 		if (bpf_map_lookup_elem(&hnxdp_xsks, &key)) {
 			if (st)

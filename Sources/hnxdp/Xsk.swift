@@ -30,7 +30,7 @@ struct XskOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Only this receive queue (default: every queue of the synthetic).", valueName: "Q"))
     var queue: UInt32?
 
-    @Option(name: .customLong("udp-port"), help: ArgumentHelp("Steer only IPv4/IPv6 UDP to this port to the sockets; the rest takes the stack path (default: every frame).", valueName: "PORT"))
+    @Option(name: .customLong("udp-port"), help: ArgumentHelp("Steer only IPv4/IPv6 UDP to this port to the sockets; the rest takes the stack path (default: every frame but ARP and IPv6 neighbour discovery, which the stack keeps answering).", valueName: "PORT"))
     var udpPort: UInt16?
 
     @Flag(help: "Print socket events (bind, VF departure, rebind) to stderr.")

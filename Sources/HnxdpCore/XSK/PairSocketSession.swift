@@ -17,7 +17,8 @@ public final class PairSocketSession {
 
     /// Opens sockets on every receive queue of `synthetic` (or only `queue`).
     /// `udpPort` limits steering to UDP to that port (other frames take the
-    /// stack path); nil steers every frame of the queues. All or nothing:
+    /// stack path); nil steers every frame of the queues but ARP and IPv6
+    /// neighbour discovery (always the stack's). All or nothing:
     /// when any step fails, the XDP objects, links and steering it set up
     /// are taken back, and XDP objects that were there before stay as they were.
     public init(layout: PinLayout, synthetic name: String, queue: UInt32? = nil, udpPort: UInt16? = nil,
