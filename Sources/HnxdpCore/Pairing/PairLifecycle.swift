@@ -214,6 +214,7 @@ public struct PairLifecycle {
                                     synthetic: DeviceOriginals(syn, features: synFeatures.requested),
                                     vf: DeviceOriginals(vf))
             try records.save(record)
+            // The one undo of every device change below (features, GSO limits, MTU, admin state).
             undo.push("put back the originals of \(syn.name) and \(vf.name) from the write-ahead record") {
                 try self.restore(record, datapath: datapath, netlink: netlink)
             }
@@ -225,9 +226,6 @@ public struct PairLifecycle {
             var after = synFeatures
             if !FeatureWords.isZero(mask) {
                 after = try Ethtool.setFeatures(of: syn.name, requested: requested, mask: mask)
-                undo.push("restore features of \(syn.name)") {
-                    _ = try Ethtool.setFeatures(of: syn.name, requested: synFeatures.requested, mask: synFeatures.available)
-                }
             }
             pair.effective_features = FeatureWords.tuple(after.active)
             let turnedOff = FeatureSet.names(of: FeatureWords.and(synFeatures.active, FeatureWords.xor(synFeatures.active, after.active)),
@@ -246,12 +244,6 @@ public struct PairLifecycle {
             if syn.gsoIPv4MaxSize != nil { pair.flags |= UInt32(HNXDP_PAIR_F_HAS_GSO_IPV4) }
             if limits != LinkChange() {
                 try netlink.setLink(index: syn.ifindex, name: syn.name, limits)
-                undo.push("restore GSO limits of \(syn.name)") {
-                    try netlink.setLink(index: syn.ifindex, name: syn.name,
-                                        LinkChange(gsoMaxSize: limits.gsoMaxSize.map { _ in pair.saved_gso_max_size },
-                                                   gsoMaxSegs: limits.gsoMaxSegs.map { _ in pair.saved_gso_max_segs },
-                                                   gsoIPv4MaxSize: limits.gsoIPv4MaxSize.map { _ in pair.saved_gso_ipv4_max_size }))
-                }
             }
             pair.gso_max_size = limits.gsoMaxSize ?? pair.saved_gso_max_size
             pair.gso_max_segs = limits.gsoMaxSegs ?? pair.saved_gso_max_segs
@@ -263,21 +255,10 @@ public struct PairLifecycle {
             if vf.mtu != syn.mtu {
                 do {
                     try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: syn.mtu))
-                    undo.push("restore MTU of \(vf.name)") {
-                        try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: vf.mtu))
-                    }
                 } catch let error as HnxdpError where syn.mtu > 1500 {
                     logger.warning("\(pairLog): \(vf.name) refused MTU \(syn.mtu) (\(error)); falling back to 1500 on both")
                     try netlink.setLink(index: syn.ifindex, name: syn.name, LinkChange(mtu: 1500))
-                    undo.push("restore MTU of \(syn.name)") {
-                        try netlink.setLink(index: syn.ifindex, name: syn.name, LinkChange(mtu: syn.mtu))
-                    }
-                    if vf.mtu != 1500 {
-                        try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: 1500))
-                        undo.push("restore MTU of \(vf.name)") {
-                            try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: vf.mtu))
-                        }
-                    }
+                    if vf.mtu != 1500 { try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(mtu: 1500)) }
                     mtu = 1500
                     mtuFallback = true
                     record.mtuFallback = true
@@ -289,9 +270,6 @@ public struct PairLifecycle {
             // B7: the VF's admin state follows the synthetic's.
             if vf.isUp != syn.isUp {
                 try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(up: syn.isUp))
-                undo.push("restore admin state of \(vf.name)") {
-                    try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(up: vf.isUp))
-                }
             }
 
             // B8/B9: datapath. Maps first, so the programs see a complete pair.
