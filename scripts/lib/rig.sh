@@ -64,6 +64,7 @@
 #   rig_vf_add                  create vf0 again (same MAC, new ifindex); host
 #                               stays as it is: call rig_host_switch vf after
 #   rig_vf_less_capable [NS] [DEV]  vf0: tso off, gso 30000/40
+#   rig_count_udp TAG PORT EXPECTED  $N datagrams remote -> guest, counted by a socket on hn0
 #   rig_g / rig_h / rig_r CMD   run CMD in guest / host / remote (ip netns exec;
 #                               never for hnxdp)
 #   hnxdp_g ARGS                run hnxdp in the guest (nsenter, host mounts kept)
@@ -453,6 +454,16 @@ rig_vf_add() {
 
 # The VF offers less than the synthetic (tso off, gso_max_size 30000,
 # gso_max_segs 40), so a join visibly changes the synthetic.
+rig_count_udp() { # TAG PORT EXPECTED: send $N UDP datagrams from the remote, count what a socket bound to hn0 gets
+	rm -f "$RIG_TMP/ready-$2"
+	rig_bg kpid rig_g "$RIG_PY" "$RIG_TOOLS/udp_sink.py" --dev hn0 --port "$2" --seconds 8 --expect "$N" --linger 0.5 \
+		--ready-file "$RIG_TMP/ready-$2" >"$RIG_TMP/sink-$2"
+	rig_wait_file "$RIG_TMP/ready-$2" 10 || fail "$1: sink on port $2 did not start"
+	rig_try rig_r "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$RIG_G4" --port "$2" --count "$N" --rate 1000
+	rig_wait_pid "$kpid" 15 || true
+	assert_eq "$1: UDP to port $2: socket on hn0 received" "$(cat "$RIG_TMP/sink-$2")" "$3"
+}
+
 rig_vf_less_capable() { # [NS] [DEV]
 	local ns=${1:-$RIG_GUEST} dev=${2:-vf0}
 	ip netns exec "$ns" ethtool -K "$dev" tso off

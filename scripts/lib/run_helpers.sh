@@ -25,6 +25,11 @@
 #   run_log_reaction [LOG]      N of the last "reaction N us" line ("missing" if none)
 #   run_assert_no_error DESC [LOG]  PASS when the log has no error line, else FAIL quoting them
 #   run_bpf_fds PID             "progs maps links" BPF objects the process holds open
+# Waiting on the pinned pair entry and write-ahead record (one python process,
+# tools/pair_wait.py, answering one request line at a time; cheap enough for
+# thousands of waits):
+#   pw_start                    start it for hn0 (STATE_ROOT: the state directory)
+#   pw REQUEST...               one wait (see pair_wait.py); PW_ANSWER; 0 when "ok"
 # Waiting on `dump --json` (one python process polling `hnxdp dump --json`):
 #   run_wait_dump SECS DESC COND [SYN] [--until-file F] [--interval S]
 #                               poll until the python expression COND is true,
@@ -788,3 +793,19 @@ run_pins() {
 # ---------------------------------------------------------------- TCP
 
 run_tcp_client() { rig_r "$RIG_PY" -c "$RUN_PY" tcpclient "$@"; }
+
+# ---------------------------------------------------------------- pair waiter
+pw_start() {
+	coproc PW { exec nsenter --net="/run/netns/$RIG_GUEST" -- "$RIG_PY" "$RIG_TOOLS/pair_wait.py" \
+		--pins "$RIG_PIN_DIR" --records "${STATE_ROOT:-${HNXDP_STATE_DIR:-/run/hnxdp}}/$RIG_GUEST_INO" --syn hn0 --seconds "$RUN_MAX_SECONDS" \
+		2>"$RIG_TMP/pair_wait.err"; }
+	RIG_BG_PIDS+=("$PW_PID")
+	PW_IN=${PW[1]}
+	PW_OUTFD=${PW[0]}
+}
+pw() { # REQUEST... -> PW_ANSWER; 0 when "ok"
+	PW_ANSWER="no answer"
+	echo "$*" >&"$PW_IN" || return 1
+	read -r -t 60 PW_ANSWER <&"$PW_OUTFD" || PW_ANSWER="no answer ($(rig__short "$(cat "$RIG_TMP/pair_wait.err")"))"
+	[[ "$PW_ANSWER" == ok* ]]
+}

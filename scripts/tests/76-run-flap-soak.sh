@@ -38,22 +38,6 @@ STATE_ROOT=${HNXDP_STATE_DIR:-/run/hnxdp}
 RSS_SLACK_KB=4096
 P='pairs[synthetic.name=hn0]'
 
-# ---- the waiter: one python process in the guest netns, one line per wait.
-pw_start() {
-	coproc PW { exec nsenter --net="/run/netns/$RIG_GUEST" -- "$RIG_PY" "$RIG_TOOLS/pair_wait.py" \
-		--pins "$RIG_PIN_DIR" --records "$STATE_ROOT/$RIG_GUEST_INO" --syn hn0 --seconds "$RUN_MAX_SECONDS" \
-		2>"$RIG_TMP/pair_wait.err"; }
-	RIG_BG_PIDS+=("$PW_PID")
-	PW_IN=${PW[1]}
-	PW_OUTFD=${PW[0]}
-}
-pw() { # REQUEST... -> PW_ANSWER; 0 when "ok"
-	PW_ANSWER="no answer"
-	echo "$*" >&"$PW_IN" || return 1
-	read -r -t 60 PW_ANSWER <&"$PW_OUTFD" || PW_ANSWER="no answer ($(rig__short "$(cat "$RIG_TMP/pair_wait.err")"))"
-	[[ "$PW_ANSWER" == ok* ]]
-}
-
 # ---- measurements: M[phase.point.metric]
 declare -A M=()
 METRICS=(fds rss_kb bpf_fds pins ns_links state_files hnxdp_progs hnxdp_links)

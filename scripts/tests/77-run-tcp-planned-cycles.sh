@@ -35,22 +35,6 @@ K=5 # packets each way each path must carry per cycle (of 2K replies waited for:
 STALL_BOUND_MS=10000
 P='pairs[synthetic.name=hn0]'
 
-# ---- the waiter: one python process in the guest netns, one line per wait.
-pw_start() {
-	coproc PW { exec nsenter --net="/run/netns/$RIG_GUEST" -- "$RIG_PY" "$RIG_TOOLS/pair_wait.py" \
-		--pins "$RIG_PIN_DIR" --records "$STATE_ROOT/$RIG_GUEST_INO" --syn hn0 --seconds "$RUN_MAX_SECONDS" \
-		2>"$RIG_TMP/pair_wait.err"; }
-	RIG_BG_PIDS+=("$PW_PID")
-	PW_IN=${PW[1]}
-	PW_OUTFD=${PW[0]}
-}
-pw() { # REQUEST... -> PW_ANSWER; 0 when "ok"
-	PW_ANSWER="no answer"
-	echo "$*" >&"$PW_IN" || return 1
-	read -r -t 60 PW_ANSWER <&"$PW_OUTFD" || PW_ANSWER="no answer ($(rig__short "$(cat "$RIG_TMP/pair_wait.err")"))"
-	[[ "$PW_ANSWER" == ok* ]]
-}
-
 STATUS="" # $RIG_TMP/stream.status, once the rig exists
 rounds() { # replies so far (from the client's status file)
 	local w r=0

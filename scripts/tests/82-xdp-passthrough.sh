@@ -12,16 +12,6 @@ DROP=5555
 KEEP=5556
 N=200
 
-count_udp() { # TAG PORT EXPECTED: send N from the remote, count what a socket bound to hn0 gets
-	rm -f "$RIG_TMP/ready-$2"
-	rig_bg kpid rig_g "$RIG_PY" "$RIG_TOOLS/udp_sink.py" --dev hn0 --port "$2" --seconds 8 --expect "$N" --linger 0.5 \
-		--ready-file "$RIG_TMP/ready-$2" >"$RIG_TMP/sink-$2"
-	rig_wait_file "$RIG_TMP/ready-$2" 10 || fail "$1: sink on port $2 did not start"
-	rig_try rig_r "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$RIG_G4" --port "$2" --count "$N" --rate 1000
-	rig_wait_pid "$kpid" 15 || true
-	assert_eq "$1: UDP to port $2: socket on hn0 received" "$(cat "$RIG_TMP/sink-$2")" "$3"
-}
-
 rig_begin
 rig_create
 
@@ -58,15 +48,15 @@ assert_eq "xdp attach exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
 note "$RIG_OUT"
 assert_contains "hnxdp's XDP program on vf0" "$(ip -n "$RIG_GUEST" -d link show dev vf0)" "hnxdp_xsk_steer"
 assert_contains "hnxdp's XDP program on hn0" "$(ip -n "$RIG_GUEST" -d link show dev hn0)" "hnxdp_xsk_steer"
-count_udp "VF path" "$DROP" 0
-count_udp "VF path" "$KEEP" "$N"
+rig_count_udp "VF path" "$DROP" 0
+rig_count_udp "VF path" "$KEEP" "$N"
 rig_try rig_r ping -n -c 3 -i 0.1 -W 2 "$RIG_G4"
 assert_eq "VF path: ping unaffected" "$RIG_RC" 0
 
 # ---- the VF leaves: the same program on the synthetic path.
 rig_vf_remove_planned
-count_udp "synthetic path" "$DROP" 0
-count_udp "synthetic path" "$KEEP" "$N"
+rig_count_udp "synthetic path" "$DROP" 0
+rig_count_udp "synthetic path" "$KEEP" "$N"
 rig_try rig_r ping -n -c 3 -i 0.1 -W 2 "$RIG_G4"
 assert_eq "synthetic path: ping unaffected" "$RIG_RC" 0
 
@@ -74,7 +64,7 @@ assert_eq "synthetic path: ping unaffected" "$RIG_RC" 0
 rig_try hnxdp_g xdp detach --synthetic hn0
 assert_eq "xdp detach exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
 assert_not_contains "no XDP on hn0 after xdp detach" "$(ip -n "$RIG_GUEST" -d link show dev hn0)" "prog/xdp"
-count_udp "after xdp detach" "$DROP" "$N"
+rig_count_udp "after xdp detach" "$DROP" "$N"
 assert_eq "no XDP pins left in the pair directory" "$(ls "$RIG_PIN_DIR"/*/ | grep -c xdp || true)" 0
 
 # ---- hnxdp detach removes the XDP objects of the pair with it.

@@ -12,16 +12,6 @@ DROP=5555
 KEEP=5556
 N=200
 
-count_udp() { # TAG PORT EXPECTED: send N from the remote, count what a socket bound to hn0 gets
-	rm -f "$RIG_TMP/ready-$2"
-	rig_bg kpid rig_g "$RIG_PY" "$RIG_TOOLS/udp_sink.py" --dev hn0 --port "$2" --seconds 8 --expect "$N" --linger 0.5 \
-		--ready-file "$RIG_TMP/ready-$2" >"$RIG_TMP/sink-$2"
-	rig_wait_file "$RIG_TMP/ready-$2" 10 || fail "$1: sink on port $2 did not start"
-	rig_try rig_r "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$RIG_G4" --port "$2" --count "$N" --rate 1000
-	rig_wait_pid "$kpid" 15 || true
-	assert_eq "$1: UDP to port $2: socket on hn0 received" "$(cat "$RIG_TMP/sink-$2")" "$3"
-}
-
 # rig_snapshot plus what it does not show: bpftool's view of the devices'
 # XDP and the program behind each pin of the pair directory.
 snapshot() {
@@ -144,12 +134,12 @@ assert_eq "xdp attach of a good program exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
 refuse_all "user program attached"
 assert_contains "user program attached: steering still on vf0" "$(ip -n "$RIG_GUEST" -d link show dev vf0)" "hnxdp_xsk_steer"
 assert_contains "user program attached: steering still on hn0" "$(ip -n "$RIG_GUEST" -d link show dev hn0)" "hnxdp_xsk_steer"
-count_udp "user program attached, VF path" "$DROP" 0
-count_udp "user program attached, VF path" "$KEEP" "$N"
+rig_count_udp "user program attached, VF path" "$DROP" 0
+rig_count_udp "user program attached, VF path" "$KEEP" "$N"
 rig_vf_remove_planned
 refuse_all "user program attached, VF gone"
-count_udp "user program attached, synthetic path" "$DROP" 0
-count_udp "user program attached, synthetic path" "$KEEP" "$N"
+rig_count_udp "user program attached, synthetic path" "$DROP" 0
+rig_count_udp "user program attached, synthetic path" "$KEEP" "$N"
 # The VF returns with a foreign XDP program: the pair joins without XDP on
 # it; attaching another program then fails on vf0 and keeps the first one.
 rig_vf_add
@@ -158,14 +148,14 @@ rig_try hnxdp_g attach --synthetic hn0 --vf vf0
 note "re-attach with a foreign XDP program on vf0: exit $RIG_RC: $RIG_ERR"
 ip -n "$RIG_GUEST" link set dev vf0 xdp off
 refuse_late "user program attached, late failure"
-count_udp "user program attached, after the late failure" "$DROP" 0
-count_udp "user program attached, after the late failure" "$KEEP" "$N"
+rig_count_udp "user program attached, after the late failure" "$DROP" 0
+rig_count_udp "user program attached, after the late failure" "$KEEP" "$N"
 
 # ---- detach: nothing left.
 rig_try hnxdp_g xdp detach --synthetic hn0
 assert_eq "xdp detach exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
 assert_not_contains "no XDP on hn0 after xdp detach" "$(ip -n "$RIG_GUEST" -d link show dev hn0)" "prog/xdp"
-count_udp "after xdp detach" "$DROP" "$N"
+rig_count_udp "after xdp detach" "$DROP" "$N"
 rig_try hnxdp_g detach --synthetic hn0
 assert_eq "detach hn0 exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
 assert_not_contains "no XDP on hn0 after detach" "$(ip -n "$RIG_GUEST" -d link show dev hn0)" "prog/xdp"

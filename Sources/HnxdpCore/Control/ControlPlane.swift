@@ -163,57 +163,6 @@ public final class ControlPlane {
         }
     }
 
-    // MARK: - Pins
-
-    /// Watches the namespace's pin directory and every pair directory (again:
-    /// a directory made anew needs a new watch; an existing watch is kept).
-    func watchPins() {
-        guard pinWatchFD >= 0 else { return }
-        let mask = UInt32(IN_DELETE | IN_DELETE_SELF | IN_MOVED_FROM | IN_MOVE_SELF | IN_UNMOUNT)
-        for dir in [layout.namespaceDirectory] + machines.keys.sorted().map({ layout.pairDirectory(synthetic: $0) }) {
-            _ = inotify_add_watch(pinWatchFD, dir, mask)
-        }
-    }
-
-    func drainPinWatch() {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while buffer.withUnsafeMutableBytes({ read(pinWatchFD, $0.baseAddress, $0.count) }) > 0 {}
-    }
-
-    /// Something was removed from the pin directories: our own changes leave every
-    /// pin in place, so a missing one was removed under us. The datapath's maps and
-    /// programs live on in this process: they are pinned again and every missing
-    /// link attached again. Where that is impossible (no bpffs any more), every
-    /// pair is undone from its write-ahead record and the run ends.
-    func checkPins() throws {
-        guard let datapath, settings.transparent else { return }
-        var repaired: [String] = []
-        do {
-            if !FileSystem.exists(layout.objectPath(HNXDP_MAP_PAIRS)) {
-                try HostEnvironment.requireBPFFS(root: layout.root)
-                try datapath.pinAgain()
-                repaired.append("maps and programs")
-            }
-            for synIndex in machines.keys.sorted() {
-                guard let syn = links[synIndex], try datapath.pairs.lookup(UInt32(bitPattern: synIndex)) != nil else { continue }
-                var vf: LinkInfo? = nil
-                if case .active(let v) = machines[synIndex]?.phase { vf = links[v] }
-                repaired += try lifecycle.reattachLinks(synthetic: syn, vf: vf, datapath: datapath)
-            }
-        } catch {
-            logger.critical("hnxdp's pins in \(layout.namespaceDirectory) were removed and cannot be made again (\(error)): undoing every pair from its write-ahead record")
-            for synIndex in machines.keys.sorted() {
-                do { try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "pins lost") } catch {
-                    logger.error("pair ifindex \(synIndex): \(error)")
-                }
-            }
-            throw HnxdpError(.runtime, "the pins in \(layout.namespaceDirectory) are gone (bpffs unmounted?) and cannot be made again: every pair was undone, devices restored; start hnxdp run again once bpffs is mounted")
-        }
-        if !repaired.isEmpty {
-            logger.error("hnxdp's pins were removed under it (bpffs unmounted or files deleted): pinned and attached again: \(repaired.joined(separator: ", "))")
-        }
-    }
-
     func withInvocationLock(_ body: () throws -> Void) throws {
         let lock = try InvocationLock(layout: layout, what: "run", waiting: { [logger] in logger.warning("\($0)") })
         defer { withExtendedLifetime(lock) {} }
