@@ -105,7 +105,7 @@ public final class Datapath {
     /// leaves a staging directory (swept by the next call), never half a datapath.
     public static func openOrCreate(_ layout: PinLayout, verbose: Bool = false) throws -> (Datapath, created: Bool) {
         if let existing = try openPinned(layout) { return (existing, false) }
-        let (maps, progs) = try loadEmbedded(verbose: verbose)
+        let (maps, progs) = try loadEmbedded(netnsInode: layout.netnsInode, verbose: verbose)
         try pinAtomically(layout, maps: maps, programs: progs)
         return (try Datapath(layout: layout, maps: maps, programs: progs), true)
     }
@@ -145,8 +145,11 @@ public final class Datapath {
     }
 
     /// Loads `bpf/hnxdp.bpf.c` (embedded at build time) into the kernel.
-    static func loadEmbedded(verbose: Bool) throws -> ([String: BPFDescriptor], [DatapathProgram: BPFDescriptor]) {
-        let object = try EmbeddedObject("hnxdp", verbose: verbose)
+    static func loadEmbedded(netnsInode: UInt64, verbose: Bool) throws -> ([String: BPFDescriptor], [DatapathProgram: BPFDescriptor]) {
+        let object = try EmbeddedObject("hnxdp", verbose: verbose) { object in
+            // The namespace this copy serves (hnxdp_netns_inum in bpf/hnxdp.bpf.c).
+            try EmbeddedObject.setConstant(in: object, section: ".rodata.netns", UInt32(truncatingIfNeeded: netnsInode))
+        }
         var maps: [String: BPFDescriptor] = [:]
         for name in mapNames { maps[name] = try object.map(name) }
         var progs: [DatapathProgram: BPFDescriptor] = [:]

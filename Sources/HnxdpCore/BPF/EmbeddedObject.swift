@@ -40,6 +40,21 @@ public final class EmbeddedObject {
 
     deinit { bpf_object__close(object) }
 
+    /// Sets the one load-time constant (`const volatile`) that `section` holds in an
+    /// opened, not yet loaded object.
+    public static func setConstant<T: FixedWidthInteger>(in object: OpaquePointer, section: String, _ value: T) throws {
+        guard let map = bpf_object__find_map_by_name(object, section) else {
+            throw HnxdpError(.runtime, "BPF object lacks the constant section \(section)")
+        }
+        var size = 0
+        guard bpf_map__initial_value(map, &size) != nil, size == MemoryLayout<T>.size else {
+            throw HnxdpError(.runtime, "BPF constant section \(section) is \(size) bytes, \(MemoryLayout<T>.size) expected")
+        }
+        var v = value
+        let rc = bpf_map__set_initial_value(map, &v, size)
+        if rc != 0 { throw HnxdpError.system("set the BPF constant \(section)", errno: -rc) }
+    }
+
     nonisolated(unsafe) private static var mapTypeCache: [String: [String: UInt32]] = [:]
 
     /// The map types the embedded `name.bpf.o` declares, by map name: read from the
