@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench.sh - hnxdp benchmark (design: /work/shared/design/bench.md).
+# bench.sh - hnxdp benchmark (cases, method and results: docs/benchmarks.md).
 #
 #   scripts/bench.sh [--rounds N] [--quick] [--json FILE] [--cases P1,P1b,...]
 #
@@ -61,7 +61,7 @@
 #                   P1-B P1-A ... prints ns per frame per phase of the path
 # --quick: P8 with 16 pairs instead of 256, P9 over about 20 s instead of 60 s.
 # Environment: HNXDP (binary; default .build-bench/debug/hnxdp, else .build/debug/hnxdp),
-#   CLANG (default /opt/swift/usr/bin/clang).
+#   CLANG (default: clang on PATH, else the clang next to swift in the Swift toolchain).
 
 set -Eeuo pipefail
 
@@ -73,7 +73,12 @@ HELPERS="$BENCH_DIR/bench"
 if [[ -z "${HNXDP:-}" ]]; then
 	HNXDP="$REPO/.build/debug/hnxdp"
 fi
-CLANG=${CLANG:-/opt/swift/usr/bin/clang}
+if [[ -z "${CLANG:-}" ]]; then
+	CLANG=$(command -v clang || true)
+	if [[ -z "$CLANG" ]] && command -v swift >/dev/null 2>&1; then
+		CLANG="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
+	fi
+fi
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=$(command -v python3)
 
@@ -142,7 +147,7 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 for t in ip tc trafgen iperf3 nsenter gcc jq awk timeout; do
 	command -v "$t" >/dev/null || die "missing tool: $t"
 done
-[[ -x $CLANG ]] || die "missing clang for BPF: $CLANG"
+[[ -n $CLANG && -x $CLANG ]] || die "no clang for BPF: none on PATH and no swift on PATH to find the toolchain's (set CLANG)"
 [[ -x $HNXDP ]] || die "missing hnxdp binary: $HNXDP (swift build --scratch-path .build-bench)"
 [[ -f /usr/include/bpf/libbpf.h ]] || die "missing libbpf-dev"
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

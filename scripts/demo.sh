@@ -16,9 +16,6 @@ REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 as_root "$@"
 
 case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
-if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
-	PATH="/opt/swift/usr/bin:$PATH"
-fi
 export PATH
 
 say() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
@@ -27,6 +24,10 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 say "Installing what the demo needs (only what is missing)"
 "$REPO/scripts/install-deps.sh"
 if [[ -z "${HNXDP:-}" ]]; then
+	if ! command -v swift >/dev/null 2>&1; then
+		echo "demo.sh: no swift on PATH: put the Swift toolchain's bin directory on PATH (or set HNXDP)" >&2
+		exit 1
+	fi
 	say "Building hnxdp (swift build)"
 	(cd "$REPO" && swift build 2>&1 | tail -n 3)
 	HNXDP="$(cd "$REPO" && swift build --show-bin-path)/hnxdp"

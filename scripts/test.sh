@@ -19,11 +19,9 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$REPO"
 
-# CI's environment may lack the toolchain or sbin (as_root keeps PATH through sudo).
+# The Swift toolchain is found on PATH only (as_root keeps PATH through sudo);
+# CI's environment may lack sbin.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
-if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
-	PATH="/opt/swift/usr/bin:$PATH"
-fi
 export PATH
 
 RUN_SWIFT=1
@@ -82,7 +80,7 @@ bash -c '. "$1/scripts/lib/rig.sh"; trap - EXIT; rig_reap_stale' _ "$REPO" || tr
 BUILD_OK=1
 if [[ $RUN_SWIFT == 1 ]]; then
 	if ! command -v swift >/dev/null 2>&1; then
-		record "swift build" 127 0 "no swift on PATH nor at /opt/swift"
+		record "swift build" 127 0 "no swift on PATH: put the Swift toolchain's bin directory on PATH"
 		BUILD_OK=0
 	else
 		step "swift build" swift build || BUILD_OK=0

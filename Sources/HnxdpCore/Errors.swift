@@ -2,7 +2,7 @@ import CLibBPF
 import Glibc
 
 /// Every failure hnxdp reports. The CLI prints `description` as one line on
-/// stderr and exits with `exitCode` (interfaces.md: 1 runtime, 2 bad input,
+/// stderr and exits with `exitCode` (docs/behaviour.md: 1 runtime, 2 bad input,
 /// 3 missing privilege or kernel feature).
 public struct HnxdpError: Error, CustomStringConvertible, Equatable {
     public enum Kind: Equatable, Sendable {

@@ -4,7 +4,7 @@ import HnxdpCore
 
 struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Join a VF to its synthetic interface now (B4..B9) and leave the datapath pinned.",
+        abstract: "Join a VF to its synthetic interface now and leave the datapath pinned.",
         discussion: """
         Saves the synthetic's offload features and GSO limits, sets them to the intersection / \
         minimum of both devices, pushes the synthetic's MTU to the VF, brings the VF up with the \

@@ -3,7 +3,7 @@ import HnxdpCore
 
 struct Detach: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Undo a join exactly (B13): restore features, GSO limits, MTU; remove programs, links and pins.",
+        abstract: "Undo a join exactly: restore features, GSO limits, MTU; remove programs, links and pins.",
         discussion: "With --all, every pair of this network namespace and all of hnxdp's pins in it are removed."
     )
 

@@ -3,8 +3,8 @@ import HnxdpCore
 
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show what is in hnxdp's maps: pairs, states, features, limits, counters (B20).",
-        discussion: "Counters are sums over CPUs. --json prints the object documented in interfaces.md."
+        abstract: "Show what is in hnxdp's maps: pairs, states, features, limits, counters.",
+        discussion: "Counters are sums over CPUs. --json prints the object documented in docs/json.md."
     )
 
     @Flag(help: "Print JSON for scripts.")

@@ -6,7 +6,7 @@ import HnxdpCore
 struct Xdp: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xdp",
-        abstract: "Run a user's XDP program on frames from whichever device carries the pair (B18).",
+        abstract: "Run a user's XDP program on frames from whichever device carries the pair.",
         discussion: """
         hnxdp's own XDP program sits on the synthetic and on the current VF and tail-calls the \
         user's program, so it follows the VF across departures and returns. Order: frames an \

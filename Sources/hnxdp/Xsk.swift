@@ -7,7 +7,7 @@ import HnxdpCore
 struct Xsk: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xsk",
-        abstract: "AF_XDP sockets on a pair (B17): frames from whichever device carries the pair.",
+        abstract: "AF_XDP sockets on a pair: frames from whichever device carries the pair.",
         discussion: """
         The sockets follow the pair: bound to the synthetic's queue always and to the current VF's \
         queue while the pair is active on it; a VF departure or return rebinds them without \

@@ -3,7 +3,7 @@ import Foundation
 @testable import HnxdpCore
 import XCTest
 
-/// `dump --json` shape (interfaces.md) from a recorded pair entry.
+/// `dump --json` shape (docs/json.md) from a recorded pair entry.
 final class DumpReportTests: XCTestCase {
     func fixturePair() -> hnxdp_pair {
         var p = hnxdp_pair()

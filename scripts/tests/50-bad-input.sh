@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 50-bad-input: refusals (B1, exit codes of interfaces.md).
+# 50-bad-input: refusals (B1, exit codes of docs/behaviour.md).
 # Each refused command exits 2 (bad input) or 3 (privilege), prints exactly
 # one line on stderr, and changes nothing: the guest's links, the features
 # of every device involved, tc, tcx, hnxdp links and pins read the same

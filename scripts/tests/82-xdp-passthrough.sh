@@ -16,9 +16,8 @@ rig_begin
 rig_create
 
 CLANG=${CLANG:-$(command -v clang || true)}
-if [[ -z "$CLANG" ]]; then
-	sw=$(command -v swift || echo /opt/swift/usr/bin/swift)
-	CLANG="$(dirname "$(readlink -f "$sw")")/clang"
+if [[ -z "$CLANG" ]] && command -v swift >/dev/null 2>&1; then
+	CLANG="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
 fi
 [[ -x "$CLANG" ]] || fatal "no clang to build the test's XDP program (set CLANG)"
 OBJ="$RIG_TMP/drop.bpf.o"

@@ -35,9 +35,8 @@ rig_create
 rig_hnxdp_progs >"$RIG_TMP/progs.before"
 
 CLANG=${CLANG:-$(command -v clang || true)}
-if [[ -z "$CLANG" ]]; then
-	sw=$(command -v swift || echo /opt/swift/usr/bin/swift)
-	CLANG="$(dirname "$(readlink -f "$sw")")/clang"
+if [[ -z "$CLANG" ]] && command -v swift >/dev/null 2>&1; then
+	CLANG="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
 fi
 [[ -x "$CLANG" ]] || fatal "no clang to build the test's BPF programs (set CLANG)"
 BPF_INC=(-I/usr/include/x86_64-linux-gnu -I/usr/include/aarch64-linux-gnu)

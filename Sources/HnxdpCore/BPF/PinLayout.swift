@@ -1,6 +1,6 @@
 import Glibc
 
-/// Where hnxdp pins its objects (interfaces.md "Pinned objects"):
+/// Where hnxdp pins its objects (docs/architecture.md "Pins and state"):
 ///
 ///     <root>/<netns inode>/hnxdp_*              maps and programs of the namespace
 ///     <root>/<netns inode>/<synthetic ifindex>/ link pins of one pair

@@ -1,6 +1,6 @@
 import Glibc
 
-/// hnxdp's run-time state outside bpffs (interfaces.md "State directory"):
+/// hnxdp's run-time state outside bpffs (docs/architecture.md "Pins and state"):
 ///
 ///     <root>/<netns inode>.lock     invocation lock of the namespace (flock; holder's pid inside)
 ///     <root>/<netns inode>.run      instance lock of `hnxdp run` in the namespace
