@@ -21,6 +21,17 @@ final class EligibilityTests: XCTestCase {
         XCTAssertEqual(try Eligibility.checkExplicitPair(synthetic: syn, vf: vf, force: false, attached: [:]), .join)
     }
 
+    func testAPortOfAMasterIsNeverAVF() throws {
+        var port = vf
+        port.masterIndex = 9
+        badInput({ try Eligibility.checkExplicitPair(synthetic: syn, vf: port, force: true, attached: [:]) }, contains: "has a master (ifindex 9)")
+        XCTAssertNotNil(Eligibility.vfIneligibilityReason(port))
+        XCTAssertNil(Eligibility.vfIneligibilityReason(vf))
+        var enslavedSynthetic = syn
+        enslavedSynthetic.masterIndex = 9 // e.g. in a VRF: still a synthetic
+        XCTAssertEqual(try Eligibility.checkExplicitPair(synthetic: enslavedSynthetic, vf: vf, force: false, attached: [:]), .join)
+    }
+
     func testPermanentAddressWinsOverCurrent() throws {
         var v = vf
         v.mac = [0x02, 9, 9, 9, 9, 9]

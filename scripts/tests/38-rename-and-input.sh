@@ -6,7 +6,8 @@
 #      anyway (and says so); vf0 leaves and hnR reads exactly as before the
 #      join; `detach --synthetic hnR` leaves nothing.
 #   2. Config files that are 20 MB on one line, raw binary, not a file, or
-#      hold control characters; `--settle-ms -1`; HNXDP_BPFFS relative: exit
+#      hold control characters; `--settle-ms -1`; a bridge port as the VF;
+#      HNXDP_BPFFS relative: exit
 #      2, one short stderr line with no raw bytes, nothing pinned.
 #   3. A config file with a UTF-8 byte order mark is read like one without.
 . "$(dirname "$0")/../lib/rig.sh"
@@ -58,6 +59,12 @@ bad "config with control characters" hnxdp_g run --config "$RIG_TMP/control.conf
 bad "config is a directory" hnxdp_g run --config "$RIG_TMP"
 bad "--settle-ms -1" hnxdp_g run --synthetic hnR --settle-ms -1
 bad "attach --settle-ms -1" hnxdp_g attach --synthetic hnR --vf vf0 --settle-ms -1
+rig_vf_add
+ip -n "$RIG_GUEST" link add br9 type bridge
+ip -n "$RIG_GUEST" link set vf0 master br9
+bad "a bridge port as VF" hnxdp_g attach --synthetic hnR --vf vf0
+ip -n "$RIG_GUEST" link set vf0 nomaster
+ip -n "$RIG_GUEST" link del br9
 bad "HNXDP_BPFFS relative" env HNXDP_BPFFS=relative/dir timeout -k 5 60 nsenter --net="/run/netns/$RIG_GUEST" -- "$HNXDP" status
 
 # ---- 3. a byte order mark is not a key

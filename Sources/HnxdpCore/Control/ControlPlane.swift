@@ -435,7 +435,7 @@ public final class ControlPlane {
     /// B1: `vf` is a VF of `syn`: same match address, eligible, not managed itself.
     func matches(vf: LinkInfo, syn: LinkInfo) -> Bool {
         vf.ifindex != syn.ifindex && machines[vf.ifindex] == nil &&
-            Eligibility.ineligibilityReason(vf) == nil &&
+            Eligibility.vfIneligibilityReason(vf) == nil &&
             Eligibility.matchAddress(vf) == Eligibility.matchAddress(syn) &&
             !isVFOfAnotherPair(vf.ifindex, except: syn.ifindex)
     }

@@ -32,6 +32,19 @@ public enum Eligibility {
         return nil
     }
 
+    /// Why `vf` can never be the VF of a pair, or nil when it can: besides
+    /// `ineligibilityReason`, a device that has a master is a bridge, bond or
+    /// team port, or a VF the kernel already pairs itself (hv_netvsc's
+    /// transparent VF, net_failover): steering its frames would fight that
+    /// master (B22).
+    public static func vfIneligibilityReason(_ vf: LinkInfo) -> String? {
+        if let reason = ineligibilityReason(vf) { return reason }
+        if let master = vf.masterIndex, master != 0 {
+            return "\(vf.name) has a master (ifindex \(master)): a bridge, bond or team port, or a VF the kernel already pairs (hv_netvsc, net_failover), is never taken as a VF"
+        }
+        return nil
+    }
+
     /// Outcome of checking an explicit pair.
     public enum Verdict: Equatable, Sendable {
         /// Join it.
@@ -49,7 +62,7 @@ public enum Eligibility {
             throw HnxdpError(.badInput, "\(synthetic.name) cannot be paired with itself: --synthetic and --vf name the same device")
         }
         if let reason = ineligibilityReason(synthetic) { throw HnxdpError(.badInput, reason) }
-        if let reason = ineligibilityReason(vf) { throw HnxdpError(.badInput, reason) }
+        if let reason = vfIneligibilityReason(vf) { throw HnxdpError(.badInput, reason) }
         if let current = attached[synthetic.ifindex] {
             if current == vf.ifindex { return .alreadyAttached }
             throw HnxdpError(.badInput, "\(synthetic.name) is already paired (VF ifindex \(current)); run `hnxdp detach --synthetic \(synthetic.name)` first")
