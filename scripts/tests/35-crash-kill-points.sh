@@ -11,7 +11,8 @@
 #     D. `run` while it undoes a VF that stopped matching, recovered by `detach`
 #   After the recovery, and again after a further attach + detach, the guest's
 #   devices read exactly as before the first attach (`ip -d link`, ethtool -k,
-#   multicast lists) and no pin, tcx link, filter or state file is left.
+#   multicast lists, the VF's IPv6 autoconfiguration) and no pin, tcx link,
+#   filter or state file is left.
 #   KILL_POINTS_PER_CALL (default 7) bounds the points per syscall and phase.
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
@@ -36,6 +37,8 @@ snap() { # FILE
 	{
 		echo "## multicast (guest)"
 		ip -n "$RIG_GUEST" maddr show
+		echo "## vf0 IPv6 autoconfiguration"
+		rig_g sysctl net.ipv6.conf.vf0.autoconf net.ipv6.conf.vf0.accept_ra 2>&1 || true
 		echo "## state files"
 		find "$STATE_DIR" -path "*$RIG_GUEST_INO*" 2>/dev/null | sort || true
 	} >>"$1"

@@ -2,7 +2,8 @@
 # 79-run-vf-restored: what `run` passes down to the VF while joined is taken
 # back when the pair lets the VF go, and nothing of it stays on the VF (B11,
 # B13, B21): hnxdp's multicast addresses, promiscuous and all-multicast mode,
-# the pushed MTU and admin state.
+# the pushed MTU and admin state, and its IPv6 autoconfiguration (B24: off
+# while joined).
 #   vf0 starts down, MTU 2000. `run` joins it; on hn0 a multicast address is
 #   added, promiscuous and all-multicast switched on: vf0 follows.
 #   1. The VF stops being the VF (its MAC changes) while run runs: the pair
@@ -19,6 +20,7 @@ vf_snapshot() { # FILE: vf0 as ip -d link and its multicast list show it (its ad
 	{
 		ip -n "$RIG_GUEST" -d link show dev vf0
 		ip -n "$RIG_GUEST" maddr show dev vf0
+		rig_g sysctl net.ipv6.conf.vf0.autoconf net.ipv6.conf.vf0.accept_ra
 	} | sed -E "s/$RIG_MAC|$OTHER_MAC/MAC/g" >"$1"
 }
 vf_has() { # FLAG|MC
@@ -33,6 +35,8 @@ pass_down() { # LABEL: hn0's multicast, promisc and allmulti reach vf0
 	wait_until 5 "$1: vf0 gets $MC" vf_has "$MC" && pass "$1: vf0 has hn0's multicast address"
 	wait_until 5 "$1: vf0 promiscuous" vf_has PROMISC && pass "$1: vf0 promiscuous"
 	wait_until 5 "$1: vf0 all-multicast" vf_has ALLMULTI && pass "$1: vf0 all-multicast"
+	assert_eq "$1: no IPv6 autoconfiguration on the joined vf0" \
+		"$(rig_g sysctl -n net.ipv6.conf.vf0.autoconf net.ipv6.conf.vf0.accept_ra | tr '\n' ' ')" "0 0 "
 }
 
 rig_begin

@@ -212,7 +212,7 @@ public struct PairLifecycle {
             // everything from it; the record goes only once both devices are back.
             var record = PairRecord(phase: .joining, netnsCookie: NetworkNamespace.currentCookie(),
                                     synthetic: DeviceOriginals(syn, features: synFeatures.requested),
-                                    vf: DeviceOriginals(vf))
+                                    vf: DeviceOriginals(vf, ipv6: IPv6DeviceSettings.hygiene(of: vf.name)))
             try records.save(record)
             // The one undo of every device change below (features, GSO limits, MTU, admin state).
             undo.push("put back the originals of \(syn.name) and \(vf.name) from the write-ahead record") {
@@ -266,6 +266,12 @@ public struct PairLifecycle {
                 }
             }
             pair.mtu = mtu
+
+            // B24: the VF takes no IPv6 addresses of its own while joined (before it
+            // comes up, so it never autoconfigures one).
+            for (key, value) in record.vf.ipv6 ?? [:] where value != "0" {
+                try IPv6DeviceSettings.write(vf.name, key, "0")
+            }
 
             // B7: the VF's admin state follows the synthetic's.
             if vf.isUp != syn.isUp {
@@ -377,6 +383,9 @@ public struct PairLifecycle {
             }
             let change = record.vfChange(now: vf)
             if change != LinkChange() { try netlink.setLink(index: vf.ifindex, name: vf.name, change) }
+            for (key, value) in record.vf.ipv6 ?? [:] where IPv6DeviceSettings.read(vf.name, key).map({ $0 != value }) ?? false {
+                try IPv6DeviceSettings.write(vf.name, key, value)
+            }
         }
         try records.remove(synthetic: ifindex)
     }

@@ -16,8 +16,10 @@ public struct DeviceOriginals: Codable, Equatable, Sendable {
     public var gsoIPv4MaxSize: UInt32?
     /// ethtool features the user asked for (wanted bits), as `FeatureSet.wordCount` words; synthetic only.
     public var features: [UInt64]?
+    /// IPv6 settings hnxdp switches off on a joined VF (B24: autoconf, accept_ra); VF only.
+    public var ipv6: [String: String]?
 
-    public init(_ link: LinkInfo, features: [UInt64]? = nil) {
+    public init(_ link: LinkInfo, features: [UInt64]? = nil, ipv6: [String: String]? = nil) {
         ifindex = link.ifindex
         name = link.name
         mac = LinkInfo.formatMAC(Eligibility.matchAddress(link))
@@ -29,6 +31,7 @@ public struct DeviceOriginals: Codable, Equatable, Sendable {
         gsoMaxSegs = link.gsoMaxSegs
         gsoIPv4MaxSize = link.gsoIPv4MaxSize
         self.features = features
+        self.ipv6 = ipv6
     }
 
     /// Whether `link` is this device: same ifindex, and the same match address or name

@@ -80,3 +80,37 @@ public enum HostEnvironment {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+/// Per-device IPv6 settings under /proc/sys/net/ipv6/conf (of the calling
+/// process's network namespace, which is the one hnxdp runs in).
+public enum IPv6DeviceSettings {
+    /// What B24 switches off on a joined VF: address autoconfiguration and
+    /// router advertisements, so the VF takes no addresses of its own.
+    public static let hygieneKeys = ["autoconf", "accept_ra"]
+
+    static func path(_ device: String, _ key: String) -> String { "/proc/sys/net/ipv6/conf/\(device)/\(key)" }
+
+    /// The setting's value ("1"), or nil where the device has no IPv6 (disabled, or gone).
+    public static func read(_ device: String, _ key: String) -> String? {
+        guard let text = try? HostEnvironment.readText(path(device, key)) else { return nil }
+        return text.trimming(" \n")
+    }
+
+    public static func write(_ device: String, _ key: String, _ value: String) throws {
+        let p = path(device, key)
+        let fd = open(p, O_WRONLY | O_CLOEXEC)
+        if fd < 0 { throw HnxdpError.system("open \(p)", errno: errno) }
+        defer { close(fd) }
+        let bytes = Array((value + "\n").utf8)
+        if bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) != bytes.count {
+            throw HnxdpError.system("write \(value) to \(p)", errno: errno)
+        }
+    }
+
+    /// The hygiene settings of `device` as they are now (only those it has).
+    public static func hygiene(of device: String) -> [String: String] {
+        var values: [String: String] = [:]
+        for key in hygieneKeys { if let v = read(device, key) { values[key] = v } }
+        return values
+    }
+}
