@@ -19,6 +19,7 @@ struct HnxdpCommand: ParsableCommand {
         Exit codes: 0 success, 1 runtime failure, 2 bad usage or input, 3 missing privilege or kernel feature.
         Run under `nsenter --net=/run/netns/NAME` to act in another network namespace.
         """,
+        version: "hnxdp \(HnxdpVersion.string)",
         subcommands: [Attach.self, Detach.self, Run.self, Dump.self, Status.self, Xsk.self, Xdp.self, Gen.self]
     )
 
