@@ -89,8 +89,11 @@ enum LoggingBootstrap {
         if done { return }
         done = true
         let level: Logger.Level = verbose ? .debug : defaultLevel
+        // Under systemd (stderr is the journal) lines carry an sd-daemon priority
+        // instead of a timestamp; elsewhere a millisecond timestamp (LogFormat).
+        let journald = LogFormat.stderrIsJournal()
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = HnxdpLogHandler(label: label, journald: journald)
             handler.logLevel = level
             return handler
         }
