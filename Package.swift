@@ -4,14 +4,15 @@ import PackageDescription
 
 let package = Package(
     name: "hnxdp",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "hnxdp", targets: ["hnxdp"]),
         .library(name: "HnxdpCore", targets: ["HnxdpCore"]),
     ],
+    // Exact versions: every machine (developers', CI's, the fleet's build host)
+    // builds the same code; raise them on purpose, in one commit.
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         // libbpf and libxdp from Debian's libbpf-dev / libxdp-dev.

@@ -19,6 +19,7 @@ struct HnxdpCommand: ParsableCommand {
         Exit codes: 0 success, 1 runtime failure, 2 bad usage or input, 3 missing privilege or kernel feature.
         Run under `nsenter --net=/run/netns/NAME` to act in another network namespace.
         """,
+        version: "hnxdp \(HnxdpVersion.string)",
         subcommands: [Attach.self, Detach.self, Run.self, Dump.self, Status.self, Xsk.self, Xdp.self, Gen.self]
     )
 
@@ -88,8 +89,11 @@ enum LoggingBootstrap {
         if done { return }
         done = true
         let level: Logger.Level = verbose ? .debug : defaultLevel
+        // Under systemd (stderr is the journal) lines carry an sd-daemon priority
+        // instead of a timestamp; elsewhere a millisecond timestamp (LogFormat).
+        let journald = LogFormat.stderrIsJournal()
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = HnxdpLogHandler(label: label, journald: journald)
             handler.logLevel = level
             return handler
         }

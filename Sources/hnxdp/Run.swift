@@ -13,8 +13,16 @@ struct Run: ParsableCommand {
         down until stable. While joined, MTU, up/down, promiscuous and all-multicast on the \
         synthetic are passed to the VF, offload changes are re-intersected, and changes made \
         directly on the VF are put back. Adopts the pairs an earlier run or `attach` left \
-        pinned. SIGINT/SIGTERM exit and leave the datapath in place; `hnxdp detach --all` \
+        pinned. SIGINT/SIGTERM exit 0 and leave the datapath in place; `hnxdp detach --all` \
         removes it.
+
+        SIGHUP (`systemctl reload`) reads --config again, the command line still over it, \
+        and logs one line saying what changed; joined pairs are not touched. settle-ms, \
+        hold-down-ms and flap-threshold apply at once (a settle or hold-down already \
+        running keeps its deadline); newly listed synthetics are managed; a synthetic no \
+        longer listed stays managed, with a warning (pinned pairs are always adopted). \
+        transparent is not changed at run time (a warning says so): restart to change it. \
+        A file that does not parse is logged as an error and the settings in use stay.
 
         Without --synthetic, devices of the hv_netvsc driver and already pinned pairs are managed.
 
@@ -78,6 +86,10 @@ struct Run: ParsableCommand {
         LoggingBootstrap.once(verbose: common.verbose, defaultLevel: .info)
         let logger = Logger(label: "hnxdp.run")
         let plane = try ControlPlane(settings: settings, layout: try common.layout(), logger: logger)
+        if let config {
+            let command = self
+            plane.reloadSource = (description: quoted(config), read: { try command.settings() })
+        }
         try plane.run()
     }
 }

@@ -83,6 +83,21 @@ final class DumpReportTests: XCTestCase {
         XCTAssertEqual(PairReport.stateName(UInt32(HNXDP_STATE_DISABLED.rawValue)), "disabled")
     }
 
+    /// `dump --json` and `status --json` say which binary wrote them and which layout they have.
+    func testTopLevelVersionFields() throws {
+        let json = try DumpReport(netns_inode: 4026531840, bpffs: "/sys/fs/bpf/hnxdp", pairs: []).json()
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        XCTAssertEqual(object["version"] as? String, HnxdpVersion.string)
+        XCTAssertEqual(object["schema_version"] as? Int, 1)
+        XCTAssertEqual(Set(object.keys), ["version", "schema_version", "netns_inode", "bpffs", "pairs"])
+        // Semantic version: three dot-separated numbers.
+        let parts = HnxdpVersion.string.split(separator: ".")
+        XCTAssertEqual(parts.count, 3)
+        XCTAssertTrue(parts.allSatisfy { UInt($0) != nil }, HnxdpVersion.string)
+        // Sorted keys: the two fields sit where scripts that diff the output expect them.
+        XCTAssertTrue(json.contains("\"schema_version\" : 1"), json)
+    }
+
     func testContractLayoutsMatchSwift() {
         XCTAssertEqual(MemoryLayout<hnxdp_pair>.size, 136)
         XCTAssertEqual(MemoryLayout<hnxdp_vf_entry>.size, 8)

@@ -25,7 +25,13 @@ public final class ControlPlane {
     /// Drivers whose devices are synthetic interfaces when no `--synthetic` is given.
     public static let syntheticDrivers: Set<String> = ["hv_netvsc"]
 
-    let settings: RunSettings
+    /// Replaced by a SIGHUP reload (`reload()`), within what `RunReload` allows.
+    var settings: RunSettings
+    /// Where SIGHUP reads the settings again: a description for log lines (the
+    /// config file) and the reader (the file with the command line over it).
+    /// nil: nothing to reload, SIGHUP only says so.
+    public var reloadSource: (description: String, read: () throws -> RunSettings)?
+    var reloadRequested = false
     let layout: PinLayout
     let logger: Logger
     let lifecycle: PairLifecycle
@@ -105,7 +111,7 @@ public final class ControlPlane {
 
     // MARK: - Loop
 
-    /// Runs until SIGINT/SIGTERM/SIGHUP. The datapath stays in place.
+    /// Runs until SIGINT/SIGTERM; SIGHUP reloads the settings. The datapath stays in place.
     public func run() throws {
         try withInvocationLock { try resync(reason: "start") }
         watchPins()
@@ -123,7 +129,9 @@ public final class ControlPlane {
             }
             if fds[1].revents != 0 {
                 let signo = hnxdp_read_signal(signalFD)
-                if signo > 0 {
+                if signo == SIGHUP {
+                    reloadRequested = true
+                } else if signo > 0 {
                     // A datapath this run made for nothing is not left behind.
                     var removed = false
                     try withInvocationLock { removed = try datapath?.removePinsIfUnused() ?? false }
@@ -134,6 +142,10 @@ public final class ControlPlane {
             }
             // Serialised with `attach`/`detach` of other processes.
             try withInvocationLock {
+                if reloadRequested {
+                    reloadRequested = false
+                    reload()
+                }
                 if fds[0].revents != 0 {
                     eventReceivedNs = monotonicNanoseconds()
                     do {

@@ -75,7 +75,8 @@ public struct PairStateMachine: Equatable, Sendable {
     }
 
     public private(set) var phase: PairPhase
-    public let timing: PairTiming
+    /// Changed only by `retime` (a `run` reload).
+    public private(set) var timing: PairTiming
     public let transparent: Bool
     /// Departure times within the flap window, oldest first.
     public private(set) var departures: [UInt64] = []
@@ -84,6 +85,12 @@ public struct PairStateMachine: Equatable, Sendable {
         self.timing = timing
         self.transparent = transparent
         self.phase = transparent ? adopted : .disabled(vf: adopted.vf)
+    }
+
+    /// New timing (SIGHUP reload): used from the next event on. A deadline already
+    /// running (settling, held down) keeps the value it was set with.
+    public mutating func retime(_ timing: PairTiming) {
+        self.timing = timing
     }
 
     /// The next time `tick` has something to do, if any.

@@ -82,6 +82,53 @@ public enum RunConfig {
     }
 }
 
+/// What a SIGHUP reload of `hnxdp run` changes (pure: the control plane applies it).
+///
+/// settle-ms, hold-down-ms and flap-threshold apply at once to every pair (a
+/// deadline already running keeps its value); newly listed synthetics are
+/// managed. transparent cannot change at run time: turning it off would have to
+/// undo joined pairs and turning it on would join VFs hnxdp was told to leave
+/// alone; the change is refused with a warning and needs a restart. A synthetic
+/// no longer listed keeps being managed (its pair is pinned, and pinned pairs are
+/// always adopted) until `hnxdp detach` or a restart without it.
+public struct RunReload: Equatable, Sendable {
+    /// The settings run uses from now on.
+    public var settings: RunSettings
+    /// One short phrase per change, e.g. "settle-ms 0 -> 1500".
+    public var changes: [String] = []
+    /// What was asked for and not applied.
+    public var refused: [String] = []
+    /// Synthetics listed now and not before (manage them if they exist).
+    public var added: [String] = []
+    /// Synthetics listed before and not now (kept managed, with a warning).
+    public var unlisted: [String] = []
+
+    public static func plan(current: RunSettings, requested: RunSettings) -> RunReload {
+        var r = RunReload(settings: current)
+        let (a, b) = (current.timing, requested.timing)
+        if a.settleMs != b.settleMs { r.changes.append("settle-ms \(a.settleMs) -> \(b.settleMs)") }
+        if a.holdDownMs != b.holdDownMs { r.changes.append("hold-down-ms \(a.holdDownMs) -> \(b.holdDownMs)") }
+        if a.flapThreshold != b.flapThreshold { r.changes.append("flap-threshold \(a.flapThreshold) -> \(b.flapThreshold)") }
+        r.settings.timing = b
+        if current.transparent != requested.transparent {
+            let (now, asked) = (onOff(current.transparent), onOff(requested.transparent))
+            r.refused.append("transparent \(now) -> \(asked) is not applied at run time (it would \(current.transparent ? "undo joined pairs" : "join VFs")); restart `hnxdp run` to apply it; transparent stays \(now)")
+        }
+        if current.synthetics != requested.synthetics {
+            func list(_ names: [String]) -> String { names.isEmpty ? "every eligible" : names.joined(separator: ",") }
+            r.changes.append("synthetic \(list(current.synthetics)) -> \(list(requested.synthetics))")
+            r.added = requested.synthetics.filter { !current.synthetics.contains($0) }
+            if !requested.synthetics.isEmpty {
+                r.unlisted = current.synthetics.filter { !requested.synthetics.contains($0) }
+            }
+            r.settings.synthetics = requested.synthetics
+        }
+        return r
+    }
+
+    static func onOff(_ b: Bool) -> String { b ? "on" : "off" }
+}
+
 /// Text from a file or the command line, for an error line: in single quotes,
 /// control and non-ASCII characters escaped, at most 64 characters.
 public func quoted<S: StringProtocol>(_ text: S) -> String {

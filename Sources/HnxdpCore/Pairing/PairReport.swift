@@ -137,9 +137,19 @@ public struct PairReport: Encodable, Equatable, Sendable {
 
 /// The whole `dump`.
 public struct DumpReport: Encodable, Equatable, Sendable {
+    /// The version of the hnxdp binary that wrote this object.
+    public var version: String = HnxdpVersion.string
+    /// The version of this object's layout (`HnxdpVersion.jsonSchema`): scripts check it.
+    public var schema_version: Int = HnxdpVersion.jsonSchema
     public var netns_inode: UInt64
     public var bpffs: String
     public var pairs: [PairReport]
+
+    public init(netns_inode: UInt64, bpffs: String, pairs: [PairReport]) {
+        self.netns_inode = netns_inode
+        self.bpffs = bpffs
+        self.pairs = pairs
+    }
 
     /// JSON as printed by `dump --json` (stable key order, pretty).
     public func json() throws -> String {
