@@ -5,7 +5,7 @@ import Logging
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The transparent-mode control plane: follow VFs as they come and go (B1..B3, B10..B16, B19).",
+        abstract: "The transparent-mode control plane: follow VFs as they come and go.",
         discussion: """
         Listens to rtnetlink link notifications. A VF that appears with a managed synthetic's \
         MAC is joined after the settle delay; when it leaves, everything is undone and traffic \

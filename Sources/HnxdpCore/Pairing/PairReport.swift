@@ -1,7 +1,7 @@
 import CHnxdpShim
 import Foundation
 
-/// One pair as `dump` shows it (interfaces.md "dump --json").
+/// One pair as `dump` shows it (docs/json.md).
 public struct PairReport: Encodable, Equatable, Sendable {
     public struct Device: Encodable, Equatable, Sendable {
         public var name: String?
