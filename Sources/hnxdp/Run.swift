@@ -24,7 +24,9 @@ struct Run: ParsableCommand {
         transparent is not changed at run time (a warning says so): restart to change it. \
         A file that does not parse is logged as an error and the settings in use stay.
 
-        Without --synthetic, devices of the hv_netvsc driver and already pinned pairs are managed.
+        Without --synthetic, virtio_net devices (not a net_failover standby) and already pinned \
+        pairs are managed. A VF is a device with the synthetic's MAC and no master; a PCI \
+        function is preferred, and a tie joins nothing (pair one with `hnxdp attach`).
 
         Config file (--config): `key = value` lines with keys synthetic (repeatable), settle-ms, \
         hold-down-ms, flap-threshold, transparent (on|off); command-line options override it.

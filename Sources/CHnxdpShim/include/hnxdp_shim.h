@@ -53,8 +53,8 @@ int hnxdp_termination_signalfd(void);
 /* Reads one signal from that fd: the signal number, 0 when none, -errno. */
 int hnxdp_read_signal(int fd);
 
-/* Driver name of ifname (ETHTOOL_GDRVINFO), e.g. "hv_netvsc", "veth". */
-int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len);
+/* Driver name and bus of ifname (ETHTOOL_GDRVINFO), e.g. "e1000e" and "0000:01:00.0". */
+int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len, char *bus_info, size_t bus_len);
 
 /* Adds (add != 0) or deletes a link-layer multicast address on ifname
  * (SIOCADDMULTI / SIOCDELMULTI, what `ip maddr add|del` does). */

@@ -5,7 +5,7 @@ import Logging
 /// Settings of `hnxdp run` (command line or `--config` file).
 public struct RunSettings: Equatable, Sendable {
     /// Synthetic interfaces to manage by name; empty: every eligible one
-    /// (devices driven by a paravirtual driver, see `ControlPlane.syntheticDrivers`,
+    /// (devices driven by a paravirtual driver, see `PairingPolicy.defaultSyntheticDrivers`,
     /// and every pair already pinned in this namespace).
     public var synthetics: [String] = []
     public var timing = PairTiming()
@@ -22,8 +22,6 @@ public struct RunSettings: Equatable, Sendable {
 /// what an earlier instance left pinned. It never polls: it sleeps in
 /// poll(2) until a notification, a signal or its next timer.
 public final class ControlPlane {
-    /// Drivers whose devices are synthetic interfaces when no `--synthetic` is given.
-    public static let syntheticDrivers: Set<String> = ["hv_netvsc"]
 
     /// Replaced by a SIGHUP reload (`reload()`), within what `RunReload` allows.
     var settings: RunSettings
@@ -38,6 +36,10 @@ public final class ControlPlane {
     let netlink: RTNetlink
     let datapath: Datapath?
     let signalFD: Int32
+    /// Driver and bus of each link (`ethtool -i`), by ifindex; nil: none.
+    var deviceInfo: [Int32: (driver: String, busInfo: String)?] = [:]
+    /// Synthetics whose VF candidates tie, with the tied ifindexes (logged once per set).
+    var ambiguousVFs: [Int32: [Int32]] = [:]
     /// One control plane per network namespace: held for the whole run.
     let instance: PidLock
     /// inotify on the pin directories: pins removed under us (`rm`, bpffs
@@ -115,6 +117,14 @@ public final class ControlPlane {
     public func run() throws {
         try withInvocationLock { try resync(reason: "start") }
         watchPins()
+        for name in settings.synthetics where !links.values.contains(where: { $0.name == name }) {
+            logger.warning("synthetic \(name) named by --synthetic does not exist (yet): it is managed once it appears")
+        }
+        if machines.isEmpty {
+            logger.warning(settings.synthetics.isEmpty
+                ? "managing no synthetic interface: no pinned pair and no device of the drivers \(PairingPolicy.defaultSyntheticDrivers.sorted().joined(separator: ", ")); name one with --synthetic"
+                : "managing no synthetic interface yet")
+        }
         logger.info("control plane running: \(machines.count) pair(s), settle \(settings.timing.settleMs) ms, hold-down \(settings.timing.holdDownMs) ms, transparent \(settings.transparent ? "on" : "off")")
         while true {
             var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0),
@@ -241,7 +251,7 @@ public final class ControlPlane {
                 if matches(vf: link, syn: syn) {
                     if case .active(let vf) = machine.phase, vf == link.ifindex {
                         try enforceVF(vfIndex: vf, synIndex: synIndex)
-                    } else {
+                    } else if vfCandidate(for: syn)?.ifindex == link.ifindex {
                         try feed(synIndex, .vfPresent(link.ifindex))
                     }
                 } else if machine.phase.vf == link.ifindex {
@@ -251,12 +261,18 @@ public final class ControlPlane {
             }
         case .delLink(let link):
             links[link.ifindex] = nil
+            deviceInfo[link.ifindex] = nil
             if machines[link.ifindex] != nil {
                 try syntheticGone(link)
                 return
             }
             for (synIndex, machine) in machines where machine.phase.vf == link.ifindex {
                 try feed(synIndex, .vfGone(link.ifindex))
+            }
+            // A tie between VF candidates may be resolved by this one going.
+            for (synIndex, machine) in machines where ambiguousVFs[synIndex] != nil {
+                guard case .idle = machine.phase, let syn = links[synIndex] else { continue }
+                if let vf = vfCandidate(for: syn) { try feed(synIndex, .vfPresent(vf.ifindex)) }
             }
         }
     }
@@ -376,9 +392,14 @@ public final class ControlPlane {
             return true
         }
         if !settings.synthetics.isEmpty { return settings.synthetics.contains(link.name) }
-        var buffer = [CChar](repeating: 0, count: 64)
-        guard hnxdp_ethtool_driver(link.name, &buffer, buffer.count) == 0 else { return false }
-        return Self.syntheticDrivers.contains(String(cString: buffer))
+        return PairingPolicy.isDefaultSynthetic(device(link))
+    }
+
+    /// A link with its driver and bus (`ethtool -i`), cached by ifindex.
+    func device(_ link: LinkInfo) -> PairingPolicy.Device {
+        if deviceInfo[link.ifindex] == nil { deviceInfo[link.ifindex] = Ethtool.driverInfo(of: link.name) }
+        let info = deviceInfo[link.ifindex] ?? nil
+        return PairingPolicy.Device(link: link, driver: info?.driver, busInfo: info?.busInfo)
     }
 
     /// Starts managing a synthetic: install its pair (transparent) and a machine.
@@ -456,9 +477,26 @@ public final class ControlPlane {
         machines.contains { $0.key != syn && $0.value.phase.vf == ifindex }
     }
 
-    /// The newest matching VF of `syn`, if any.
+    /// The VF `PairingPolicy` chooses for `syn`, if any. Several equally good
+    /// candidates join nothing: the choice is logged once per set, with the names.
     func vfCandidate(for syn: LinkInfo) -> LinkInfo? {
-        links.values.filter { matches(vf: $0, syn: syn) }.max { $0.ifindex < $1.ifindex }
+        let candidates = links.values.filter { matches(vf: $0, syn: syn) }.map(device)
+        switch PairingPolicy.chooseVF(for: device(syn), among: candidates, taken: []) {
+        case .none:
+            return nil
+        case .vf(let chosen):
+            ambiguousVFs[syn.ifindex] = nil
+            return chosen.link
+        case .ambiguous(let tied):
+            let set = tied.map(\.link.ifindex)
+            if ambiguousVFs[syn.ifindex] != set {
+                ambiguousVFs[syn.ifindex] = set
+                var log = logger
+                log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
+                log.warning("not joining any VF: \(tied.map { "\($0.link.name)(\($0.link.ifindex), \($0.driver ?? "no driver"))" }.joined(separator: ", ")) all share \(syn.name)'s MAC and none is a better VF (a PCI function is preferred); pair one with `hnxdp attach --synthetic \(syn.name) --vf IF` or remove the others")
+            }
+            return nil
+        }
     }
 
     // MARK: - While joined (B11, B12)

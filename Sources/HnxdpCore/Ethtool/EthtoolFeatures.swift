@@ -184,6 +184,13 @@ public func intersectFeatures(synthetic: FeatureSet, vf: FeatureSet) -> (request
 
 /// ethtool feature get/set through SIOCETHTOOL in the current network namespace.
 public enum Ethtool {
+    /// Driver name and bus of `ifname` (`ethtool -i`); nil when the device has no driver info.
+    public static func driverInfo(of ifname: String) -> (driver: String, busInfo: String)? {
+        var driver = [CChar](repeating: 0, count: 64), bus = [CChar](repeating: 0, count: 64)
+        guard hnxdp_ethtool_driver(ifname, &driver, driver.count, &bus, bus.count) == 0 else { return nil }
+        return (String(cString: driver), String(cString: bus))
+    }
+
     /// The features of `ifname` (`ethtool -k`).
     /// Throws `.badInput` "interface vf0 not found" when there is no such interface.
     public static func features(of ifname: String) throws -> FeatureSet {

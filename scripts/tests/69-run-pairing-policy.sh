@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# 69-run-pairing-policy: `run` says when it manages nothing, and never
+# guesses between equally good VFs (B1, B22).
+#   1. `run` with no --synthetic in a guest of veth devices only: it manages no
+#      synthetic and says so at warning level (virtio_net is what it takes by
+#      itself); nothing is pinned.
+#   2. Two veth VFs share hn0's MAC (vf0, vf1): `run --synthetic hn0` joins
+#      neither and names both in one warning; once vf1 is gone, vf0 is joined.
+. "$(dirname "$0")/../lib/rig.sh"
+. "$(dirname "$0")/../lib/run_helpers.sh"
+
+rig_begin
+rig_create
+
+# ---- 1. nothing to manage
+run_start RUN --settle-ms 0
+assert_eq "run says it manages nothing" "$(run_log_has 'warning .*managing no synthetic interface' && echo yes)" yes
+assert_contains "and which drivers it would take" "$(grep 'managing no synthetic' "$RUN_LOG")" "virtio_net"
+run_stop "$RUN" || true
+assert_eq "nothing pinned" "$(test -e "$RIG_PIN_DIR" && echo present || echo absent)" absent
+
+# ---- 2. a tie between two VFs
+ip -n "$RIG_GUEST" link add vf1 type veth peer name vf1p
+ip -n "$RIG_GUEST" link set vf1 address "$RIG_MAC"
+ip -n "$RIG_GUEST" link set vf1 up
+run_start RUN --synthetic hn0 --settle-ms 0
+wait_until 10 "the tie is logged" run_log_has "not joining any VF: .*vf0.*vf1|not joining any VF: .*vf1.*vf0" \
+	&& pass "one warning names vf0 and vf1"
+assert_eq "neither joined" "$(run_state)" idle
+ip -n "$RIG_GUEST" link del vf1
+run_wait_dump 15 "vf0 joined once vf1 is gone" "p and p['state'] == 'active' and (p['vf'] or {}).get('name') == 'vf0'" || true
+run_stop "$RUN" || true
+rig_try hnxdp_g detach --synthetic hn0
+assert_eq "detach" "$RIG_RC" 0
+
+rig_finish
