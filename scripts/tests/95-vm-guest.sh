@@ -190,6 +190,9 @@ cycle planned 1
 cycle surprise 2
 cycle planned 3
 
+note "run's reaction times (guest clock, from its log):"
+vm_sh "grep -o 'VF ifindex [0-9]* left.*' /tmp/run.log; true" | sed 's/^/    /'
+
 # ---- 3. stop run, detach, everything restored.
 vm_exec kill -TERM "$RUN_PID"
 rc=$(vm_sh "for i in \$(seq 100); do grep -q '^State:.*Z' /proc/$RUN_PID/status 2>/dev/null || [ ! -e /proc/$RUN_PID ] && exit 0; sleep 0.1; done; exit 1" && echo stopped || echo running)
