@@ -22,7 +22,7 @@
 # iproute2, ethtool, bpftool, python3...) at their host paths, with its own
 # /proc, /sys, /dev, /run, /tmp and bpffs. Pid 1 then runs qemu-ga (the host's
 # qemu-guest-agent) on a virtio-serial port: vm_exec is guest-exec through
-# scripts/tools/vmctl.py (about 0.15 s a command under TCG).
+# scripts/tools/vmctl.py (0.25-0.3 s a command under TCG, python start included).
 #
 # Topology (namespace name unique per run: hnxvm-<pid>-<random>):
 #
