@@ -19,6 +19,9 @@ PACKAGES=(
 	netsniff-ng iperf3
 	# helpers of the tests (scripts/tools/*.py use the standard library only)
 	python3 jq
+	# the real-guest tests (scripts/lib/vm.sh): QEMU (TCG), the guest agent the
+	# guest runs from the host's root, busybox for its initramfs, depmod/modprobe
+	qemu-system-x86 qemu-guest-agent busybox-static kmod
 )
 
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/as_root.sh"
