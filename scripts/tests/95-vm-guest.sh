@@ -7,7 +7,8 @@
 #      switch sends to the VF, the guest answers through the VF) and the
 #      synthetic's tap sends nothing. detach: the synthetic's `ethtool -k` and
 #      `ip -d link` read exactly as before the attach.
-#   2. `hnxdp run --synthetic SYN --settle-ms 200` in the guest joins the VF;
+#   2. `hnxdp run --settle-ms 200` in the guest, with no --synthetic, finds the
+#      virtio_net synthetic and the e1000e (PCI) VF by itself and joins it;
 #      a planned cycle (switch -> synthetic tap, then device_del: the pair goes
 #      idle and the synthetic reads as before; device_add: active again with
 #      the new VF's ifindex) and a surprise cycle (device_del first) while a
@@ -177,13 +178,14 @@ assert_files_equal "detach: the synthetic's ethtool -k and ip -d link as before 
 assert_eq "detach: the synthetic answers pings again" "$(ping_n 3)" 3
 
 # ---- 2. run follows hot-unplug/-plug cycles.
-vm_sh "setsid $HNXDP run --synthetic $SYN --settle-ms 200 </dev/null >/tmp/run.log 2>&1 & echo \$! >/tmp/run.pid"
+vm_sh "setsid $HNXDP run --settle-ms 200 </dev/null >/tmp/run.log 2>&1 & echo \$! >/tmp/run.pid"
 RUN_PID=$(vm_exec cat /tmp/run.pid)
 if p=$(g_wait_pair 30 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX"); then
 	pass "run: joined $VF (ifindex $VF_IDX)"
 else
 	fail "run: $VF not joined: $p"
 fi
+assert_contains "run: managing $SYN by itself (virtio_net)" "$(vm_sh "grep 'managing synthetic' /tmp/run.log; true")" "managing synthetic $SYN"
 vm_switch vf
 check_via_vf "run, first join"
 cycle planned 1
