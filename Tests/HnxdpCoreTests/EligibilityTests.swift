@@ -32,6 +32,19 @@ final class EligibilityTests: XCTestCase {
         XCTAssertEqual(try Eligibility.checkExplicitPair(synthetic: enslavedSynthetic, vf: vf, force: false, attached: [:]), .join)
     }
 
+    func testTheRefusalNamesTheMasterAndWhatItIs() {
+        var port = vf
+        port.masterIndex = 4
+        let master = LinkInfo(ifindex: 4, name: "eth0", mac: mac, kind: nil)
+        XCTAssertTrue(Eligibility.masterRefusal(vf: port, master: master, masterDriver: "hv_netvsc").contains("already paired by the kernel with eth0(4) (hv_netvsc"))
+        XCTAssertTrue(Eligibility.masterRefusal(vf: port, master: master, masterDriver: "net_failover").contains("kernel failover eth0(4)"))
+        var bridge = master
+        bridge.name = "br0"
+        bridge.kind = "bridge"
+        XCTAssertTrue(Eligibility.masterRefusal(vf: port, master: bridge, masterDriver: "bridge").contains("a port of br0(4) (bridge)"))
+        XCTAssertTrue(Eligibility.masterRefusal(vf: port, master: nil, masterDriver: nil).contains("has a master, ifindex 4"))
+    }
+
     func testPermanentAddressWinsOverCurrent() throws {
         var v = vf
         v.mac = [0x02, 9, 9, 9, 9, 9]

@@ -63,6 +63,7 @@ rig_vf_add
 ip -n "$RIG_GUEST" link add br9 type bridge
 ip -n "$RIG_GUEST" link set vf0 master br9
 bad "a bridge port as VF" hnxdp_g attach --synthetic hnR --vf vf0
+assert_contains "a bridge port as VF: the line names the bridge" "$RIG_ERR" "port of br9"
 ip -n "$RIG_GUEST" link set vf0 nomaster
 ip -n "$RIG_GUEST" link del br9
 bad "HNXDP_BPFFS relative" env HNXDP_BPFFS=relative/dir timeout -k 5 60 nsenter --net="/run/netns/$RIG_GUEST" -- "$HNXDP" status

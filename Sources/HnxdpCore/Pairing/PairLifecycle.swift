@@ -63,6 +63,12 @@ public struct PairLifecycle {
             attached[syn.ifindex] = nil
         }
 
+        if let masterIndex = vf.masterIndex, masterIndex != 0, Eligibility.ineligibilityReason(vf) == nil {
+            // B22: name the master and what it is, so the user knows whose pair this is.
+            let master = try netlink.link(index: masterIndex)
+            throw HnxdpError(.badInput, Eligibility.masterRefusal(vf: vf, master: master,
+                                                                  masterDriver: master.flatMap { Ethtool.driverInfo(of: $0.name)?.driver }))
+        }
         let verdict = try Eligibility.checkExplicitPair(synthetic: syn, vf: vf, force: force, attached: attached)
         if let departed, let existing, verdict == .join {
             try leaveVF(synthetic: syn.ifindex, datapath: existing, netlink: netlink,
