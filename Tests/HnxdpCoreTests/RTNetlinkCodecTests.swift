@@ -352,6 +352,26 @@ final class RTNetlinkCodecTests: XCTestCase {
         }
     }
 
+    func testAddressDumpRequestAndReply() throws {
+        let request = Codec.getAddressesRequest(seq: 7)
+        XCTAssertEqual(request.count, 24)
+        XCTAssertEqual(Array(request[4..<8]), [22, 0, 0x01, 0x03], "RTM_GETADDR, NLM_F_REQUEST|NLM_F_DUMP")
+        // RTM_NEWADDR: AF_INET /24, scope universe, ifindex 5, IFA_ADDRESS and IFA_LOCAL 198.18.9.9.
+        let v4: [UInt8] = [2, 24, 0x80, 0, 5, 0, 0, 0, 8, 0, 1, 0, 198, 18, 9, 9, 8, 0, 2, 0, 198, 18, 9, 9]
+        let a = try XCTUnwrap(Codec.parseAddress(NetlinkMessage(type: 20, flags: 2, seq: 7, pid: 1, payload: v4)))
+        XCTAssertEqual(a, InterfaceAddress(ifindex: 5, family: 2, prefixLength: 24, scope: 0, bytes: [198, 18, 9, 9]))
+        XCTAssertEqual(a.description, "198.18.9.9/24")
+        XCTAssertFalse(a.isLinkLocal)
+        // AF_INET6 fe80::1/64, scope link: every IPv6 device has one, never warned about.
+        var v6: [UInt8] = [10, 64, 0x80, 253, 5, 0, 0, 0, 20, 0, 1, 0, 0xfe, 0x80]
+        v6 += [UInt8](repeating: 0, count: 13) + [1]
+        let l = try XCTUnwrap(Codec.parseAddress(NetlinkMessage(type: 20, flags: 2, seq: 7, pid: 1, payload: v6)))
+        XCTAssertEqual(l.description, "fe80::1/64")
+        XCTAssertTrue(l.isLinkLocal)
+        XCTAssertNil(try Codec.parseAddress(NetlinkMessage(type: 16, flags: 0, seq: 0, pid: 0, payload: [])))
+        XCTAssertThrowsError(try Codec.parseAddress(NetlinkMessage(type: 20, flags: 0, seq: 0, pid: 0, payload: [2, 24])))
+    }
+
     func testDumpRequest() {
         let request = Codec.getLinkRequest(seq: 3, ifindex: nil, name: nil)
         // len 32, RTM_GETLINK, NLM_F_REQUEST|NLM_F_DUMP (0x301), seq 3, empty ifinfomsg.

@@ -6,6 +6,8 @@
 #      itself); nothing is pinned.
 #   2. Two veth VFs share hn0's MAC (vf0, vf1): `run --synthetic hn0` joins
 #      neither and names both in one warning; once vf1 is gone, vf0 is joined.
+#   3. A VF with an IPv4 address of its own: attach warns, and `status` (text
+#      and --json `vf.addresses`) shows it until it is removed (B24).
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
@@ -30,6 +32,18 @@ assert_eq "neither joined" "$(run_state)" idle
 ip -n "$RIG_GUEST" link del vf1
 run_wait_dump 15 "vf0 joined once vf1 is gone" "p and p['state'] == 'active' and (p['vf'] or {}).get('name') == 'vf0'" || true
 run_stop "$RUN" || true
+rig_try hnxdp_g detach --synthetic hn0
+assert_eq "detach" "$RIG_RC" 0
+
+# ---- 3. a VF with an address of its own is warned about
+ip -n "$RIG_GUEST" addr add 198.18.9.9/24 dev vf0
+rig_try hnxdp_g attach --synthetic hn0 --vf vf0
+assert_eq "attach a VF with an address" "$RIG_RC" 0
+assert_contains "attach warns about the VF's address" "$RIG_ERR" "vf0 has addresses of its own (198.18.9.9/24)"
+assert_eq "status --json lists it" "$(hnxdp_g status --json | rig_json 'pairs[synthetic.name=hn0].vf.addresses')" '["198.18.9.9/24"]'
+assert_contains "status warns" "$(hnxdp_g status)" "warning: the VF has addresses of its own (198.18.9.9/24)"
+ip -n "$RIG_GUEST" addr del 198.18.9.9/24 dev vf0
+assert_eq "without it the list is empty" "$(hnxdp_g status --json | rig_json 'pairs[synthetic.name=hn0].vf.addresses')" '[]'
 rig_try hnxdp_g detach --synthetic hn0
 assert_eq "detach" "$RIG_RC" 0
 

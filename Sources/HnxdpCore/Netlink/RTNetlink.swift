@@ -65,6 +65,29 @@ public final class RTNetlink {
         throw HnxdpError.system("\(what) (interrupted \(RTNetlink.dumpAttempts) times by concurrent link changes)", errno: EAGAIN)
     }
 
+    /// Every address in the namespace (RTM_GETADDR dump), retried like `links()`.
+    public func addresses() throws -> [InterfaceAddress] {
+        let what = "dump addresses"
+        for _ in 0..<RTNetlink.dumpAttempts {
+            let (messages, interrupted) = try exchange(what, expectAck: false) { seq in
+                RTNetlinkCodec.getAddressesRequest(seq: seq)
+            }
+            if interrupted { continue }
+            do {
+                return try messages.compactMap { try RTNetlinkCodec.parseAddress($0) }
+            } catch let error as HnxdpError {
+                throw HnxdpError(error.kind, "\(what): \(error.message)")
+            }
+        }
+        throw HnxdpError.system("\(what) (interrupted \(RTNetlink.dumpAttempts) times by concurrent changes)", errno: EAGAIN)
+    }
+
+    /// The addresses of one link other than link-local ones: what a joined VF
+    /// should not have (B24; traffic routed by them bypasses the pair).
+    public func ownAddresses(of ifindex: Int32) throws -> [InterfaceAddress] {
+        try addresses().filter { $0.ifindex == ifindex && !$0.isLinkLocal }
+    }
+
     /// The link with this ifindex; nil when there is none (ENODEV).
     public func link(index: Int32) throws -> LinkInfo? {
         guard index > 0 else { return nil }

@@ -47,6 +47,8 @@ public enum RTNetlinkCodec {
         public static let delLink: UInt16 = 17      // RTM_DELLINK
         public static let getLink: UInt16 = 18      // RTM_GETLINK
         public static let setLink: UInt16 = 19      // RTM_SETLINK
+        public static let newAddr: UInt16 = 20      // RTM_NEWADDR
+        public static let getAddr: UInt16 = 22      // RTM_GETADDR
     }
 
     /// `nlmsg_flags` bits.
@@ -152,6 +154,34 @@ public enum RTNetlinkCodec {
         if let v = change.gsoMaxSegs { w.appendAttribute(type: Attr.gsoMaxSegs, u32: v) }
         if let v = change.gsoIPv4MaxSize { w.appendAttribute(type: Attr.gsoIPv4MaxSize, u32: v) }
         return w.finish()
+    }
+
+    /// RTM_GETADDR dump of every address of every family (struct ifaddrmsg, AF_UNSPEC).
+    public static func getAddressesRequest(seq: UInt32) -> [UInt8] {
+        var w = Writer(type: Message.getAddr, flags: Flag.request | Flag.dump, seq: seq)
+        for _ in 0..<8 { w.append(u8: 0) } // ifa_family, ifa_prefixlen, ifa_flags, ifa_scope, ifa_index
+        return w.finish()
+    }
+
+    /// One RTM_NEWADDR: the address on its interface (IFA_LOCAL where present, as for
+    /// point-to-point links, else IFA_ADDRESS); nil for another message type.
+    public static func parseAddress(_ message: NetlinkMessage) throws -> InterfaceAddress? {
+        guard message.type == Message.newAddr else { return nil }
+        let p = message.payload
+        guard p.count >= 8 else { throw malformed("ifaddrmsg") }
+        let b = p.startIndex
+        let family = p[b], prefix = p[b + 1], scope = p[b + 3]
+        let index = Int32(bitPattern: readU32(p, b + 4))
+        var address: [UInt8]? = nil, local: [UInt8]? = nil
+        for attr in try parseAttributes(p[(b + 8)...], context: "address attribute") {
+            switch attr.type {
+            case 1: address = Array(attr.value)  // IFA_ADDRESS
+            case 2: local = Array(attr.value)    // IFA_LOCAL
+            default: break
+            }
+        }
+        guard let bytes = local ?? address else { return nil }
+        return InterfaceAddress(ifindex: index, family: family, prefixLength: prefix, scope: scope, bytes: bytes)
     }
 
     // MARK: Parsing
@@ -408,5 +438,33 @@ extension RTNetlinkCodec {
             }
             return bytes
         }
+    }
+}
+
+/// An address configured on an interface (`ip addr`).
+public struct InterfaceAddress: Sendable, Equatable, CustomStringConvertible {
+    public var ifindex: Int32
+    public var family: UInt8
+    public var prefixLength: UInt8
+    /// RT_SCOPE_*: 0 universe, 253 link, 254 host.
+    public var scope: UInt8
+    public var bytes: [UInt8]
+
+    public init(ifindex: Int32, family: UInt8, prefixLength: UInt8, scope: UInt8, bytes: [UInt8]) {
+        self.ifindex = ifindex
+        self.family = family
+        self.prefixLength = prefixLength
+        self.scope = scope
+        self.bytes = bytes
+    }
+
+    /// A link-local address (fe80::/10 and the like): every IPv6 device has one.
+    public var isLinkLocal: Bool { scope == 253 }
+
+    public var description: String {
+        var text = [CChar](repeating: 0, count: 64)
+        let af = Int32(family)
+        _ = bytes.withUnsafeBytes { inet_ntop(af, $0.baseAddress, &text, socklen_t(text.count)) }
+        return "\(String(cString: text))/\(prefixLength)"
     }
 }

@@ -310,6 +310,10 @@ public struct PairLifecycle {
                 logger.warning("\(pairLog): XDP steering not moved to \(vf.name): \(error); AF_XDP sockets stay on \(syn.name)")
             }
             logger.info("\(pairLog): joined, state active, datapath vf, mtu \(mtu), switch \(pair.switches)")
+            // B24: a VF with addresses of its own is joined, and the user told why that is wrong.
+            if let own = try? netlink.ownAddresses(of: vf.ifindex), !own.isEmpty {
+                logger.warning("\(pairLog): \(vf.name) has addresses of its own (\(own.map(\.description).joined(separator: ", "))): traffic routed by them bypasses the pair and breaks when the VF leaves; configure \(syn.name) instead")
+            }
             return JoinResult(synthetic: syn, vf: vf, alreadyAttached: false, featuresTurnedOff: turnedOff,
                               gsoMaxSize: pair.gso_max_size, gsoMaxSegs: pair.gso_max_segs, mtu: mtu, mtuFallback: mtuFallback)
         } catch {

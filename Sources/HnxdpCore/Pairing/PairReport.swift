@@ -8,6 +8,9 @@ public struct PairReport: Encodable, Equatable, Sendable {
         public var ifindex: Int32
         public var mac: String?
         public var carrier: Bool?
+        /// VF only: addresses it has of its own (link-local ones aside); a joined VF
+        /// should have none (B24), traffic routed by them bypasses the pair.
+        public var addresses: [String]?
     }
 
     public struct Features: Encodable, Equatable, Sendable {
@@ -98,7 +101,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
     /// The report of one pair from its map entry, counters and the devices as they are now.
     /// Pure: the caller looks up the devices and features.
     static func make(pair: hnxdp_pair, counters: hnxdp_stats, synthetic: LinkInfo?, vf: LinkInfo?,
-                     txdevPresent: Bool, featureNames: [String], layout: PinLayout) -> PairReport {
+                     txdevPresent: Bool, featureNames: [String], layout: PinLayout, vfAddresses: [String] = []) -> PairReport {
         let active = pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue)
         let vfUsable = active && txdevPresent && (vf?.carrier ?? false)
         func names(_ t: (UInt64, UInt64)) -> [String] {
@@ -118,7 +121,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
         let synIndex = Int32(bitPattern: pair.syn_ifindex)
         return PairReport(
             synthetic: Device(name: synthetic?.name, ifindex: synIndex, mac: synthetic?.macString, carrier: nil),
-            vf: vf.map { Device(name: $0.name, ifindex: $0.ifindex, mac: nil, carrier: $0.carrier) },
+            vf: vf.map { Device(name: $0.name, ifindex: $0.ifindex, mac: nil, carrier: $0.carrier, addresses: vfAddresses) },
             state: stateName(pair.state),
             datapath: vfUsable ? "vf" : "synthetic",
             mtu: synthetic?.mtu ?? pair.mtu,
@@ -171,17 +174,20 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         // ethtool's feature names (ETH_SS_FEATURES) are the kernel's, the same for
         // every device: read them once, from the first synthetic that exists.
         var featureNames: [String]? = nil
+        var addresses: [InterfaceAddress]? = nil
         for key in try datapath.pairs.keys().sorted() {
             if let only, Int32(bitPattern: key) != only { continue }
             guard let pair = try datapath.pairs.lookup(key) else { continue }
             let syn = try netlink.link(index: Int32(bitPattern: key))
             let vf = pair.vf_ifindex == 0 ? nil : try netlink.link(index: Int32(bitPattern: pair.vf_ifindex))
             if featureNames == nil, let syn { featureNames = try? Ethtool.features(of: syn.name).names }
+            if vf != nil && addresses == nil { addresses = try netlink.addresses() }
+            let own = (addresses ?? []).filter { $0.ifindex == vf?.ifindex && !$0.isLinkLocal }.map(\.description)
             let tx = try datapath.transmitDevice(slot: pair.slot)
             report.pairs.append(PairReport.make(
                 pair: pair, counters: try datapath.counters(slot: pair.slot), synthetic: syn, vf: vf,
                 txdevPresent: tx != nil && tx == pair.vf_ifindex,
-                featureNames: featureNames ?? [], layout: layout))
+                featureNames: featureNames ?? [], layout: layout, vfAddresses: own))
         }
         return report
     }
@@ -192,7 +198,8 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         return pairs.map { p in
             let syn = "\(p.synthetic.name ?? "?")(\(p.synthetic.ifindex))"
             let vf = p.vf.map { "\($0.name ?? "?")(\($0.ifindex)) carrier \($0.carrier == true ? "up" : "down")" } ?? "no VF"
-            return "\(syn) <- \(vf): \(p.state), datapath \(p.datapath), mtu \(p.mtu), rx vf/syn \(p.stats.vf_rx_packets)/\(p.stats.syn_rx_packets), tx vf/syn \(p.stats.vf_tx_packets)/\(p.stats.syn_tx_packets), fallback \(p.stats.tx_fallback_packets), switches \(p.switches)"
+            let warning = (p.vf?.addresses ?? []).isEmpty ? "" : "; warning: the VF has addresses of its own (\(p.vf!.addresses!.joined(separator: ", "))): traffic routed by them bypasses the pair"
+            return "\(syn) <- \(vf): \(p.state), datapath \(p.datapath), mtu \(p.mtu), rx vf/syn \(p.stats.vf_rx_packets)/\(p.stats.syn_rx_packets), tx vf/syn \(p.stats.vf_tx_packets)/\(p.stats.syn_tx_packets), fallback \(p.stats.tx_fallback_packets), switches \(p.switches)\(warning)"
         }
     }
 }
