@@ -22,6 +22,9 @@ PACKAGES=(
 	# the real-guest tests (scripts/lib/vm.sh): QEMU (TCG), the guest agent the
 	# guest runs from the host's root, busybox for its initramfs, depmod/modprobe
 	qemu-system-x86 qemu-guest-agent busybox-static kmod
+	# the Debian package (scripts/package.sh, test 97): strip/objdump/readelf,
+	# dpkg-deb, and systemd-analyze to verify hnxdp.service
+	binutils dpkg systemd
 )
 
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/as_root.sh"

@@ -1,5 +1,10 @@
 import ArgumentParser
+// FoundationEssentials, not Foundation: Foundation links ICU (about 30 MB) into the static binary.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import HnxdpCore
 
 struct Gen: ParsableCommand {
@@ -78,9 +83,9 @@ struct Gen: ParsableCommand {
         let generator = try TrafficGenerator(device: device, verbose: common.verbose)
         let result = try generator.send(frame: template.bytes(), count: count, rate: rate, deadlineSeconds: seconds)
         if json {
-            print("{\"generator\": \"hnxdp gen (BPF_PROG_TEST_RUN live frames)\", \"frames\": \(result.frames), \"seconds\": \(String(format: "%.6f", result.seconds)), \"fps\": \(Int(result.framesPerSecond))}")
+            print("{\"generator\": \"hnxdp gen (BPF_PROG_TEST_RUN live frames)\", \"frames\": \(result.frames), \"seconds\": \(cFormat("%.6f", result.seconds)), \"fps\": \(Int(result.framesPerSecond))}")
         } else {
-            print("sent \(result.frames) frames of \(size) bytes out of \(dev) in \(String(format: "%.3f", result.seconds)) s: \(String(format: "%.0f", result.framesPerSecond)) frames/s")
+            print("sent \(result.frames) frames of \(size) bytes out of \(dev) in \(cFormat("%.3f", result.seconds)) s: \(cFormat("%.0f", result.framesPerSecond)) frames/s")
         }
     }
 }

@@ -1,9 +1,18 @@
 import ArgumentParser
+// FoundationEssentials, not Foundation: Foundation links ICU (about 30 MB) into the static binary.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import HnxdpCore
 import Logging
 
 struct Run: ParsableCommand {
+    /// Read when --config is not given and it exists.
+    static let defaultConfig = "/etc/hnxdp/hnxdp.conf"
+
     static let configuration = CommandConfiguration(
         abstract: "The transparent-mode control plane: follow VFs as they come and go.",
         discussion: """
@@ -29,11 +38,18 @@ struct Run: ParsableCommand {
         function is preferred, and a tie joins nothing (pair one with `hnxdp attach`).
 
         Config file (--config): `key = value` lines with keys synthetic (repeatable), settle-ms, \
-        hold-down-ms, flap-threshold, transparent (on|off); command-line options override it.
+        hold-down-ms, flap-threshold, transparent (on|off); command-line options override it. \
+        Without --config, \(Run.defaultConfig) is read when it exists (the Debian package \
+        installs a commented example there); `--config /dev/null` reads no file.
+
+        Under systemd (Type=notify), run tells the service manager READY=1 once the start-up \
+        resync is done, RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 on \
+        SIGINT/SIGTERM, and pings WATCHDOG=1 every WATCHDOG_USEC/2 (sd_notify protocol, \
+        NOTIFY_SOCKET a path or an @abstract address).
         """
     )
 
-    @Option(help: ArgumentHelp("Read settings from FILE (key = value lines).", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Read settings from FILE (key = value lines; default: \(Run.defaultConfig) when it exists).", valueName: "FILE"))
     var config: String?
 
     @Option(help: ArgumentHelp("Manage this synthetic interface (repeatable; default: every eligible one).", valueName: "IF"))
@@ -63,11 +79,18 @@ struct Run: ParsableCommand {
         if let flapThreshold, flapThreshold < 1 || flapThreshold > 1000 { throw ValidationError("--flap-threshold must be from 1 to 1000") }
     }
 
-    func settings() throws -> RunSettings {
+    /// The config file in use: --config, else the default one when it exists.
+    var configFile: String? {
+        if let config { return config }
+        var st = stat()
+        return stat(Run.defaultConfig, &st) == 0 ? Run.defaultConfig : nil
+    }
+
+    func settings(file: String?) throws -> RunSettings {
         var s = RunSettings()
-        if let config {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: config, isDirectory: &isDirectory), !isDirectory.boolValue,
+        if let config = file {
+            var st = stat()
+            guard stat(config, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR,
                   let data = FileManager.default.contents(atPath: config) else {
                 throw HnxdpError(.badInput, "cannot read config file \(quoted(config)) (missing, a directory or unreadable)")
             }
@@ -82,15 +105,21 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        let settings = try settings()
+        let file = configFile
+        let settings = try settings(file: file)
         try HostEnvironment.requirePrivileges("run")
         try HostEnvironment.requireBPFFS(root: common.root)
         LoggingBootstrap.once(verbose: common.verbose, defaultLevel: .info)
         let logger = Logger(label: "hnxdp.run")
         let plane = try ControlPlane(settings: settings, layout: try common.layout(), logger: logger)
-        if let config {
+        if let file {
             let command = self
-            plane.reloadSource = (description: quoted(config), read: { try command.settings() })
+            plane.reloadSource = (description: quoted(file), read: { try command.settings(file: file) })
+        }
+        do {
+            plane.notifier = try ServiceNotifier.fromEnvironment(warn: { logger.warning("\($0)") })
+        } catch {
+            logger.error("no service notifications: \(error)")
         }
         try plane.run()
     }

@@ -1,6 +1,11 @@
 import CHnxdpShim
 import CLibBPF
+// FoundationEssentials, not Foundation: Foundation links ICU (about 30 MB) into the static binary.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 
 /// The datapath programs of `bpf/hnxdp.bpf.c`; raw values are the names in

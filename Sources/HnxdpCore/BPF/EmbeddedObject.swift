@@ -1,6 +1,11 @@
 import CHnxdpShim
 import CLibBPF
+// FoundationEssentials, not Foundation: Foundation links ICU (about 30 MB) into the static binary.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 
 /// One of the BPF objects compiled from `bpf/*.bpf.c` at build time and

@@ -68,6 +68,9 @@ public final class ControlPlane {
     var multicastEventsFD: Int32 = -1
     /// The last /proc/self/net/dev_mcast read: nothing is parsed while it is unchanged.
     var multicastSnapshot: [UInt8] = []
+    /// The service manager's notification socket (`NOTIFY_SOCKET`), nil when
+    /// not started by one: READY/RELOADING/STOPPING/WATCHDOG (`ServiceNotifier`).
+    public var notifier: ServiceNotifier?
 
     public init(settings: RunSettings, layout: PinLayout, logger: Logger) throws {
         self.settings = settings
@@ -125,6 +128,8 @@ public final class ControlPlane {
                 ? "managing no synthetic interface: no pinned pair and no device of the drivers \(PairingPolicy.defaultSyntheticDrivers.sorted().joined(separator: ", ")); name one with --synthetic"
                 : "managing no synthetic interface yet")
         }
+        notifier?.send(ServiceNotifier.ready(status: serviceStatus))
+        notifier?.watchdogTick(nowMs: monotonicMilliseconds())
         logger.info("control plane running: \(machines.count) pair(s), settle \(settings.timing.settleMs) ms, hold-down \(settings.timing.holdDownMs) ms, transparent \(settings.transparent ? "on" : "off")")
         while true {
             var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0),
@@ -142,6 +147,7 @@ public final class ControlPlane {
                 if signo == SIGHUP {
                     reloadRequested = true
                 } else if signo > 0 {
+                    notifier?.send(ServiceNotifier.stopping(status: "stopping on signal \(signo)"))
                     // A datapath this run made for nothing is not left behind.
                     var removed = false
                     try withInvocationLock { removed = try datapath?.removePinsIfUnused() ?? false }
@@ -154,7 +160,9 @@ public final class ControlPlane {
             try withInvocationLock {
                 if reloadRequested {
                     reloadRequested = false
+                    notifier?.send(ServiceNotifier.reloading(monotonicUsec: monotonicNanoseconds() / 1000, status: "reloading"))
                     reload()
+                    notifier?.send(ServiceNotifier.ready(status: serviceStatus))
                 }
                 if fds[0].revents != 0 {
                     eventReceivedNs = monotonicNanoseconds()
@@ -182,7 +190,14 @@ public final class ControlPlane {
                 do { try tick() } catch { logger.error("timer: \(error)") }
             }
             watchPins()
+            notifier?.watchdogTick(nowMs: monotonicMilliseconds())
         }
+    }
+
+    /// The STATUS= line for the service manager (`systemctl status`).
+    var serviceStatus: String {
+        let joined = machines.values.filter { if case .active = $0.phase { return true } else { return false } }.count
+        return "managing \(machines.count) synthetic(s), \(joined) pair(s) joined"
     }
 
     func withInvocationLock(_ body: () throws -> Void) throws {
@@ -195,6 +210,7 @@ public final class ControlPlane {
         let now = monotonicMilliseconds()
         var deadlines = machines.values.compactMap(\.deadline)
         if hasActivePair { deadlines.append(multicastDeadline) }
+        if notifier?.watchdogIntervalMs != nil, let watchdog = notifier?.watchdogDeadline { deadlines.append(watchdog) }
         guard let next = deadlines.min() else { return -1 }
         return next <= now ? 0 : Int32(clamping: next - now)
     }

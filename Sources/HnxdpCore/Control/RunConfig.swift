@@ -1,4 +1,9 @@
+// FoundationEssentials, not Foundation: Foundation links ICU (about 30 MB) into the static binary.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The `hnxdp run --config FILE` format: one `key = value` per line, `#`
 /// starts a comment, blank lines are ignored. Keys:
@@ -138,7 +143,7 @@ public func quoted<S: StringProtocol>(_ text: S) -> String {
         if scalar.value >= 0x20 && scalar.value < 0x7F && scalar != "'" && scalar != "\\" {
             out.unicodeScalars.append(scalar)
         } else {
-            out += scalar.value <= 0xFF ? String(format: "\\x%02x", scalar.value) : String(format: "\\u{%x}", scalar.value)
+            out += scalar.value <= 0xFF ? cFormat("\\x%02x", scalar.value) : cFormat("\\u{%x}", scalar.value)
         }
     }
     return "'\(out)'"

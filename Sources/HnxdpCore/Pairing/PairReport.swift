@@ -1,5 +1,10 @@
 import CHnxdpShim
+// FoundationEssentials, not Foundation: Foundation links ICU (about 30 MB) into the static binary.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One pair as `dump` shows it (docs/json.md).
 public struct PairReport: Encodable, Equatable, Sendable {
@@ -113,10 +118,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
         }
         var lastSwitch: String? = nil
         if pair.last_switch_ns != 0 {
-            let date = Date(timeIntervalSince1970: Double(pair.last_switch_ns) / 1e9)
-            let f = ISO8601DateFormatter()
-            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            lastSwitch = f.string(from: date)
+            lastSwitch = iso8601UTC(nanosecondsSinceEpoch: pair.last_switch_ns)
         }
         let synIndex = Int32(bitPattern: pair.syn_ifindex)
         return PairReport(

@@ -116,3 +116,32 @@ public struct HnxdpLogHandler: LogHandler {
         }
     }
 }
+
+/// printf-style formatting through vsnprintf(3), for the few numbers hnxdp
+/// prints with a fixed width or precision (`String(format:)` needs
+/// Foundation, which would link ICU into the binary).
+public func cFormat(_ format: String, _ arguments: CVarArg...) -> String {
+    withVaList(arguments) { list in
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = vsnprintf(&buffer, buffer.count, format, list)
+        if n >= buffer.count {
+            buffer = [CChar](repeating: 0, count: Int(n) + 1)
+            return withVaList(arguments) { again in
+                _ = vsnprintf(&buffer, buffer.count, format, again)
+                return String(cString: buffer)
+            }
+        }
+        return String(cString: buffer)
+    }
+}
+
+/// RFC 3339 UTC time with milliseconds (`2026-05-01T12:00:00.123Z`), as
+/// ISO8601DateFormatter's internet date time with fractional seconds.
+public func iso8601UTC(nanosecondsSinceEpoch ns: UInt64) -> String {
+    var seconds = time_t(ns / 1_000_000_000)
+    var utc = tm()
+    guard gmtime_r(&seconds, &utc) != nil else { return "<unknown>" }
+    var date = [CChar](repeating: 0, count: 32)
+    strftime(&date, date.count, "%Y-%m-%dT%H:%M:%S", &utc)
+    return String(cString: date) + cFormat(".%03dZ", Int32(ns % 1_000_000_000 / 1_000_000))
+}
