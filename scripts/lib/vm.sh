@@ -20,7 +20,7 @@
 # modules, mounts the host's / read-only over 9p with a tmpfs overlay on top
 # and switch_roots into it. So the guest runs the host's own binaries (hnxdp,
 # iproute2, ethtool, bpftool, python3...) at their host paths, with its own
-# /proc, /sys, /dev, /run, /tmp and bpffs. Pid 1 then runs qemu-ga (the host's
+# /proc, /sys, /dev, /run and bpffs (/tmp stays the host's, copy-on-write). Pid 1 then runs qemu-ga (the host's
 # qemu-guest-agent) on a virtio-serial port: vm_exec is guest-exec through
 # scripts/tools/vmctl.py (0.25-0.3 s a command under TCG, python start included).
 #
@@ -177,7 +177,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
-for d in /run /tmp /var/tmp /dev/shm; do mount -t tmpfs tmpfs "$d"; done
+# /tmp stays the overlay's (the host's, read-only below, writable above): a
+# checkout or build under the host's /tmp (CI clones there) must be visible.
+for d in /run /var/tmp /dev/shm; do mount -t tmpfs tmpfs "$d"; done
 mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null

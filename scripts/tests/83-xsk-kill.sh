@@ -18,15 +18,6 @@ xsk_cleanup() { # the pair lock files of this run, then the rig (keeping the exi
 	(exit "$rc")
 	rig_cleanup
 }
-udp_to_hn0() { # TAG PORT
-	rm -f "$RIG_TMP/ready-$2"
-	rig_bg kpid rig_g "$RIG_PY" "$RIG_TOOLS/udp_sink.py" --dev hn0 --port "$2" --seconds 8 --expect "$N" --linger 0.5 \
-		--ready-file "$RIG_TMP/ready-$2" >"$RIG_TMP/sink-$2"
-	rig_wait_file "$RIG_TMP/ready-$2" 10 || fail "$1: sink on port $2 did not start"
-	rig_try rig_r "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$RIG_G4" --port "$2" --count "$N" --rate 1000
-	rig_wait_pid "$kpid" 15 || true
-	assert_eq "$1: socket on hn0 received all UDP" "$(cat "$RIG_TMP/sink-$2")" "$N"
-}
 
 rig_begin
 rig_create
@@ -52,14 +43,14 @@ assert_contains "hnxdp's XDP program stays on vf0 after the kill" "$(ip -n "$RIG
 
 rig_try rig_r ping -n -c 5 -i 0.1 -W 2 "$RIG_G4"
 assert_eq "VF path: ping works after the kill" "$RIG_RC" 0
-udp_to_hn0 "VF path after the kill" 6301
+rig_count_udp "VF path after the kill" 6301 "$N"
 rig_try rig_g ping -n -c 5 -i 0.1 -W 2 "$RIG_R4"
 assert_eq "VF path: guest reaches the remote" "$RIG_RC" 0
 
 rig_vf_remove_planned
 rig_try rig_r ping -n -c 5 -i 0.1 -W 2 "$RIG_G4"
 assert_eq "synthetic path: ping works after the kill" "$RIG_RC" 0
-udp_to_hn0 "synthetic path after the kill" 6302
+rig_count_udp "synthetic path after the kill" 6302 "$N"
 
 # A new application starts at once and takes the frames again.
 rig_bg bpid hnxdp_g xsk count --synthetic hn0 --seconds 4 --json --udp-port 6303 --events \
