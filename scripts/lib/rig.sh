@@ -532,6 +532,9 @@ rig_cleanup() {
 			echo "rig: cleanup: 'hnxdp detach --all' failed: $(rig__short "$(cat "$RIG_TMP/cleanup.out")")" >&2
 		fi
 	fi
+	# AF_XDP pair lock files of the guest (left by an application killed with -9;
+	# hnxdp removes them itself on a normal end).
+	[[ -n "${RIG_GUEST_INO:-}" ]] && rm -f "${HNXDP_STATE_DIR:-/run/hnxdp}/xsk-$RIG_GUEST_INO-"*.lock
 	if [[ -n "${RIG_PIN_DIR:-}" && -e "$RIG_PIN_DIR" ]]; then
 		echo "rig: cleanup: removing leftover pins $RIG_PIN_DIR" >&2
 		rm -rf "$RIG_PIN_DIR"

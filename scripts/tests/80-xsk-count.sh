@@ -13,18 +13,9 @@ RATE=1000  # per second
 PORT=6000
 MAX_LOST=200 # the surprise window (vf0 gone, host not yet switched) at 1000/s
 
-xsk_cleanup() { # the pair lock files of this run, then the rig (keeping the exit code)
-	local rc=$?
-	set +e
-	trap - ERR
-	rm -f "/run/hnxdp/xsk-${RIG_GUEST_INO:-none}-"*.lock
-	(exit "$rc")
-	rig_cleanup
-}
 
 rig_begin
 rig_create
-trap xsk_cleanup EXIT
 
 rig_try hnxdp_g attach --synthetic hn0 --vf vf0
 assert_eq "attach hn0/vf0 exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0

@@ -8,14 +8,6 @@
 
 PORT=6100
 
-xsk_cleanup() { # the pair lock files of this run, then the rig (keeping the exit code)
-	local rc=$?
-	set +e
-	trap - ERR
-	rm -f "/run/hnxdp/xsk-${RIG_GUEST_INO:-none}-"*.lock
-	(exit "$rc")
-	rig_cleanup
-}
 echo_round() { # TAG DST COUNT RATE MIN_BACK
 	rig_try rig_r "$RIG_PY" "$RIG_TOOLS/udp_echo_client.py" --dst "$2" --port "$PORT" --count "$3" --rate "$4" --seconds 20
 	local sent back
@@ -27,7 +19,6 @@ echo_round() { # TAG DST COUNT RATE MIN_BACK
 
 rig_begin
 rig_create
-trap xsk_cleanup EXIT
 
 # veth leaves the UDP checksum of a locally sent datagram to "the NIC"
 # (CHECKSUM_PARTIAL): on the wire of a real NIC it is complete, here the

@@ -10,18 +10,9 @@
 
 N=200
 
-xsk_cleanup() { # the pair lock files of this run, then the rig (keeping the exit code)
-	local rc=$?
-	set +e
-	trap - ERR
-	rm -f "/run/hnxdp/xsk-${RIG_GUEST_INO:-none}-"*.lock
-	(exit "$rc")
-	rig_cleanup
-}
 
 rig_begin
 rig_create
-trap xsk_cleanup EXIT
 
 rig_try hnxdp_g attach --synthetic hn0 --vf vf0
 assert_eq "attach hn0/vf0 exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0

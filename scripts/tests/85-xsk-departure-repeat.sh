@@ -21,14 +21,6 @@ PORT=6000
 MIN_DEV=950
 MIN_TOTAL=1900
 
-xsk_cleanup() { # the pair lock files of this run, then the rig (keeping the exit code)
-	local rc=$?
-	set +e
-	trap - ERR
-	rm -f "/run/hnxdp/xsk-${RIG_GUEST_INO:-none}-"*.lock
-	(exit "$rc")
-	rig_cleanup
-}
 
 send_n() { # DST: N datagrams from the remote; prints the number sent
 	rig_r "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$1" --port "$PORT" --count "$N" --rate "$RATE" --seconds 5 || true
@@ -36,7 +28,6 @@ send_n() { # DST: N datagrams from the remote; prints the number sent
 
 rig_begin
 rig_create
-trap xsk_cleanup EXIT
 
 for sys in ipv4 ipv6; do
 	rig_r sysctl -qw "net.$sys.neigh.eth0.base_reachable_time_ms=1000" "net.$sys.neigh.eth0.delay_first_probe_time=1" \
