@@ -28,6 +28,12 @@
  * with the one it was loaded for (hnxdp_netns_inum) and passes every frame
  * elsewhere. That costs three guarded loads where a devmap lookup would cost a
  * helper call (about 20 ns per frame here).
+ *
+ * Built twice (see hnxdp_compat.bpf.c): with HNXDP_COMPAT defined the object
+ * uses no kfunc, for kernels before 6.2 (Debian 12's 6.1): the namespace
+ * guard is the devmap lookup and the carrier read is bpf_probe_read_kernel.
+ * The programs' verdicts are the same numbers in tcx and in classic tc
+ * (cls_bpf direct-action), so the same code serves both attachments.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -95,10 +101,12 @@ struct {
  */
 const volatile __u32 hnxdp_netns_inum SEC(".rodata.netns") = 0;
 
+#ifndef HNXDP_COMPAT
 /* Read-only view of a kernel object by BTF id: plain loads the JIT guards. */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 /* The kernel's struct sk_buff behind a __sk_buff (the verifier turns it into a move). */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+#endif
 
 /*
  * Kernel-internal layouts, relocated by libbpf against the running kernel's
@@ -139,10 +147,18 @@ static __always_inline struct net_device___hnxdp *devmap_dev(struct bpf_devmap_v
 {
 	__u64 base = (__u64)(unsigned long)val -
 		     bpf_core_field_offset(struct bpf_dtab_netdev___hnxdp, val);
+#ifdef HNXDP_COMPAT
+	/* No bpf_rdonly_cast (Linux < 6.2): a checked read of the pointer. */
+	struct net_device___hnxdp *dev = NULL;
+
+	bpf_core_read(&dev, sizeof(dev), &((struct bpf_dtab_netdev___hnxdp *)base)->dev);
+	return dev;
+#else
 	struct bpf_dtab_netdev___hnxdp *entry =
 		bpf_rdonly_cast((void *)base, bpf_core_type_id_kernel(struct bpf_dtab_netdev___hnxdp));
 
 	return entry->dev;
+#endif
 }
 
 /* True when the devmap entry's device has carrier (admin down implies no carrier on veth and NIC drivers). */
@@ -151,10 +167,17 @@ static __always_inline int vf_has_carrier(struct bpf_devmap_val *val)
 	struct net_device___hnxdp *dev = devmap_dev(val);
 	__u64 nocarrier = bpf_core_enum_value(enum netdev_state_t___hnxdp,
 					      __LINK_STATE_NOCARRIER___hnxdp);
+	unsigned long state;
 
 	if (!dev)
 		return 0;
-	return !(dev->state & (1UL << nocarrier));
+#ifdef HNXDP_COMPAT
+	if (bpf_core_read(&state, sizeof(state), &dev->state))
+		return 0;
+#else
+	state = dev->state;
+#endif
+	return !(state & (1UL << nocarrier));
 }
 
 /*
@@ -230,9 +253,16 @@ int hnxdp_vf_ingress(struct __sk_buff *skb)
 	 * Only in the pair's namespace: a VF moved elsewhere keeps this program,
 	 * and there the pair's ifindexes name other devices. Three guarded loads
 	 * (skb->dev->nd_net.net->ns.inum), no helper call: this is the hot path.
+	 * Without bpf_cast_to_kern_ctx (Linux < 6.2) the pair's devmap entry is
+	 * the proof: the kernel deletes it when the VF leaves the namespace.
 	 */
+#ifdef HNXDP_COMPAT
+	if (!joined_vf(vf.slot, ifindex))
+		return TCX_NEXT;
+#else
 	if (((struct sk_buff___hnxdp *)bpf_cast_to_kern_ctx(skb))->dev->nd_net.net->ns.inum != hnxdp_netns_inum)
 		return TCX_NEXT;
+#endif
 
 	st = stats_for(vf.slot);
 	if (st) {

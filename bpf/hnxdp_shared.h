@@ -53,6 +53,31 @@
 #define HNXDP_LINK_SYN_INGRESS "link_syn_ingress"
 
 /*
+ * Classic tc attachment (kernels without tcx, Linux < 6.6): the program runs
+ * as a cls_bpf direct-action filter on the device's clsact qdisc, at this
+ * handle and priority (priority 1: before filters added with tc's defaults).
+ * A filter is not a link and cannot be pinned, so at the link's pin name the
+ * pair directory holds a one-entry ARRAY map (HNXDP_MAP_TC_ATTACHMENT) that
+ * says where the filter is: the record `run` adopts after a crash and
+ * `detach` removes.
+ */
+#define HNXDP_TC_HANDLE 0x4858
+#define HNXDP_TC_PRIORITY 1
+#define HNXDP_MAP_TC_ATTACHMENT "hnxdp_tc_attach"
+
+#define HNXDP_TC_F_INGRESS (1u << 0)       /* clsact ingress (else egress) */
+#define HNXDP_TC_F_CREATED_QDISC (1u << 1) /* hnxdp created the clsact qdisc */
+
+struct hnxdp_tc_attachment {
+	__u32 ifindex;
+	__u32 flags;    /* HNXDP_TC_F_* */
+	__u32 handle;
+	__u32 priority;
+	__u32 prog_id;  /* the program the filter runs */
+	__u32 pad;
+};
+
+/*
  * skb->tc_index value the VF ingress program stamps on frames it hands to the
  * synthetic, so the synthetic's ingress program neither counts them twice nor
  * lets them loop. tc_index has no other user since cls_tcindex and dsmark
@@ -148,6 +173,7 @@ _Static_assert(sizeof(struct hnxdp_pair) == 136, "struct hnxdp_pair layout is pa
 _Static_assert(sizeof(struct hnxdp_vf_entry) == 8, "struct hnxdp_vf_entry layout is part of the contract");
 _Static_assert(sizeof(struct hnxdp_stats) == 80, "struct hnxdp_stats layout is part of the contract");
 _Static_assert(sizeof(struct hnxdp_dev) == 16, "struct hnxdp_dev layout is part of the contract");
+_Static_assert(sizeof(struct hnxdp_tc_attachment) == 24, "struct hnxdp_tc_attachment layout is part of the contract");
 #endif
 
 /* ===================================================================

@@ -111,7 +111,7 @@ struct Run: ParsableCommand {
         try HostEnvironment.requireBPFFS(root: common.root)
         LoggingBootstrap.once(verbose: common.verbose, defaultLevel: .info)
         let logger = Logger(label: "hnxdp.run")
-        let plane = try ControlPlane(settings: settings, layout: try common.layout(), logger: logger)
+        let plane = try ControlPlane(settings: settings, layout: try common.layout(), logger: logger, tcMode: try common.tcMode)
         if let file {
             let command = self
             plane.reloadSource = (description: quoted(file), read: { try command.settings(file: file) })

@@ -149,9 +149,13 @@ public final class Datapath {
         }
     }
 
-    /// Loads `bpf/hnxdp.bpf.c` (embedded at build time) into the kernel.
+    /// Loads `bpf/hnxdp.bpf.c` (embedded at build time) into the kernel: the main
+    /// object, or on a kernel without its kfuncs the same source built without them
+    /// (`bpf/hnxdp_compat.bpf.c`).
     static func loadEmbedded(netnsInode: UInt64, verbose: Bool) throws -> ([String: BPFDescriptor], [DatapathProgram: BPFDescriptor]) {
-        let object = try EmbeddedObject("hnxdp", verbose: verbose) { object in
+        let kernel = KernelCapabilities.current()
+        try kernel.requireSupported()
+        let object = try EmbeddedObject(kernel.datapathObject, verbose: verbose) { object in
             // The namespace this copy serves (hnxdp_netns_inum in bpf/hnxdp.bpf.c).
             try EmbeddedObject.setConstant(in: object, section: ".rodata.netns", UInt32(truncatingIfNeeded: netnsInode))
         }
@@ -264,41 +268,5 @@ public final class Datapath {
     /// Zeroes the counters of a slot (on every CPU).
     public func resetCounters(slot: UInt32) throws {
         try stats.update(slot, hnxdp_stats())
-    }
-}
-
-/// A tcx link: a program attached to one hook of one device, pinned so it
-/// outlives the process that made it (B19).
-public enum TcxLink {
-    /// Attaches `program` at the hook and pins the link at `pinPath`.
-    public static func attach(_ program: BPFDescriptor, ifindex: Int32, ifname: String, ingress: Bool, pinPath: String) throws {
-        let fd = hnxdp_tcx_attach(program.fd, ifindex, ingress ? 1 : 0)
-        if fd < 0 {
-            throw HnxdpError.system("attach tcx \(ingress ? "ingress" : "egress") on \(ifname) (ifindex \(ifindex))", errno: -fd)
-        }
-        let link = BPFDescriptor(fd)
-        do {
-            try link.pin(at: pinPath)
-        } catch {
-            _ = bpf_link_detach(link.fd)
-            throw error
-        }
-    }
-
-    /// Detaches the pinned link at `pinPath` and removes the pin; false when there was none.
-    @discardableResult
-    public static func detach(pinPath: String) throws -> Bool {
-        guard let link = try BPFDescriptor.openPinned(pinPath) else { return false }
-        // Detaching an already detached link (device gone) answers ENOLINK/EINVAL: fine.
-        _ = bpf_link_detach(link.fd)
-        try FileSystem.remove(pinPath)
-        return true
-    }
-
-    /// Whether the pinned link exists and is still attached (its device exists).
-    public static func isAttached(pinPath: String) -> Bool {
-        guard let link = try? BPFDescriptor.openPinned(pinPath) else { return false }
-        var id: UInt32 = 0, prog: UInt32 = 0, type: UInt32 = 0
-        return hnxdp_link_info(link.fd, &id, &prog, &type) == 0 && prog != 0
     }
 }

@@ -72,11 +72,11 @@ public final class ControlPlane {
     /// not started by one: READY/RELOADING/STOPPING/WATCHDOG (`ServiceNotifier`).
     public var notifier: ServiceNotifier?
 
-    public init(settings: RunSettings, layout: PinLayout, logger: Logger) throws {
+    public init(settings: RunSettings, layout: PinLayout, logger: Logger, tcMode: TcModeRequest = .auto) throws {
         self.settings = settings
         self.layout = layout
         self.logger = logger
-        self.lifecycle = PairLifecycle(layout: layout, logger: logger)
+        self.lifecycle = PairLifecycle(layout: layout, logger: logger, tcMode: tcMode)
         // Before anything is touched: a second control plane in the namespace would
         // join every VF twice.
         let state = StateDirectory.of(layout)

@@ -49,7 +49,12 @@ public enum RTNetlinkCodec {
         public static let setLink: UInt16 = 19      // RTM_SETLINK
         public static let newAddr: UInt16 = 20      // RTM_NEWADDR
         public static let getAddr: UInt16 = 22      // RTM_GETADDR
+        public static let newFilter: UInt16 = 44    // RTM_NEWTFILTER
+        public static let getFilter: UInt16 = 46    // RTM_GETTFILTER
     }
+
+    /// clsact's ingress and egress parents (TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS/EGRESS)).
+    public static let clsactParents: [UInt32] = [0xFFFF_FFF2, 0xFFFF_FFF3]
 
     /// `nlmsg_flags` bits.
     public enum Flag {
@@ -160,6 +165,19 @@ public enum RTNetlinkCodec {
     public static func getAddressesRequest(seq: UInt32) -> [UInt8] {
         var w = Writer(type: Message.getAddr, flags: Flag.request | Flag.dump, seq: seq)
         for _ in 0..<8 { w.append(u8: 0) } // ifa_family, ifa_prefixlen, ifa_flags, ifa_scope, ifa_index
+        return w.finish()
+    }
+
+    /// RTM_GETTFILTER dump of the filters of one parent of one device (struct tcmsg).
+    public static func getFiltersRequest(seq: UInt32, ifindex: Int32, parent: UInt32) -> [UInt8] {
+        var w = Writer(type: Message.getFilter, flags: Flag.request | Flag.dump, seq: seq)
+        w.append(u8: 0)  // tcm_family AF_UNSPEC
+        w.append(u8: 0)  // tcm__pad1
+        w.append(u16: 0) // tcm__pad2
+        w.append(u32: UInt32(bitPattern: ifindex))
+        w.append(u32: 0) // tcm_handle
+        w.append(u32: parent)
+        w.append(u32: 0) // tcm_info: every priority and protocol
         return w.finish()
     }
 
