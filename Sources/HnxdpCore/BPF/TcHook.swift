@@ -10,8 +10,9 @@ import Glibc
 ///   (`HNXDP_TC_HANDLE`, `HNXDP_TC_PRIORITY`). A filter cannot be pinned, so the
 ///   pin is a one-entry map holding `struct hnxdp_tc_attachment` (device,
 ///   direction, program id, whether hnxdp created the qdisc): what adoption
-///   checks and what detach removes. It is pinned before the filter is added,
-///   so a crash leaves at worst a record of a filter that is not there.
+///   checks and what detach removes. It is pinned before the qdisc and the
+///   filter are made and removed after them, so a process killed at any point
+///   leaves a record from which detach removes exactly what hnxdp made.
 ///
 /// Which of the two a pin is, is read from the pin itself, so pairs attached
 /// in either mode are adopted and detached by any later process.
@@ -35,15 +36,17 @@ public enum TcHook {
             // Detaching an already detached link (device gone) answers ENOLINK/EINVAL: fine.
             _ = bpf_link_detach(pinned.fd)
         case .map:
-            if let record = try? attachmentRecord(pinned), let prog = classicProgramID(record), prog == record.prog_id {
-                let ingress = record.flags & UInt32(HNXDP_TC_F_INGRESS) != 0
-                let rc = hnxdp_tc_detach(Int32(bitPattern: record.ifindex), ingress ? 1 : 0, record.handle, record.priority)
-                if rc < 0 && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL {
-                    throw HnxdpError.system("remove hnxdp's tc filter from ifindex \(record.ifindex)", errno: -rc)
+            // The filter, then the qdisc hnxdp made, then the record: killed in between,
+            // the record is still there to finish the job.
+            if let record = try? attachmentRecord(pinned) {
+                if let prog = classicProgramID(record), prog == record.prog_id {
+                    let ingress = record.flags & UInt32(HNXDP_TC_F_INGRESS) != 0
+                    let rc = hnxdp_tc_detach(Int32(bitPattern: record.ifindex), ingress ? 1 : 0, record.handle, record.priority)
+                    if rc < 0 && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL {
+                        throw HnxdpError.system("remove hnxdp's tc filter from ifindex \(record.ifindex)", errno: -rc)
+                    }
                 }
-                try FileSystem.remove(pinPath)
                 removeQdiscIfOurs(record, exceptPin: pinPath)
-                return true
             }
         case .program, .other:
             break // not ours to detach: only the pin goes
@@ -107,29 +110,35 @@ public enum TcHook {
                 throw HnxdpError(.runtime, "the \(hook) has a filter at priority \(HNXDP_TC_PRIORITY) handle 0x\(String(HNXDP_TC_HANDLE, radix: 16)) running program \(present) (\(name)), not hnxdp's: remove it or move it to another priority")
             }
         }
-        let created = hnxdp_tc_hook_create(ifindex)
-        if created == -ENOENT {
-            throw HnxdpError(.privilege, "this kernel has no clsact qdisc (module sch_ingress, CONFIG_NET_SCH_INGRESS), which the classic tc attachment needs: load it (modprobe sch_ingress)")
-        }
-        if created < 0 { throw HnxdpError.system("create the clsact qdisc of \(ifname) (ifindex \(ifindex))", errno: -created) }
+        // The record first, then the qdisc, then the filter: a process killed at any
+        // point leaves a record whose detach removes exactly what was made (the
+        // record says "created" only for a clsact that was not there before).
+        let netlink = try RTNetlink()
+        let existed = try netlink.hasClsact(ifindex: ifindex)
         var record = hnxdp_tc_attachment()
         record.ifindex = UInt32(bitPattern: ifindex)
         record.flags = (ingress ? UInt32(HNXDP_TC_F_INGRESS) : 0)
-            | (created == 1 || siblingCreatedQdisc(ifindex: record.ifindex, besides: pinPath) ? UInt32(HNXDP_TC_F_CREATED_QDISC) : 0)
+            | (!existed || siblingCreatedQdisc(ifindex: record.ifindex, besides: pinPath) ? UInt32(HNXDP_TC_F_CREATED_QDISC) : 0)
         record.handle = UInt32(HNXDP_TC_HANDLE)
         record.priority = UInt32(HNXDP_TC_PRIORITY)
         record.prog_id = progID
-        do {
-            let map = try BPFDescriptor.createArray(name: HNXDP_MAP_TC_ATTACHMENT, value: record)
-            try map.pin(at: pinPath)
-        } catch {
-            if created == 1 { _ = hnxdp_tc_hook_destroy(ifindex) }
-            throw error
+        let map = try BPFDescriptor.createArray(name: HNXDP_MAP_TC_ATTACHMENT, value: record)
+        try map.pin(at: pinPath)
+        func undo() {
+            removeQdiscIfOurs(record, exceptPin: pinPath)
+            try? FileSystem.remove(pinPath)
+        }
+        let created = hnxdp_tc_hook_create(ifindex)
+        if created < 0 {
+            undo()
+            if created == -ENOENT {
+                throw HnxdpError(.privilege, "this kernel has no clsact qdisc (module sch_ingress, CONFIG_NET_SCH_INGRESS), which the classic tc attachment needs: load it (modprobe sch_ingress)")
+            }
+            throw HnxdpError.system("create the clsact qdisc of \(ifname) (ifindex \(ifindex))", errno: -created)
         }
         let rc = hnxdp_tc_attach(ifindex, ingress ? 1 : 0, program.fd, record.handle, record.priority, present != 0 ? 1 : 0)
         if rc < 0 {
-            try? FileSystem.remove(pinPath)
-            removeQdiscIfOurs(record, exceptPin: pinPath)
+            undo()
             if rc == -ENOENT {
                 throw HnxdpError(.privilege, "this kernel has no cls_bpf classifier (module cls_bpf, CONFIG_NET_CLS_BPF), which the classic tc attachment needs: load it (modprobe cls_bpf)")
             }

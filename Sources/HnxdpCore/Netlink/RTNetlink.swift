@@ -95,6 +95,12 @@ public final class RTNetlink {
         return count
     }
 
+    /// Whether the device has a clsact qdisc.
+    public func hasClsact(ifindex: Int32) throws -> Bool {
+        let (messages, _) = try exchange("dump qdiscs", expectAck: false) { seq in RTNetlinkCodec.getQdiscsRequest(seq: seq) }
+        return try messages.contains { try RTNetlinkCodec.parseQdisc($0).map { $0.ifindex == ifindex && $0.kind == "clsact" } ?? false }
+    }
+
     /// The addresses of one link other than link-local ones: what a joined VF
     /// should not have (B24; traffic routed by them bypasses the pair).
     public func ownAddresses(of ifindex: Int32) throws -> [InterfaceAddress] {
