@@ -14,8 +14,8 @@
 #      receive counter did not take them, hn1's receive counters did not move;
 #      the textfile catches up within its 5 s period.
 #   4. vf1 deleted: hn1 idle, switches +1, one departure-reaction observation.
-#   5. SIGTERM removes the textfile; a new run serves hn0's counters where they
-#      were (they live in the pinned maps).
+#   5. SIGTERM removes the textfile; a new run (on [::1] this time) serves
+#      hn0's counters where they were (they live in the pinned maps).
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
@@ -29,12 +29,13 @@ run_pair_add 1
 mkdir "$RIG_TMP/prom"
 TEXTFILE="$RIG_TMP/prom/hnxdp.prom"
 
-# GET (or METHOD) http://127.0.0.1:$PORT$PATH in the guest: "STATUS" on line 1, then the body.
+# GET (or METHOD) http://$HOST:$PORT$PATH in the guest: "STATUS" on line 1, then the body.
+HOST=127.0.0.1
 http() { # PATH [METHOD]
-	rig_g "$RIG_PY" - "$PORT" "$1" "${2:-GET}" <<'EOF'
+	rig_g "$RIG_PY" - "$HOST" "$PORT" "$1" "${2:-GET}" <<'EOF'
 import sys, urllib.request, urllib.error
-port, path, method = sys.argv[1:4]
-req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"" if method == "POST" else None)
+host, port, path, method = sys.argv[1:5]
+req = urllib.request.Request(f"http://{host}:{port}{path}", method=method, data=b"" if method == "POST" else None)
 try:
     with urllib.request.urlopen(req, timeout=10) as r:
         print(r.status); sys.stdout.write(r.read().decode())
@@ -187,8 +188,10 @@ rc=0
 run_stop "$RUN" || rc=$?
 assert_eq "run exits 0 on SIGTERM" "$rc" 0
 assert_eq "textfile removed on exit" "$(test -e "$TEXTFILE" && echo present || echo absent)" absent
-run_start RUN --synthetic hn0 --synthetic hn1 --settle-ms 0 --metrics-listen "127.0.0.1:$PORT"
+HOST="[::1]"
+run_start RUN --synthetic hn0 --synthetic hn1 --settle-ms 0 --metrics-listen "$HOST:$PORT"
 scrape >"$RIG_TMP/m4"
+assert_eq "the second run listens on [::1] only" "$(rig_g ss -Hltn "sport = :$PORT" | awk '{print $4}')" "[::1]:$PORT"
 n hnxdp_vf_rx_packets_total hn0 "$RIG_TMP/m2"
 before=$N_VALUE
 n hnxdp_vf_rx_packets_total hn0 "$RIG_TMP/m4"

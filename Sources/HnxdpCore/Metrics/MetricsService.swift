@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Synchronization
 
 /// Publishes `hnxdp run`'s metrics (docs/metrics.md): an HTTP endpoint on a
 /// loopback address (`GET /metrics`), a node_exporter textfile rewritten every
@@ -21,6 +22,9 @@ public final class MetricsService: @unchecked Sendable {
     let layout: PinLayout
     let logger: Logger
     private let listenFD: Int32
+    /// Held while the textfile is written and while `stop` removes it; true once
+    /// stopped, so a write that was under way cannot put the file back after `stop`.
+    private let textfileStopped = Mutex(false)
 
     public init(settings: MetricsSettings, layout: PinLayout, logger: Logger) throws {
         self.settings = settings
@@ -63,7 +67,11 @@ public final class MetricsService: @unchecked Sendable {
 
     /// On a clean exit: the textfile goes (a stale one would be exported as if current).
     public func stop() {
-        if let textfile = settings.textfile { unlink(textfile) }
+        guard let textfile = settings.textfile else { return }
+        textfileStopped.withLock { stopped in
+            stopped = true
+            unlink(textfile)
+        }
     }
 
     /// The exposition as of now: the namespace's pairs read from the pinned maps.
@@ -106,6 +114,12 @@ public final class MetricsService: @unchecked Sendable {
     /// a reader sees the old file or the new one, never a part.
     @discardableResult
     func writeTextfile(_ path: String, logErrors: Bool) -> Bool {
+        textfileStopped.withLock { stopped in
+            stopped || writeTextfileNow(path, logErrors: logErrors)
+        }
+    }
+
+    private func writeTextfileNow(_ path: String, logErrors: Bool) -> Bool {
         let tmp = Self.temporaryPath(of: path)
         do {
             let bytes = try exposition()
