@@ -13,6 +13,8 @@
 #      syn-rx/syn-tx, never a vf-* frame after the first syn-* one.
 #   5. kill -9 of a capture: the flag stays on until the next frame of the
 #      pair, which switches it off in the datapath itself; a new capture runs.
+#   6. A datapath pinned without the capture maps (an older hnxdp's):
+#      capture exits 1 naming `hnxdp detach --all`; status still works.
 . "$(dirname "$0")/../lib/rig.sh"
 
 PATHS_PY="$RIG_TOOLS/pcapng_paths.py"
@@ -158,6 +160,16 @@ wait_until 10 "the datapath switched the flag off by itself" flag_is 0 \
 	&& pass "the flag is off after the killed capture and one frame"
 rig_try hnxdp_g capture --synthetic hn0 -c 1 --seconds 2 -w "$RIG_TMP/c6.pcapng"
 assert_eq "a new capture runs after the killed one (stderr: $(rig__short "$RIG_ERR"))" "$RIG_RC" 0
+
+# ---- 6. a datapath pinned by an hnxdp without capture (no capture pins):
+# capture refuses with the way out; everything else still works.
+rm -f "$RIG_PIN_DIR/hnxdp_capture" "$RIG_PIN_DIR/hnxdp_capture_ctl"
+rig_try hnxdp_g capture --synthetic hn0 -c 1
+assert_eq "capture on a datapath without capture pins: exit 1" "$RIG_RC" 1
+assert_one_stderr_line "capture on a datapath without capture pins"
+assert_contains "  it names the way out" "$RIG_ERR" "hnxdp detach --all"
+rig_try hnxdp_g status
+assert_eq "status still works on that datapath (stderr: $RIG_ERR)" "$RIG_RC" 0
 
 rig_try hnxdp_g detach --synthetic hn0
 assert_eq "detach hn0 exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
