@@ -10,7 +10,7 @@
 #   3. Text lines without -w; a second capture is refused naming the first's
 #      pid; SIGINT ends the first with exit 0 and the flag off.
 #   4. A capture across a planned VF departure: vf-rx/vf-tx first, then
-#      syn-rx/syn-tx, never a vf-* frame after the first syn-* one.
+#      syn-rx/syn-tx; in each direction no vf-* frame after the first syn-*.
 #   5. kill -9 of a capture: the flag stays on until the next frame of the
 #      pair, which switches it off in the datapath itself; a new capture runs.
 #   6. A datapath pinned without the capture maps (an older hnxdp's):
@@ -138,9 +138,13 @@ note "paths in order (runs): $(sed 's/-[rt]x$//' "$RIG_TMP/c4.paths" | uniq -c |
 for p in vf-rx vf-tx syn-rx syn-tx; do
 	assert_ge "frames on hn0:$p" "$(grep -c "^hn0:$p\$" "$RIG_TMP/c4.paths" || true)" 5
 done
-last_vf=$(grep -n '^hn0:vf-' "$RIG_TMP/c4.paths" | tail -n 1 | cut -d: -f1)
-first_syn=$(grep -n '^hn0:syn-' "$RIG_TMP/c4.paths" | head -n 1 | cut -d: -f1)
-assert_le "the switch: every vf-* frame before the first syn-* frame" "${last_vf:-999999}" "${first_syn:-0}"
+# Each direction switches once: receive when the host switches (first), transmit
+# when vf0 is deleted; a syn-rx frame may come before the last vf-tx one.
+for d in rx tx; do
+	last_vf=$(grep -n "^hn0:vf-$d\$" "$RIG_TMP/c4.paths" | tail -n 1 | cut -d: -f1)
+	first_syn=$(grep -n "^hn0:syn-$d\$" "$RIG_TMP/c4.paths" | head -n 1 | cut -d: -f1)
+	assert_le "the switch: every vf-$d frame before the first syn-$d frame" "${last_vf:-999999}" "${first_syn:-0}"
+done
 "$RIG_PY" "$PATHS_PY" "$RIG_TMP/c4.pcapng" >"$RIG_TMP/c4.full" || true
 grep -q "^hn0:syn-tx	out	syn-tx hn0	icmp6 echo-reply $RIG_G6>$RIG_R6" "$RIG_TMP/c4.full" \
 	&& pass "IPv6 echo replies on hn0:syn-tx after the departure" \
