@@ -39,6 +39,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <asm-generic/errno-base.h>
 
 #include "hnxdp_shared.h"
 
@@ -236,6 +237,54 @@ static __always_inline struct hnxdp_stats *stats_for(__u32 slot)
 	return bpf_map_lookup_elem(&hnxdp_stats, &slot);
 }
 
+/* ---- capture (`hnxdp capture`; the contract is in hnxdp_shared.h) ----
+ * Off (token 0) unless a capture runs: the cost per frame is then one load
+ * of the flag from this object's data section (no lookup, no helper call).
+ * Each path copies its frame at most once: frames the VF handed to the
+ * synthetic are captured on the VF (vf-rx), not again on the synthetic.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+} hnxdp_capture SEC(".maps");
+
+struct hnxdp_capture_ctl hnxdp_capture_ctl SEC(HNXDP_CAPTURE_CTL_SECTION) = {};
+
+/* Copies the frame with its path to the capture of `token`, if it is this pair's. */
+static __always_inline void capture(struct __sk_buff *skb, __u64 token, __u32 syn_ifindex, __u32 path, __u32 dev)
+{
+	struct hnxdp_capture_hdr hdr;
+	__u32 caplen = hnxdp_capture_ctl.snaplen;
+	long rc;
+
+	if ((__u32)token != syn_ifindex)
+		return;
+	if (caplen > HNXDP_CAPTURE_MAX_SNAPLEN)
+		caplen = HNXDP_CAPTURE_MAX_SNAPLEN;
+	if (caplen > skb->len)
+		caplen = skb->len;
+	hdr.tstamp_ns = bpf_ktime_get_ns();
+	hdr.path = path;
+	hdr.ifindex = dev;
+	hdr.len = skb->len;
+	hdr.caplen = caplen;
+	rc = bpf_perf_event_output(skb, &hnxdp_capture, BPF_F_CURRENT_CPU | ((__u64)caplen << 32), &hdr, sizeof(hdr));
+	/* No perf event on this CPU: the capture is gone without switching off (crash). */
+	if (rc == -ENOENT && hnxdp_capture_ctl.token == token)
+		hnxdp_capture_ctl.token = 0;
+}
+
+/* The flag, checked first: nothing else happens while no capture runs. */
+static __always_inline void maybe_capture(struct __sk_buff *skb, __u32 syn_ifindex, __u32 path, __u32 dev)
+{
+	__u64 token = hnxdp_capture_ctl.token;
+
+	if (token)
+		capture(skb, token, syn_ifindex, path, dev);
+}
+/* ---- end of capture ---- */
+
 /* tcx ingress on the VF: hand every frame to the synthetic (B8). */
 SEC("tc")
 int hnxdp_vf_ingress(struct __sk_buff *skb)
@@ -269,6 +318,7 @@ int hnxdp_vf_ingress(struct __sk_buff *skb)
 		st->vf_rx_packets++;
 		st->vf_rx_bytes += skb->len;
 	}
+	maybe_capture(skb, vf.peer_ifindex, HNXDP_CAPTURE_PATH_VF_RX, ifindex);
 	skb->tc_index = HNXDP_REDIRECT_MARK;
 	return bpf_redirect(vf.peer_ifindex, BPF_F_INGRESS);
 }
@@ -292,6 +342,7 @@ int hnxdp_syn_ingress(struct __sk_buff *skb)
 		st->syn_rx_packets++;
 		st->syn_rx_bytes += skb->len;
 	}
+	maybe_capture(skb, skb->ifindex, HNXDP_CAPTURE_PATH_SYN_RX, skb->ifindex);
 	return TCX_NEXT;
 }
 
@@ -315,6 +366,7 @@ int hnxdp_syn_egress(struct __sk_buff *skb)
 				st->vf_tx_packets++;
 				st->vf_tx_bytes += skb->len;
 			}
+			maybe_capture(skb, ifindex, HNXDP_CAPTURE_PATH_VF_TX, vf->ifindex);
 			return bpf_redirect(vf->ifindex, 0);
 		}
 		if (st)
@@ -324,5 +376,6 @@ int hnxdp_syn_egress(struct __sk_buff *skb)
 		st->syn_tx_packets++;
 		st->syn_tx_bytes += skb->len;
 	}
+	maybe_capture(skb, ifindex, HNXDP_CAPTURE_PATH_SYN_TX, ifindex);
 	return TCX_NEXT;
 }

@@ -239,4 +239,55 @@ _Static_assert(sizeof(struct hnxdp_xsk_stats) == 64, "struct hnxdp_xsk_stats lay
 /* ========================= end of AF_XDP section ==================== */
 
 
+/* ===================================================================
+ * Packet capture (`hnxdp capture`): the datapath's frames, with the path
+ * each took, copied to user space through a perf event array (xdpdump's
+ * method). Off unless a capture runs: each program loads one flag first.
+ * =================================================================== */
+
+/* PERF_EVENT_ARRAY (one slot per CPU) -> the capturing process's perf events.
+ * Pin name = map name. A slot empties when the capture's fd closes (exit, crash). */
+#define HNXDP_MAP_CAPTURE "hnxdp_capture"
+/* The flag: a global variable in this data section of hnxdp.bpf.c, i.e. a
+ * one-entry ARRAY map libbpf makes for the section, pinned under this name. */
+#define HNXDP_CAPTURE_CTL_SECTION ".data.capture"
+#define HNXDP_PIN_CAPTURE_CTL "hnxdp_capture_ctl"
+
+/* Which way a frame went through the pair (pcapng: one interface per path). */
+#define HNXDP_CAPTURE_PATH_VF_RX 0  /* received on the VF, handed to the synthetic */
+#define HNXDP_CAPTURE_PATH_SYN_RX 1 /* received on the synthetic's own path */
+#define HNXDP_CAPTURE_PATH_VF_TX 2  /* sent on the synthetic, leaves through the VF */
+#define HNXDP_CAPTURE_PATH_SYN_TX 3 /* sent on the synthetic, leaves through the synthetic */
+#define HNXDP_CAPTURE_PATHS 4
+/* Most bytes of a frame one sample carries (a perf sample is below 64 KiB). */
+#define HNXDP_CAPTURE_MAX_SNAPLEN 65000
+
+/*
+ * Value of the flag (section HNXDP_CAPTURE_CTL_SECTION). token 0: no capture.
+ * Otherwise (capturing pid << 32) | synthetic ifindex: only that pair's frames
+ * are copied. A program whose copy fails with -ENOENT (the capture's perf
+ * events are gone: it crashed) puts token back to 0 if it is still the same.
+ */
+struct hnxdp_capture_ctl {
+	__u64 token;
+	__u32 snaplen; /* bytes of each frame copied at most (> 0) */
+	__u32 pad;
+};
+
+/* What precedes each frame's bytes in a perf event sample. */
+struct hnxdp_capture_hdr {
+	__u64 tstamp_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 path;      /* HNXDP_CAPTURE_PATH_* */
+	__u32 ifindex;   /* the device the frame was received on / leaves through */
+	__u32 len;       /* the frame's length (skb->len) */
+	__u32 caplen;    /* bytes of the frame that follow this header */
+};
+
+#ifndef __cplusplus
+_Static_assert(sizeof(struct hnxdp_capture_ctl) == 16, "struct hnxdp_capture_ctl layout is part of the contract");
+_Static_assert(sizeof(struct hnxdp_capture_hdr) == 24, "struct hnxdp_capture_hdr layout is part of the contract");
+#endif
+/* ========================= end of capture section =================== */
+
+
 #endif /* HNXDP_SHARED_H */

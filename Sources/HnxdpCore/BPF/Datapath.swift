@@ -54,6 +54,9 @@ public final class Datapath {
     /// stats slot -> per-CPU counters.
     public let stats: BPFMap<UInt32, hnxdp_stats>
     private let programs: [DatapathProgram: BPFDescriptor]
+    /// Capture maps by pin name (`CaptureMaps`); empty for a datapath pinned by a
+    /// build without capture.
+    public let captureMaps: [String: BPFDescriptor]
 
     static let mapNames = [HNXDP_MAP_PAIRS, HNXDP_MAP_VFS, HNXDP_MAP_DEVS, HNXDP_MAP_TXDEV, HNXDP_MAP_STATS]
 
@@ -62,6 +65,7 @@ public final class Datapath {
 
     private init(layout: PinLayout, maps: [String: BPFDescriptor], programs: [DatapathProgram: BPFDescriptor]) throws {
         self.layout = layout
+        captureMaps = maps.filter { CaptureMaps.objectNames[$0.key] != nil }
         pairs = try BPFMap(name: HNXDP_MAP_PAIRS, descriptor: maps[HNXDP_MAP_PAIRS]!)
         vfs = try BPFMap(name: HNXDP_MAP_VFS, descriptor: maps[HNXDP_MAP_VFS]!)
         devs = try BPFMap(name: HNXDP_MAP_DEVS, descriptor: maps[HNXDP_MAP_DEVS]!)
@@ -98,6 +102,8 @@ public final class Datapath {
             try d.requireIdentity(path: layout.objectPath(p.name), program: true, expectedName: p.name,
                                   expectedType: BPF_PROG_TYPE_SCHED_CLS.rawValue)
         }
+        // Optional: a datapath pinned by a build without capture has none.
+        maps.merge(try CaptureMaps.openPinned(layout), uniquingKeysWith: { a, _ in a })
         return try Datapath(layout: layout, maps: maps, programs: progs)
     }
 
@@ -119,7 +125,8 @@ public final class Datapath {
     /// while their pins were removed, e.g. by an unmount of bpffs or `rm -r`).
     public func pinAgain() throws {
         let maps = [pairs.descriptor, vfs.descriptor, devs.descriptor, txdev.descriptor, stats.descriptor]
-        try Datapath.pinAtomically(layout, maps: Dictionary(uniqueKeysWithValues: zip(Datapath.mapNames, maps)), programs: programs)
+        let all = Dictionary(uniqueKeysWithValues: zip(Datapath.mapNames, maps)).merging(captureMaps, uniquingKeysWith: { a, _ in a })
+        try Datapath.pinAtomically(layout, maps: all, programs: programs)
     }
 
     /// Pins the namespace's objects in a staging directory renamed into place.
@@ -161,6 +168,7 @@ public final class Datapath {
         }
         var maps: [String: BPFDescriptor] = [:]
         for name in mapNames { maps[name] = try object.map(name) }
+        for (pin, name) in CaptureMaps.objectNames { maps[pin] = try object.map(name) }
         var progs: [DatapathProgram: BPFDescriptor] = [:]
         for p in DatapathProgram.allCases { progs[p] = try object.program(p.name) }
         return (maps, progs)
