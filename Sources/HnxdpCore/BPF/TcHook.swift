@@ -126,7 +126,7 @@ public enum TcHook {
         try map.pin(at: pinPath)
         func undo() {
             removeQdiscIfOurs(record, exceptPin: pinPath)
-            try? FileSystem.remove(pinPath)
+            _ = try? FileSystem.remove(pinPath)
         }
         let created = hnxdp_tc_hook_create(ifindex)
         if created < 0 {
