@@ -178,6 +178,14 @@ g_snapshot "$SYN" "$VM_TMP/syn.before"
 GKVER=$(vm_exec uname -r)
 if [[ $(printf '%s\n6.6\n' "${GKVER%%-*}" | sort -V | head -n1) == 6.6 ]]; then WANT_MODE=tcx; else WANT_MODE=classic; fi
 note "guest kernel $GKVER: expecting the $WANT_MODE attachment"
+# probe: what the kernel and the devices offer, as the rest of the test finds them.
+PROBE=$(vm_exec "$HNXDP" probe --json)
+note "probe: $(vm_exec "$HNXDP" probe | head -n 8 | tr -s ' ' | tr '\n' ';')"
+assert_eq "probe: attachment" "$(rig_json attachment <<<"$PROBE")" "$WANT_MODE"
+assert_eq "probe: tcx" "$(rig_json kernel.tcx <<<"$PROBE")" "$([[ $WANT_MODE == tcx ]] && echo true || echo false)"
+assert_eq "probe: $SYN is the synthetic" "$(rig_json "devices[name=$SYN].role" <<<"$PROBE")" synthetic
+assert_eq "probe: $VF is a VF candidate ($VM_VF_DRIVER)" "$(rig_json "devices[name=$VF].role" <<<"$PROBE")" vf-candidate
+assert_eq "probe: $VF's driver" "$(rig_json "devices[name=$VF].driver" <<<"$PROBE")" "$VM_VF_DRIVER"
 if [[ $WANT_MODE == classic ]]; then
 	rig_try vm_exec "$HNXDP" attach --tc-mode tcx --synthetic "$SYN" --vf "$VF"
 	assert_eq "no tcx on $GKVER: attach --tc-mode tcx exits 3" "$RIG_RC" 3
