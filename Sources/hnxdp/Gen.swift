@@ -83,9 +83,10 @@ struct Gen: ParsableCommand {
         let generator = try TrafficGenerator(device: device, verbose: common.verbose)
         let result = try generator.send(frame: template.bytes(), count: count, rate: rate, deadlineSeconds: seconds)
         if json {
-            print("{\"generator\": \"hnxdp gen (BPF_PROG_TEST_RUN live frames)\", \"frames\": \(result.frames), \"seconds\": \(cFormat("%.6f", result.seconds)), \"fps\": \(Int(result.framesPerSecond))}")
+            print("{\"generator\": \"hnxdp gen (BPF_PROG_TEST_RUN live frames)\", \"frames\": \(result.frames), \"left\": \(result.left.map(String.init) ?? "null"), \"seconds\": \(cFormat("%.6f", result.seconds)), \"fps\": \(Int(result.framesPerSecond))}")
         } else {
-            print("sent \(result.frames) frames of \(size) bytes out of \(dev) in \(cFormat("%.3f", result.seconds)) s: \(cFormat("%.0f", result.framesPerSecond)) frames/s")
+            let left = result.left.map { "; \(dev) counted \($0) transmitted" } ?? "; \(dev) reports no transmit counter"
+            print("sent \(result.frames) frames of \(size) bytes out of \(dev) in \(cFormat("%.3f", result.seconds)) s: \(cFormat("%.0f", result.framesPerSecond)) frames/s\(left)")
         }
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 90-gen: `hnxdp gen` (BPF_PROG_TEST_RUN live frames) sends exactly the frames
-# it says into the VF's host-side peer and they reach the guest; bad input is
+# it says into the VF's host-side peer and they reach the guest; it reports what
+# the device counted as transmitted, and refuses (exit 1) when none left; bad input is
 # refused with exit 2 and one stderr line. The host-side peer of vf0 is vf0h.
 . "$(dirname "$0")/../lib/rig.sh"
 
@@ -19,6 +20,17 @@ rx_before=$(rig_dump_get 'pairs[0].stats.vf_rx_packets')
 out=$(gen_h --dev vf0h --dst-mac "$RIG_MAC" --dst-ip "$RIG_G4" --src-ip "$RIG_R4" --dst-port 9 --count 200000 --seconds 20 --json)
 frames=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["frames"])' "$out")
 assert_eq "gen reports all frames sent" "$frames" 200000
+left=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["left"])' "$out")
+assert_ge "gen reports what vf0h counted as transmitted (left)" "$left" 200000
+
+# A device that takes the frames but sends none (the peer of hn0h has no NAPI
+# for XDP frames: GRO off, no XDP program): refused, not reported as sent.
+rig_g ethtool -K hn0 gro off >/dev/null
+rc=0
+err=$(gen_h --dev hn0h --dst-mac "$RIG_MAC" --dst-ip "$RIG_G4" --count 1000 --seconds 10 2>&1 >/dev/null) || rc=$?
+assert_eq "gen out of a device that sends none of them: exit 1" "$rc" 1
+assert_contains "gen out of a device that sends none: says so" "$err" "none of the 1000 frames left hn0h"
+assert_eq "gen out of a device that sends none: one stderr line" "$(printf '%s\n' "$err" | wc -l)" 1
 after=$(udp_noports)
 assert_eq "every frame reached the guest's UDP stack through the VF (UdpNoPorts delta)" "$((after - before))" 200000
 rx_after=$(rig_dump_get 'pairs[0].stats.vf_rx_packets')

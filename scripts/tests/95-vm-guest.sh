@@ -7,13 +7,17 @@
 #      switch sends to the VF, the guest answers through the VF) and the
 #      synthetic's tap sends nothing. detach: the synthetic's `ethtool -k` and
 #      `ip -d link` read exactly as before the attach.
+#   1b. IPv6 pings, 200 UDP datagrams and a TCP echo reach sockets bound to the
+#      synthetic, through the VF's tap both ways.
 #   2. `hnxdp run --settle-ms 200` in the guest, with no --synthetic, finds the
 #      virtio_net synthetic and the e1000e (PCI) VF by itself and joins it;
 #      a planned cycle (switch -> synthetic tap, then device_del: the pair goes
 #      idle and the synthetic reads as before; device_add: active again with
 #      the new VF's ifindex) and a surprise cycle (device_del first) while a
 #      ping runs: at most PLANNED_LOSS / SURPRISE_LOSS pings lost per cycle,
-#      and after each replug the traffic goes through the new VF.
+#      and after each replug the traffic goes through the new VF. VM_CYCLES
+#      (default 5) cycles, planned and surprise in turn, with one TCP
+#      connection open throughout that is never reset.
 #   3. kill -9 of run with traffic flowing: the datapath keeps carrying it
 #      through the VF; a new run adopts the pair without a second program on
 #      any hook.
@@ -22,10 +26,13 @@
 # 96-* tests run this script with Debian 12's 6.1 and vmxnet3). The attachment
 # must be tcx on a kernel with tcx (6.6+) and classic tc below; on a kernel
 # without tcx, `--tc-mode tcx` must exit 3 naming it.
-# Bounded: the test stops itself (FAIL) after 400 s; it takes ~70-100 s under TCG.
+# Bounded: the test stops itself (FAIL) after 600 s; it takes ~2-3 min under TCG.
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/vm.sh"
 
+VM_G6=fd00:90::1   # the synthetic's IPv6 address; VM_H6 is the switch's (br0)
+VM_H6=fd00:90::2
+VM_CYCLES=${VM_CYCLES:-5} # unplug/replug cycles under run, planned and surprise in turn
 PLANNED_LOSS=5     # pings (every 0.1 s) lost in a planned cycle, at most
 SURPRISE_LOSS=40   # ... in a surprise cycle (the switch moves after the unplug)
 T_START=$SECONDS
@@ -150,7 +157,7 @@ cycle() {
 }
 
 rig_begin
-vm_deadline 400
+vm_deadline 600
 vm_prepare
 vm_start
 BOOT_S=$VM_BOOT_S
@@ -162,7 +169,8 @@ VF=$(g_dev_by_driver "$VM_VF_DRIVER")
 VF_IDX=$(g_ifindex "$VF")
 note "guest: synthetic $SYN (virtio_net), VF $VF ($VM_VF_DRIVER, ifindex $VF_IDX), MAC $VM_MAC"
 vm_sh "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-	ip addr add $VM_G4/24 dev $SYN && ip link set $SYN up && ip link set $VF up"
+	ip addr add $VM_G4/24 dev $SYN && ip -6 addr add $VM_G6/64 dev $SYN nodad && ip link set $SYN up && ip link set $VF up"
+vm_sw ip -6 addr add "$VM_H6/64" dev br0 nodad
 
 # Round trip of one command, for the report.
 t0=$EPOCHREALTIME
@@ -214,6 +222,23 @@ assert_eq "attach: one hnxdp program on each hook (syn in, syn out, VF in)" "$(g
 check_via_vf "attached"
 vfrx=$(vm_exec "$HNXDP" dump --json | pair_field 'pairs[0].stats.vf_rx_packets')
 assert_ge "attached: hnxdp counted frames from the VF (vf_rx_packets)" "$vfrx" 9
+# IPv6, UDP and TCP from the host side reach sockets bound to the synthetic,
+# through the VF both ways.
+vrx=$(vm_tap_stat tvf rx); vtx=$(vm_tap_stat tvf tx); srx=$(vm_tap_stat tsyn rx)
+got6=$(vm_sw ping -6 -n -c 10 -i 0.2 -W 2 "$VM_G6" 2>/dev/null | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+assert_ge "attached: IPv6 pings answered" "${got6:-0}" 9
+vm_sh "setsid python3 $RIG_TOOLS/udp_sink.py --dev $SYN --port 5301 --seconds 30 --expect 200 --linger 1 --ready-file /tmp/udp.ready </dev/null >/tmp/udp.count 2>&1 &"
+wait_until 20 "the guest's UDP socket on $SYN is bound" vm_exec test -e /tmp/udp.ready
+vm_sw "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$VM_G4" --port 5301 --count 200 --rate 400 >/dev/null
+wait_until 30 "the guest's UDP socket is done" vm_sh "test -s /tmp/udp.count"
+assert_eq "attached: UDP: a socket bound to $SYN received all 200 datagrams" "$(vm_exec cat /tmp/udp.count)" 200
+vm_sh "setsid python3 $RIG_TOOLS/tcp_echo.py --dev $SYN --port 5302 --seconds 60 --ready-file /tmp/tcp.ready </dev/null >/tmp/tcp.out 2>&1 &"
+wait_until 20 "the guest's TCP echo server on $SYN listens" vm_exec test -e /tmp/tcp.ready
+rig_try vm_sw "$RIG_PY" "$RIG_TOOLS/tcp_client.py" --dst "$VM_G4" --port 5302 --rounds 50 --size 1000 --seconds 30
+assert_eq "attached: TCP: 50 rounds echoed by a server bound to $SYN (exit 0: $RIG_OUT $RIG_ERR)" "$RIG_RC" 0
+assert_ge "attached: IPv6/UDP/TCP answers left through the VF (tvf rx +)" $(($(vm_tap_stat tvf rx) - vrx)) 259
+assert_ge "attached: IPv6/UDP/TCP requests came through the VF (tvf tx +)" $(($(vm_tap_stat tvf tx) - vtx)) 259
+assert_le "attached: nothing answered on the synthetic's tap (tsyn rx +)" $(($(vm_tap_stat tsyn rx) - srx)) 3
 rig_try vm_exec "$HNXDP" detach --synthetic "$SYN"
 assert_eq "detach: exit 0" "$RIG_RC" 0
 [[ $RIG_RC == 0 ]] || note "detach stderr: $RIG_ERR"
@@ -234,9 +259,23 @@ fi
 assert_contains "run: managing $SYN by itself (virtio_net)" "$(vm_sh "grep 'managing synthetic' /tmp/run.log; true")" "managing synthetic $SYN"
 vm_switch vf
 check_via_vf "run, first join"
-cycle planned 1
-cycle surprise 2
-cycle planned 3
+# One TCP connection from the host side to a server bound to the synthetic stays
+# open through every cycle: it must never be reset.
+vm_sh "setsid python3 $RIG_TOOLS/tcp_echo.py --dev $SYN --port 5303 --seconds 900 --max-conns 5 --ready-file /tmp/tcps.ready </dev/null >/tmp/tcps.out 2>&1 &"
+wait_until 20 "the guest's TCP echo server for the long connection listens" vm_exec test -e /tmp/tcps.ready
+vm_bg TCP_PID ip netns exec "$VM_NS" "$RIG_PY" "$RIG_TOOLS/tcp_stream.py" --dst "$VM_G4" --port 5303 \
+	--stop-file "$VM_TMP/tcp.stop" --interval 0.05 --seconds 600 --stall-timeout 30 --gap-log-ms 1000 \
+	--status-file "$VM_TMP/tcp.status" >"$VM_TMP/tcp.result" 2>"$VM_TMP/tcp.err"
+wait_until 20 "the long TCP connection is echoing" grep -q "^rounds [1-9]" "$VM_TMP/tcp.status"
+for ((c = 1; c <= VM_CYCLES; c++)); do
+	if ((c % 2)); then cycle planned "$c"; else cycle surprise "$c"; fi
+done
+touch "$VM_TMP/tcp.stop"
+rc=0
+rig_wait_pid "$TCP_PID" 60 || rc=$?
+note "the long TCP connection: $(cat "$VM_TMP/tcp.result") $(tr '\n' ' ' <"$VM_TMP/tcp.err" | head -c 300)"
+assert_eq "the TCP connection open through $VM_CYCLES cycles: never reset (tcp_stream exit 0)" "$rc" 0
+assert_contains "the TCP connection: 0 resets" "$(cat "$VM_TMP/tcp.result")" "resets 0 "
 
 note "run's reaction times (guest clock, from its log):"
 vm_sh "grep -o 'VF ifindex [0-9]* left.*' /tmp/run.log; true" | sed 's/^/    /'

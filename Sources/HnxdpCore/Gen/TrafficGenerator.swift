@@ -8,7 +8,11 @@ import Glibc
 /// frames (an XDP program or GRO on the peer enables veth's NAPI path).
 public final class TrafficGenerator {
     public struct Result: Sendable {
+        /// Frames handed to the device's XDP transmit.
         public var frames: UInt64
+        /// Frames the device counted as transmitted meanwhile (its tx_packets rose by
+        /// this much; other traffic of the device counts too); nil when it reports none.
+        public var left: UInt64?
         public var seconds: Double
         public var framesPerSecond: Double { seconds > 0 ? Double(frames) / seconds : 0 }
     }
@@ -28,6 +32,8 @@ public final class TrafficGenerator {
     /// Sends `count` copies of `frame`, at most `rate` frames per second (0: as fast as
     /// possible), in chunks of at most `chunk` frames per system call.
     public func send(frame: [UInt8], count: UInt64, rate: UInt64, chunk: UInt32 = 65536, deadlineSeconds: Double? = nil) throws -> Result {
+        let netlink = try RTNetlink()
+        let txBefore = try netlink.transmittedPackets(index: device.ifindex)
         let start = monotonicNanoseconds()
         var sent: UInt64 = 0
         // Each live-frames run sets up and tears down a page pool (tens of ms with an
@@ -54,6 +60,22 @@ public final class TrafficGenerator {
                 }
             }
         }
-        return Result(frames: sent, seconds: Double(monotonicNanoseconds() - start) / 1e9)
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        // What actually left: the device's own counter, given a moment to settle (the
+        // last bulk may still be in the driver's queue).
+        var left: UInt64? = nil
+        if let txBefore {
+            for attempt in 0..<20 {
+                if let now = try netlink.transmittedPackets(index: device.ifindex) {
+                    left = now &- txBefore
+                    if left! >= sent { break }
+                }
+                if attempt < 19 { var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000); nanosleep(&ts, nil) }
+            }
+        }
+        if sent > 0, left == 0 {
+            throw HnxdpError(.runtime, "none of the \(sent) frames left \(device.name): its transmit counter did not move. The driver cannot send XDP frames here (it has no XDP transmit, ndo_xdp_xmit, like e1000e; or, like virtio_net, it transmits XDP frames only while an XDP program is attached to the device)")
+        }
+        return Result(frames: sent, left: left, seconds: seconds)
     }
 }

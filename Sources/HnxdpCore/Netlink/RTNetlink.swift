@@ -155,6 +155,19 @@ public final class RTNetlink {
 
     // MARK: - Exchanges
 
+    /// The packets the device counted as transmitted (IFLA_STATS64 tx_packets); nil
+    /// when the device is gone or reports none.
+    public func transmittedPackets(index: Int32) throws -> UInt64? {
+        do {
+            let (messages, _) = try exchange("read counters of ifindex \(index)", expectAck: false) { seq in
+                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: index, name: nil)
+            }
+            return try messages.lazy.compactMap { try RTNetlinkCodec.parseTxPackets($0) }.first
+        } catch let error as HnxdpError where error.errno == ENODEV {
+            return nil
+        }
+    }
+
     private func getLink(_ what: String, ifindex: Int32?, name: String?) throws -> LinkInfo? {
         do {
             let (messages, _) = try exchange(what, expectAck: false) { seq in

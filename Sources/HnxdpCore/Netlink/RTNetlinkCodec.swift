@@ -85,6 +85,7 @@ public enum RTNetlinkCodec {
         public static let link: UInt16 = 5          // IFLA_LINK
         public static let master: UInt16 = 10       // IFLA_MASTER
         public static let txQueueLen: UInt16 = 13   // IFLA_TXQLEN
+        public static let stats64: UInt16 = 23      // IFLA_STATS64 (struct rtnl_link_stats64)
         public static let operState: UInt16 = 16    // IFLA_OPERSTATE
         public static let linkMode: UInt16 = 17     // IFLA_LINKMODE
         public static let linkInfo: UInt16 = 18     // IFLA_LINKINFO (nested)
@@ -301,6 +302,19 @@ public enum RTNetlinkCodec {
             }
         }
         return link
+    }
+
+    /// tx_packets of IFLA_STATS64 in an RTM_NEWLINK (kept out of `LinkInfo`, whose
+    /// equality means "the same configuration"); nil when absent.
+    public static func parseTxPackets(_ message: NetlinkMessage) throws -> UInt64? {
+        guard message.type == Message.newLink, message.payload.count >= ifinfomsgLength else { return nil }
+        for attr in try parseAttributes(message.payload[ifinfomsgLength...], context: "link attribute")
+        where attr.type == Attr.stats64 && attr.value.count >= 16 {
+            // rx_packets, tx_packets, ... (u64 each, host order, possibly unaligned here)
+            let v = attr.value
+            return (0..<8).reduce(UInt64(0)) { $0 | UInt64(v[v.startIndex + 8 + $1]) << (8 * UInt64($1)) }
+        }
+        return nil
     }
 
     /// For NLMSG_ERROR: the positive errno it reports, 0 for an acknowledgement.
