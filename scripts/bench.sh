@@ -13,6 +13,9 @@
 #   P3   iperf3 TCP throughput via hn0 (through the pair) / directly on vf0, guest -> host
 #   P3r  the same, host -> guest (iperf3 -R)
 #   P4   frames/s sent on hn0 leaving via vf0 (hnxdp) / sent on vf0, nothing attached
+#   P10  P1 (rx) and P4 (tx, "P10t") with hnxdp attached as classic tc filters (clsact +
+#        cls_bpf, what kernels without tcx get) / attached with tcx; guest B takes guest
+#        A's configuration for this case and is put back after it
 #   P6   ns per frame of each hnxdp program minus an empty tc program (BPF_PROG_TEST_RUN)
 #   P1g, P2g  P1 and P2 with `hnxdp gen` (BPF_PROG_TEST_RUN live frames) as the generator
 #        instead of trafgen (guest vf0 with GRO on, so the veth takes XDP frames, in A and B)
@@ -53,7 +56,7 @@
 #   --rounds N      rounds per case (default 5; --quick: 2)
 #   --quick         short windows, fewer repeats: the whole run < 1 minute
 #   --json FILE     write the results as JSON (one object per case id)
-#   --cases LIST    comma-separated subset of C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P5,P5g,P6,P7,P8,P9,G1
+#   --cases LIST    comma-separated subset of C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P10,P5,P5g,P6,P7,P8,P9,G1
 #   --window S      counting window per measurement in seconds (default 2)
 #   --perf DIR      after the rounds of P1, P1b, P2, P4 profile one more window
 #                   of each configuration (perf record -a -g -e cpu-clock): DIR/<case>-<A|B>.data
@@ -88,7 +91,7 @@ ARGS="$*"
 ROUNDS=""
 QUICK=0
 JSON_OUT=""
-CASES="C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P5,P5g,P6,P7,P8,P9,G1"
+CASES="C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P10,P5,P5g,P6,P7,P8,P9,G1"
 WINDOW=""
 PERF_DIR=""
 
@@ -504,6 +507,32 @@ case_p4() {
 	maybe_perf P4-B "$GB" vf0 "$TMP/tx.cfg" "$HB" -q
 	stop "$sa"; stop "$sb"
 }
+
+# P10: the classic tc attachment (what kernels without tcx get) against tcx, same run.
+# Guest B becomes a copy of guest A (the address moves to hn0) with hnxdp attached
+# --tc-mode classic; guest A is hnxdp with tcx. Afterwards B is put back.
+case_p10() {
+	local sa sb
+	case_header P10 "UDP 64B rx: hnxdp attached with classic tc (clsact + cls_bpf) / with tcx" ratio ">=" 0.98 pps "$GEN_RX"
+	case_header P10t "UDP 64B tx: hnxdp attached with classic tc / with tcx" ratio ">=" 0.98 pps "$GEN_TX"
+	in_ns "$GB" ip addr del "$G4/24" dev vf0
+	in_ns "$GB" ip addr add "$G4/24" dev hn0
+	nsnet "$GB" "$HNXDP" attach --tc-mode classic --synthetic hn0 --vf vf0 >/dev/null || die "attach --tc-mode classic in guest B failed"
+	[[ $(nsnet "$GB" "$HNXDP" dump --json | jq -r '.pairs[0].attachment') == classic ]] || die "guest B's pair is not classic"
+	in_ns "$GB" ping -c 1 -W 2 "$H4" >/dev/null || die "guest B (classic) cannot reach host B through the pair"
+	hold_socket sa "$GA" hn0
+	hold_socket sb "$GB" hn0
+	interleave P10 rx_b rx_a
+	stop "$sa"; stop "$sb"
+	hold_socket sa "$HA" vf0h
+	hold_socket sb "$HB" vf0h
+	interleave P10t p10t_classic tx_a
+	stop "$sa"; stop "$sb"
+	nsnet "$GB" "$HNXDP" detach --synthetic hn0 >/dev/null || die "detach in guest B failed"
+	in_ns "$GB" ip addr del "$G4/24" dev hn0
+	in_ns "$GB" ip addr add "$G4/24" dev vf0
+}
+p10t_classic() { rate VALUE "$GB" hn0 "$TMP/tx.cfg" "$HB" -q; }
 
 # testrun_cases PREFIX NS PINS PROGS [ref]: BPF_PROG_TEST_RUN of each of PROGS (pinned in
 # PINS, attached in NS) against the empty program, in both test-run modes. With "ref"
@@ -944,6 +973,7 @@ want P2 && timed case_p2
 want P3 && timed case_p3
 want P3r && timed case_p3 -R
 want P4 && timed case_p4
+want P10 && timed case_p10
 want P6 && timed case_p6
 want G1 && timed case_g1
 want P1g && timed case_p1g

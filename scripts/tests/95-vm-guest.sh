@@ -18,6 +18,9 @@
 #      and after each replug the traffic goes through the new VF. VM_CYCLES
 #      (default 5) cycles, planned and surprise in turn, with one TCP
 #      connection open throughout that is never reset.
+#   2b. `hnxdp xsk count` (UDP port 6000) keeps counting across an unplug and a
+#      replug: through the VF, through the synthetic, through the new VF, and
+#      reports its bind mode.
 #   3. kill -9 of run with traffic flowing: the datapath keeps carrying it
 #      through the VF; a new run adopts the pair without a second program on
 #      any hook.
@@ -170,6 +173,8 @@ VF_IDX=$(g_ifindex "$VF")
 note "guest: synthetic $SYN (virtio_net), VF $VF ($VM_VF_DRIVER, ifindex $VF_IDX), MAC $VM_MAC"
 vm_sh "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 	ip addr add $VM_G4/24 dev $SYN && ip -6 addr add $VM_G6/64 dev $SYN nodad && ip link set $SYN up && ip link set $VF up"
+# The switch namespace has IPv6 off (vm.sh): on for br0, the host side, only.
+vm_sw sysctl -qw net.ipv6.conf.br0.disable_ipv6=0 net.ipv6.conf.br0.accept_dad=0
 vm_sw ip -6 addr add "$VM_H6/64" dev br0 nodad
 
 # Round trip of one command, for the report.
@@ -279,6 +284,40 @@ assert_contains "the TCP connection: 0 resets" "$(cat "$VM_TMP/tcp.result")" "re
 
 note "run's reaction times (guest clock, from its log):"
 vm_sh "grep -o 'VF ifindex [0-9]* left.*' /tmp/run.log; true" | sed 's/^/    /'
+
+# ---- 2b. AF_XDP sockets on the pair (xsk count, UDP port 6000 only) keep
+# counting across an unplug and a replug: 300 datagrams through the VF, 300
+# through the synthetic while the VF is gone, 300 through the new VF.
+xsk_send() { vm_sw "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$VM_G4" --port 6000 --count 300 --rate 300 --seconds 10 >/dev/null || true; }
+vm_sh "rm -f /tmp/xsk.ev; setsid $HNXDP xsk count --synthetic $SYN --udp-port 6000 --seconds 150 --json --events </dev/null >/tmp/xsk.json 2>/tmp/xsk.ev & echo \$! >/tmp/xsk.pid"
+XSK_PID=$(vm_exec cat /tmp/xsk.pid)
+wait_until 30 "xsk count bound to $VF" vm_sh "grep -q 'bound to VF $VF (ifindex $VF_IDX)' /tmp/xsk.ev"
+xsk_send
+vm_switch syn
+vm_unplug_vf 2>/dev/null || fail "xsk: device_del failed"
+g_wait_pair 20 "p and p['state'] == 'idle'" >/dev/null || fail "xsk: pair not idle after the unplug"
+xsk_send
+vm_plug_vf 2>/dev/null || fail "xsk: device_add failed"
+wait_until 30 "a $VM_VF_DRIVER device is back" test -n "$(g_dev_by_driver "$VM_VF_DRIVER")"
+VF=$(g_dev_by_driver "$VM_VF_DRIVER")
+VF_IDX=$(g_ifindex "$VF")
+g_wait_pair 30 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX" >/dev/null || fail "xsk: pair not active with the new VF"
+vm_switch vf
+wait_until 30 "xsk count bound to the new $VF" vm_sh "grep -q 'bound to VF $VF (ifindex $VF_IDX)' /tmp/xsk.ev"
+xsk_send
+sleep 1
+vm_exec kill -TERM "$XSK_PID"
+wait_until 20 "xsk count printed its result" vm_sh "test -s /tmp/xsk.json"
+XSK=$(vm_exec cat /tmp/xsk.json)
+note "xsk count: $XSK"
+note "xsk events: $(vm_exec cat /tmp/xsk.ev | tr '\n' ';' | head -c 600)"
+assert_in "xsk count reports its bind mode" "$(rig_json mode <<<"$XSK")" "copy|zerocopy|zero-copy"
+assert_ge "xsk count: frames counted in all (3 x 300 sent)" "$(rig_json --default 0 total <<<"$XSK")" 850
+assert_ge "xsk count: frames counted on the synthetic while the VF was gone" "$(rig_json --default 0 "per_device.$SYN" <<<"$XSK")" 280
+assert_ge "xsk count: frames counted on the VFs, before and after the replug" \
+	$(($(rig_json --default 0 total <<<"$XSK") - $(rig_json --default 0 "per_device.$SYN" <<<"$XSK"))) 560
+assert_ge "xsk count: it followed the VF's departure" "$(rig_json --default 0 departures <<<"$XSK")" 1
+check_via_vf "after the AF_XDP application"
 
 # ---- 3. kill -9 of run with traffic flowing; a new run adopts the pair.
 ping_start "$VM_TMP/ping.kill"
