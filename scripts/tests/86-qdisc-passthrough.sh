@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# 86-qdisc-passthrough: egress shaping on the synthetic applies while a VF is
+# joined (its qdiscs are copied onto the VF), and the VF gets its own back.
+#   1. `attach`, the VF with the kernel's default qdisc: a tbf of 20 Mbit/s on
+#      hn0 limits guest-to-remote TCP (iperf3, 3 s) to 20 Mbit/s +-10 % with no
+#      VF, with the VF joined (the traffic really leaves through vf0: vf_tx
+#      rises; dump says qdisc "mirrored") and after `detach`; vf0's qdiscs,
+#      classes and filters read exactly as before the join.
+#   2. `run`, the VF with a qdisc of its own (pfifo 7:): joined, the VF carries
+#      hn0's tbf; hn0's tbf changed 20 -> 40 Mbit/s is on vf0 within 1 s (polled
+#      with `tc -j qdisc show dev vf0`), and limits at 40 Mbit/s +-10 %; an htb
+#      tree with a filter replaces the tbf and is copied as well; the VF leaves
+#      (its MAC changes) and reads exactly as before the join; 20 Mbit/s on the
+#      synthetic path again; after `detach --all` still as before.
+. "$(dirname "$0")/../lib/rig.sh"
+. "$(dirname "$0")/../lib/run_helpers.sh"
+
+rig_require_tools iperf3
+P='pairs[synthetic.name=hn0]'
+PORT=5386
+
+# Mbit/s of a 3 s guest -> remote TCP transfer (receiver side), or "failed".
+iperf_mbit() {
+	rig_g timeout 15 iperf3 -c "$RIG_R4" -p "$PORT" -t 3 -O 1 -J 2>/dev/null | "$RIG_PY" -c '
+import json, sys
+try:
+    print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))
+except Exception:
+    print("failed")'
+}
+# DESC LOW HIGH: one transfer, its rate within [LOW, HIGH] Mbit/s.
+assert_rate() {
+	local r
+	r=$(iperf_mbit)
+	if rig__is_int "$r" && ((r >= $2 && r <= $3)); then pass "$1: $r Mbit/s (within $2..$3)"
+	else fail "$1: $r Mbit/s, expected $2..$3"; fi
+}
+vf_tc() { # everything of vf0's egress configuration tc shows
+	rig_g tc qdisc show dev vf0
+	rig_g tc class show dev vf0
+	rig_g tc filter show dev vf0
+}
+vf_rate() { # the rate (bytes/s) of vf0's root tbf, or "none"
+	rig_g tc -j qdisc show dev vf0 | rig_json --default none '[kind=tbf].options.rate'
+}
+qdisc_state() { rig_dump_get "$P.qdisc"; }
+qdisc_mirrored() { [[ "$(qdisc_state)" == mirrored ]]; }
+
+rig_begin
+rig_create
+rig_bg srv rig_r timeout 120 iperf3 -s -B "$RIG_R4" -p "$PORT"
+wait_until 10 "iperf3 server listening" rig_r sh -c "ss -ltn | grep -q ':$PORT '" || true
+
+# ---- 1. attach / detach, vf0 with the kernel's default qdisc.
+rig_g tc qdisc add dev hn0 root handle 1: tbf rate 20mbit burst 64kb latency 50ms
+vf_tc >"$RIG_TMP/vf0.before"
+note "vf0 before: $(tr '\n' '|' <"$RIG_TMP/vf0.before")"
+rig_host_switch syn
+assert_rate "no VF: tbf 20mbit on hn0 limits TCP" 18 22
+
+rig_try hnxdp_g attach --synthetic hn0 --vf vf0
+assert_eq "attach exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
+rig_host_switch vf
+assert_eq "vf0 carries hn0's tbf (20 Mbit/s = 2500000 B/s)" "$(vf_rate)" 2500000
+assert_eq "dump: qdisc mirrored" "$(qdisc_state)" mirrored
+assert_contains "status names the copy" "$(hnxdp_g status)" "qdisc mirrored"
+tx0=$(rig_stat vf_tx_bytes)
+assert_rate "VF joined: the same tbf limits TCP" 18 22
+tx1=$(rig_stat vf_tx_bytes)
+if rig__is_int "$tx0" && rig__is_int "$tx1"; then
+	# 3 s at 18 Mbit/s or more, after a second of warm-up: at least 6.75 MB.
+	assert_ge "the transfer left through the VF (vf_tx_bytes rose)" "$((tx1 - tx0))" 6750000
+else
+	fail "vf_tx_bytes not readable ('$tx0', '$tx1')"
+fi
+
+rig_try hnxdp_g detach --synthetic hn0
+assert_eq "detach exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
+vf_tc >"$RIG_TMP/vf0.after-detach"
+assert_files_equal "vf0's qdiscs, classes and filters read as before the join after detach" \
+	"$RIG_TMP/vf0.before" "$RIG_TMP/vf0.after-detach"
+rig_host_switch syn
+assert_rate "after detach: tbf on hn0 limits TCP on the synthetic path" 18 22
+
+# ---- 2. run, vf0 with a qdisc of its own.
+rig_g tc qdisc add dev vf0 root handle 7: pfifo limit 500
+vf_tc >"$RIG_TMP/vf0.before2"
+run_start RUN --synthetic hn0 --settle-ms 300
+run_wait_dump 10 "pair active with vf0" "p and p['state'] == 'active' and p['datapath'] == 'vf'" || true
+rig_host_switch vf
+wait_until 5 "dump says qdisc mirrored" qdisc_mirrored || true
+assert_eq "run joined vf0: qdisc mirrored" "$(qdisc_state)" mirrored
+assert_eq "vf0 carries hn0's tbf instead of its pfifo" "$(vf_rate)" 2500000
+assert_rate "run, VF joined: tbf 20mbit limits TCP" 18 22
+
+# 20 -> 40 Mbit/s on hn0: on vf0 within a second.
+t0=$(date +%s%N)
+rig_g tc qdisc change dev hn0 root handle 1: tbf rate 40mbit burst 64kbit latency 50ms
+ok=0
+for ((i = 0; i < 300; i++)); do
+	# tc's JSON without a parser: this loop must stay cheap.
+	if rig_g tc -j qdisc show dev vf0 | grep -q '"kind":"tbf".*"rate":5000000,'; then ok=1; break; fi
+	sleep 0.01
+done
+ms=$((($(date +%s%N) - t0) / 1000000))
+note "tbf 20 -> 40 Mbit/s on hn0 at $(date -u -d "@$((t0 / 1000000000))" +%T).$(printf %03d $(((t0 / 1000000) % 1000))), on vf0 $ms ms later"
+if ((ok)); then assert_le "hn0's tbf 20 -> 40 Mbit/s followed on vf0 (ms)" "$ms" 1000
+else fail "vf0's tbf rate not 40 Mbit/s $ms ms after hn0's changed (now $(vf_rate))"; fi
+assert_rate "VF joined: tbf 40mbit limits TCP" 36 44
+assert_eq "dump: qdisc mirrored after the change" "$(qdisc_state)" mirrored
+
+# A classful tree with a filter replaces the tbf: copied as a whole.
+rig_g tc qdisc del dev hn0 root
+rig_g tc qdisc add dev hn0 root handle 1: htb default 20
+rig_g tc class add dev hn0 parent 1: classid 1:1 htb rate 100mbit
+rig_g tc class add dev hn0 parent 1:1 classid 1:10 htb rate 20mbit ceil 20mbit
+rig_g tc class add dev hn0 parent 1:1 classid 1:20 htb rate 80mbit
+rig_g tc filter add dev hn0 parent 1: protocol ip prio 1 u32 match ip dport "$PORT" 0xffff flowid 1:10
+wait_until 3 "vf0 has hn0's htb classes and filter" sh -c \
+	"ip netns exec $RIG_GUEST tc class show dev vf0 | grep -q '1:10 parent 1:1' && ip netns exec $RIG_GUEST tc filter show dev vf0 | grep -q 'flowid 1:10'" || true
+wait_until 3 "dump says qdisc mirrored (htb)" qdisc_mirrored || true
+assert_eq "dump: the htb tree is mirrored" "$(qdisc_state)" mirrored
+assert_rate "VF joined: htb class 1:10 (20mbit, chosen by the u32 filter) limits TCP" 18 22
+rig_g tc qdisc del dev hn0 root
+rig_g tc qdisc add dev hn0 root handle 1: tbf rate 20mbit burst 64kb latency 50ms
+wait_until 3 "vf0 back on hn0's tbf 20mbit" sh -c "[ \"\$(ip netns exec $RIG_GUEST tc -j qdisc show dev vf0 | grep -o '\"rate\":[0-9]*')\" = '\"rate\":2500000' ]" || true
+
+# The VF leaves while it still exists (its MAC changes): its own pfifo is back.
+rig_host_switch syn
+rig_g ip link set vf0 address 02:00:00:00:86:86
+run_wait_dump 5 "pair idle" "p and p['state'] == 'idle'" || true
+vf_tc >"$RIG_TMP/vf0.after-leave"
+assert_files_equal "vf0 reads as before the join after the leave" "$RIG_TMP/vf0.before2" "$RIG_TMP/vf0.after-leave"
+assert_eq "dump: qdisc none once no VF is joined" "$(qdisc_state)" none
+assert_rate "after the leave: tbf on hn0 limits TCP on the synthetic path" 18 22
+run_assert_no_error "run logged no error"
+assert_contains "run logged the copy" "$(cat "$RUN_LOG")" "egress qdiscs copied to vf0"
+rc=0
+run_stop "$RUN" || rc=$?
+assert_eq "run exits 0 on SIGTERM" "$rc" 0
+rig_try hnxdp_g detach --all
+assert_eq "detach --all exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
+vf_tc >"$RIG_TMP/vf0.after-detach2"
+assert_files_equal "vf0 reads as before the join after detach --all" "$RIG_TMP/vf0.before2" "$RIG_TMP/vf0.after-detach2"
+
+rig_finish
