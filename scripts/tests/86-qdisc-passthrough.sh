@@ -12,6 +12,11 @@
 #      tree with a filter replaces the tbf and is copied as well; the VF leaves
 #      (its MAC changes) and reads exactly as before the join; 20 Mbit/s on the
 #      synthetic path again; after `detach --all` still as before.
+#   3. A synthetic with an mq root and its own qdisc on each of its 2 queues,
+#      a VF with 4 queues: the VF gets mq with queue k carrying the synthetic's
+#      queue ((k-1) mod 2)+1's qdisc; after `detach` the VF is as before. With
+#      a tbf per queue the copy is made but reported not faithful (the total
+#      rate differs on 4 queues): a warning, and `dump`/`status` say why.
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
@@ -142,5 +147,43 @@ rig_try hnxdp_g detach --all
 assert_eq "detach --all exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
 vf_tc >"$RIG_TMP/vf0.after-detach2"
 assert_files_equal "vf0 reads as before the join after detach --all" "$RIG_TMP/vf0.before2" "$RIG_TMP/vf0.after-detach2"
+
+# ---- 3. mq: per-queue qdiscs spread over the VF's own number of queues.
+mac9=$(run_pair_mac 9)
+ip -n "$RIG_GUEST" link add hn9 numtxqueues 2 numrxqueues 2 type veth peer name hn9h netns "$RIG_HOST"
+ip -n "$RIG_GUEST" link add vf9 numtxqueues 4 numrxqueues 4 type veth peer name vf9h netns "$RIG_HOST"
+for d in hn9 vf9; do ip -n "$RIG_GUEST" link set "$d" address "$mac9" up; done
+for d in hn9h vf9h; do ip -n "$RIG_HOST" link set "$d" up; done
+rig_g tc qdisc add dev hn9 root handle 1: mq
+rig_g tc qdisc replace dev hn9 parent 1:1 handle 10: bfifo limit 30000
+rig_g tc qdisc replace dev hn9 parent 1:2 handle 20: pfifo limit 300
+rig_g tc qdisc show dev vf9 >"$RIG_TMP/vf9.before"
+per_queue() { # "parent kind limit" of DEV's qdiscs, sorted
+	rig_g tc -j qdisc show dev "$1" | "$RIG_PY" -c '
+import json, sys
+print(" ".join(sorted("%s=%s/%s" % (q.get("parent", "root"), q["kind"], q.get("options", {}).get("limit", "-"))
+                      for q in json.load(sys.stdin))))'
+}
+rig_try hnxdp_g attach --synthetic hn9 --vf vf9
+assert_eq "attach hn9 (2 queues) / vf9 (4 queues) exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
+assert_eq "attach warned of nothing" "$RIG_ERR" ""
+assert_eq "vf9: mq with queue 1 and 3 as hn9's queue 1, 2 and 4 as its queue 2" "$(per_queue vf9)" \
+	"1:1=bfifo/30000 1:2=pfifo/300 1:3=bfifo/30000 1:4=pfifo/300 root=mq/-"
+assert_eq "dump: hn9's qdisc mirrored" "$(rig_dump_get 'pairs[synthetic.name=hn9].qdisc')" mirrored
+rig_try hnxdp_g detach --synthetic hn9
+assert_eq "detach hn9 exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
+rig_g tc qdisc show dev vf9 >"$RIG_TMP/vf9.after"
+assert_files_equal "vf9 reads as before the join after detach" "$RIG_TMP/vf9.before" "$RIG_TMP/vf9.after"
+# A per-queue shaper cannot mean the same on 4 queues as on 2: joined, and said.
+rig_g tc qdisc replace dev hn9 parent 1:1 handle 30: tbf rate 10mbit burst 32kb latency 50ms
+rig_try hnxdp_g attach --synthetic hn9 --vf vf9
+assert_eq "attach with per-queue tbf exits 0" "$RIG_RC" 0
+assert_contains "attach warns that the shaping is not faithful" "$RIG_ERR" "egress shaping is not faithfully on vf9"
+assert_contains "dump says not-faithful, and why" "$(rig_dump_get 'pairs[synthetic.name=hn9].qdisc')" \
+	"not-faithful: hn9 shapes each of its 2 transmit queues; vf9 has 4, so the total differs"
+assert_contains "status says it too" "$(hnxdp_g status)" "qdisc not-faithful"
+rig_try hnxdp_g detach --synthetic hn9
+rig_g tc qdisc show dev vf9 >"$RIG_TMP/vf9.after2"
+assert_files_equal "vf9 reads as before that join after detach" "$RIG_TMP/vf9.before" "$RIG_TMP/vf9.after2"
 
 rig_finish

@@ -366,18 +366,26 @@ public enum TrafficControlCodec {
     }
 
     /// The first difference between two lists of objects, as a sentence; nil when
-    /// they are equal (order does not matter).
+    /// they are equal (order does not matter). An expected qdisc with handle 0 is one
+    /// the kernel numbers when it is made: any handle matches it.
     public static func difference(expected: [TCObject], actual: [TCObject], device: String) -> String? {
-        let actualSigs = Dictionary(actual.map { (signature($0), $0) }, uniquingKeysWith: { a, _ in a })
-        let expectedSigs = Set(expected.map(signature))
-        for e in expected where actualSigs[signature(e)] == nil {
-            let same = actual.first { $0.type == e.type && $0.handle == e.handle && $0.parent == e.parent
+        var unmatched = actual
+        func numberedByKernel(_ o: TCObject) -> Bool { o.type == .qdisc && o.handle == 0 }
+        for e in expected {
+            let wanted = signature(e)
+            if let i = unmatched.firstIndex(where: { a in
+                var a = a
+                if numberedByKernel(e) && a.type == .qdisc { a.handle = 0 }
+                return signature(a) == wanted
+            }) {
+                unmatched.remove(at: i)
+                continue
+            }
+            let same = actual.first { $0.type == e.type && ($0.handle == e.handle || numberedByKernel(e)) && $0.parent == e.parent
                 && ($0.type != .filter || $0.info == e.info) }
             return same.map { "\(device) has \($0) with other options than expected" } ?? "\(device) lacks \(e)"
         }
-        for a in actual where !expectedSigs.contains(signature(a)) {
-            return "\(device) has \(a), not expected"
-        }
+        if let extra = unmatched.first { return "\(device) has \(extra), not expected" }
         return nil
     }
 }

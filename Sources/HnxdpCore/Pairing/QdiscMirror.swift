@@ -220,14 +220,14 @@ public enum QdiscMirror {
             changed = true
             try reset(netlink: netlink, vf: vf, config: vfConfig)
             vfConfig = try netlink.trafficControl(of: vf.ifindex, name: vf.name)
-            plan = self.plan(synthetic: synConfig, synName: syn.name, vfName: vf.name, vfQueues: queueCount(vfConfig))
+            let queues = try transmitQueues(netlink: netlink, vf: vf, defaults: vfConfig, needed: synConfig)
+            plan = self.plan(synthetic: synConfig, synName: syn.name, vfName: vf.name, vfQueues: queues)
+            state = plan.caveats.isEmpty ? .mirrored : .notFaithful(plan.caveats.joined(separator: "; "))
             do {
                 for object in plan.objects { try create(object, netlink: netlink, vf: vf) }
                 vfConfig = try netlink.trafficControl(of: vf.ifindex, name: vf.name)
                 if let diff = TrafficControlCodec.difference(expected: plan.objects, actual: userObjects(vfConfig), device: vf.name) {
                     state = .notFaithful("the copy reads back differently: \(diff)")
-                } else if !plan.caveats.isEmpty {
-                    state = .notFaithful(plan.caveats.joined(separator: "; "))
                 }
             } catch let error as HnxdpError {
                 state = .notFaithful("\(error.message); \(vf.name) keeps its own configuration")
@@ -237,6 +237,27 @@ public enum QdiscMirror {
         }
         return Outcome(state: state, changed: changed, synthetic: signatures(userObjects(synConfig)),
                        vf: signatures(userObjects(vfConfig)))
+    }
+
+    /// How many transmit queues the VF has, when the plan depends on it (the
+    /// synthetic's root is mq). A VF whose default root is not mq (a device without a
+    /// queue of its own, like veth, has noqueue) is asked by making an mq root for a
+    /// moment: the kernel refuses it on a single-queue device and otherwise shows one
+    /// class per queue in use.
+    static func transmitQueues(netlink: RTNetlink, vf: LinkInfo, defaults: TCConfig, needed synthetic: TCConfig) throws -> Int {
+        guard let root = synthetic.root, perQueueRoots.contains(root.kind) else { return queueCount(defaults) }
+        if let vfRoot = defaults.root, perQueueRoots.contains(vfRoot.kind) { return queueCount(defaults) }
+        let probe = TCObject(type: .qdisc, handle: resetHandle, parent: TrafficControlCodec.rootParent, kind: root.kind,
+                             attributes: TrafficControlCodec.encodeAttribute(
+                                RTNetlinkCodec.Attribute(type: TrafficControlCodec.Attr.kind, value: Array(root.kind.utf8 + [0])[...])))
+        do {
+            try netlink.tcCreate(probe, ifindex: vf.ifindex, name: vf.name)
+        } catch let error as HnxdpError where error.errno == EOPNOTSUPP || error.errno == EINVAL {
+            return 1
+        }
+        let probed = try netlink.trafficControl(of: vf.ifindex, name: vf.name)
+        try netlink.tcDeleteQdisc(parent: TrafficControlCodec.rootParent, ifindex: vf.ifindex, name: vf.name)
+        return queueCount(probed)
     }
 
     /// Gives the VF its `original` egress configuration back (nil: unknown, left as it
