@@ -17,10 +17,12 @@
 #      queue ((k-1) mod 2)+1's qdisc; after `detach` the VF is as before. With
 #      a tbf per queue the copy is made but reported not faithful (the total
 #      rate differs on 4 queues): a warning, and `dump`/`status` say why.
+#   4. `attach` killed (SIGKILL, strace) at spread points of its netlink
+#      requests, then `detach`: hn0's and vf0's qdiscs read as before.
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
-rig_require_tools iperf3
+rig_require_tools iperf3 strace
 P='pairs[synthetic.name=hn0]'
 PORT=5386
 
@@ -185,5 +187,37 @@ assert_contains "status says it too" "$(hnxdp_g status)" "qdisc not-faithful"
 rig_try hnxdp_g detach --synthetic hn9
 rig_g tc qdisc show dev vf9 >"$RIG_TMP/vf9.after2"
 assert_files_equal "vf9 reads as before that join after detach" "$RIG_TMP/vf9.before" "$RIG_TMP/vf9.after2"
+
+# ---- 4. kill -9 anywhere in a join's netlink traffic: the VF's own qdisc survives.
+# hn0 has its tbf, vf0 its own pfifo 7: again; strace kills `attach` at spread
+# points of its sendto calls (every netlink request, the tc copy's included);
+# `detach` then finishes from the write-ahead record.
+rig_g ip link set vf0 address "$RIG_MAC"
+tc_both() { rig_g tc qdisc show dev hn0; vf_tc; }
+tc_both >"$RIG_TMP/tc.before4"
+trace="$RIG_TMP/attach.strace"
+nsenter --net="/run/netns/$RIG_GUEST" -- strace -f -qq -o "$trace" -e trace=sendto "$HNXDP" attach --synthetic hn0 --vf vf0 >/dev/null 2>&1 \
+	|| fail "attach under strace failed"
+rig_try hnxdp_g detach --synthetic hn0
+calls=$(grep -c "sendto(" "$trace" || true)
+assert_ge "attach makes netlink requests to count (sendto calls)" "$calls" 10
+points=0 bad=0 killed=0
+for k in $(for ((i = 0; i < 12; i++)); do echo $((1 + i * (calls - 1) / 11)); done | uniq); do
+	rc=0
+	# In a shell of its own, whose job message ("Killed") goes to /dev/null.
+	bash -c 'timeout -k 5 60 nsenter --net="/run/netns/$1" -- strace -f -qq -o /dev/null \
+		-e inject=sendto:signal=KILL:when="$2" "$3" attach --synthetic hn0 --vf vf0 >/dev/null 2>&1; exit $?' \
+		_ "$RIG_GUEST" "$k" "$HNXDP" 2>/dev/null || rc=$?
+	((rc == 137)) && killed=$((killed + 1))
+	points=$((points + 1))
+	rig_try hnxdp_g detach --synthetic hn0
+	tc_both >"$RIG_TMP/tc.now4"
+	if ! cmp -s "$RIG_TMP/tc.before4" "$RIG_TMP/tc.now4"; then
+		bad=$((bad + 1))
+		note "killed at sendto $k (exit $rc), detach exit $RIG_RC: $(diff "$RIG_TMP/tc.before4" "$RIG_TMP/tc.now4" | grep '^[<>]' | tr '\n' '|')"
+	fi
+done
+assert_ge "attach was killed at most points ($killed of $points)" "$killed" $((points - 1))
+assert_eq "after a kill at any of $points points of attach and a detach, hn0's and vf0's qdiscs read as before" "$bad" 0
 
 rig_finish
