@@ -15,6 +15,8 @@ PACKAGES=(
 	libbpf-dev libxdp-dev libelf-dev zlib1g-dev linux-libc-dev pkg-config
 	# datapath inspection and the test rig
 	bpftool iproute2 ethtool iputils-ping tcpdump util-linux procps
+	# kill points of the crash-safety tests (35, 86)
+	strace
 	# load generators (bench, demo)
 	netsniff-ng iperf3
 	# helpers of the tests (scripts/tools/*.py use the standard library only)

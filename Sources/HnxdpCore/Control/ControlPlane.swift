@@ -76,6 +76,16 @@ public final class ControlPlane {
     /// Where departure reactions and join durations are observed as histograms
     /// (`--metrics-listen`, `--metrics-textfile`); nil: metrics off.
     public var observations: RunObservations?
+    /// Socket joined to RTNLGRP_TC (qdisc, class and filter notifications), or -1.
+    var tcEventsFD: Int32 = -1
+    /// When to compare the joined pairs' egress configurations (monotonic ms): a
+    /// burst of tc notifications (one `tc` command makes several) is handled once,
+    /// `qdiscDebounceMs` after its first.
+    var qdiscDeadline: UInt64?
+    static let qdiscDebounceMs: UInt64 = 50
+    /// The last outcome of copying each joined pair's egress configuration, by
+    /// synthetic ifindex: both devices still reading the same means nothing to do.
+    var qdiscOutcomes: [Int32: QdiscMirror.Outcome] = [:]
 
     public init(settings: RunSettings, layout: PinLayout, logger: Logger, tcMode: TcModeRequest = .auto) throws {
         self.settings = settings
@@ -101,6 +111,13 @@ public final class ControlPlane {
         var groups: [UInt32] = [UInt32(HNXDP_RTNLGRP_IPV4_MCADDR), UInt32(HNXDP_RTNLGRP_IPV6_MCADDR)]
         let mfd = hnxdp_netlink_group_socket(&groups, UInt32(groups.count))
         pinWatchFD = inotify_init1(Int32(O_NONBLOCK | O_CLOEXEC))
+        var tcGroup: [UInt32] = [TrafficControlCodec.notificationGroup]
+        let tfd = hnxdp_netlink_group_socket(&tcGroup, 1)
+        if tfd >= 0 {
+            tcEventsFD = tfd
+        } else {
+            logger.warning("no tc notifications (\(errnoName(-tfd))): changes of a synthetic's qdiscs while joined are not followed")
+        }
         if mfd >= 0 {
             multicastEventsFD = mfd
         } else {
@@ -117,6 +134,7 @@ public final class ControlPlane {
         _ = try? InvocationLock(layout: layout, what: "run exiting", timeoutMs: 1000, waiting: { _ in })
         close(signalFD)
         if multicastEventsFD >= 0 { close(multicastEventsFD) }
+        if tcEventsFD >= 0 { close(tcEventsFD) }
     }
 
     // MARK: - Loop
@@ -124,6 +142,8 @@ public final class ControlPlane {
     /// Runs until SIGINT/SIGTERM; SIGHUP reloads the settings. The datapath stays in place.
     public func run() throws {
         try withInvocationLock { try resync(reason: "start") }
+        // Adopted joined pairs: their synthetic's qdiscs may have changed while no run was there.
+        if hasActivePair { qdiscDeadline = monotonicMilliseconds() }
         watchPins()
         for name in settings.synthetics where !links.values.contains(where: { $0.name == name }) {
             logger.warning("synthetic \(name) named by --synthetic does not exist (yet): it is managed once it appears")
@@ -140,7 +160,8 @@ public final class ControlPlane {
             var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: multicastEventsFD, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: pinWatchFD, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: pinWatchFD, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: tcEventsFD, events: Int16(POLLIN), revents: 0)]
             let timeout = pollTimeout()
             let n = poll(&fds, nfds_t(fds.count), timeout)
             if n < 0 {
@@ -192,6 +213,14 @@ public final class ControlPlane {
                     drainPinWatch()
                     try checkPins()
                 }
+                if fds[4].revents != 0 {
+                    // A qdisc, class or filter changed somewhere in the namespace (our own
+                    // copies too): compare the joined pairs once the burst is over.
+                    _ = hnxdp_netlink_drain(tcEventsFD)
+                    if hasActivePair && qdiscDeadline == nil {
+                        qdiscDeadline = monotonicMilliseconds() + Self.qdiscDebounceMs
+                    }
+                }
                 do { try tick() } catch { logger.error("timer: \(error)") }
             }
             watchPins()
@@ -215,6 +244,7 @@ public final class ControlPlane {
         let now = monotonicMilliseconds()
         var deadlines = machines.values.compactMap(\.deadline)
         if hasActivePair { deadlines.append(multicastDeadline) }
+        if let qdiscDeadline { deadlines.append(qdiscDeadline) }
         if notifier?.watchdogIntervalMs != nil, let watchdog = notifier?.watchdogDeadline { deadlines.append(watchdog) }
         guard let next = deadlines.min() else { return -1 }
         return next <= now ? 0 : Int32(clamping: next - now)
@@ -316,6 +346,10 @@ public final class ControlPlane {
                 }
             }
         }
+        if let deadline = qdiscDeadline, deadline <= monotonicMilliseconds() {
+            qdiscDeadline = nil
+            followQdiscs()
+        }
         for synIndex in machines.keys.sorted() {
             if let d = machines[synIndex]?.deadline, d <= monotonicMilliseconds() {
                 try feed(synIndex, .tick)
@@ -360,6 +394,7 @@ public final class ControlPlane {
                 let start = monotonicNanoseconds()
                 let result = try lifecycle.joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath)
                 multicastAdded[synIndex] = []
+                qdiscOutcomes[synIndex] = nil
                 try syncMulticast(synIndex: synIndex, lists: MulticastList.current())
                 let elapsed = monotonicNanoseconds() - start
                 observations?.joinDuration(synthetic: syn.name, nanoseconds: elapsed)
@@ -374,6 +409,7 @@ public final class ControlPlane {
                 switched = monotonicNanoseconds()
             }
             multicastAdded[synIndex] = nil
+            qdiscOutcomes[synIndex] = nil
             if let fresh = try netlink.link(index: synIndex) { links[synIndex] = fresh }
             try publish(synIndex: synIndex) // held-down after a flapping departure
             let reaction = switched &- eventReceivedNs
@@ -552,6 +588,28 @@ public final class ControlPlane {
         }
         try reintersectFeatures(syn: syn, vf: vf, pair: &pair, log: log)
         try syncMulticast(synIndex: syn.ifindex, lists: MulticastList.current())
+    }
+
+    /// The joined VFs follow their synthetic's egress configuration (qdiscs, classes,
+    /// filters); a VF whose qdiscs were changed directly gets the copy back.
+    func followQdiscs() {
+        for synIndex in machines.keys.sorted() {
+            guard case .active(let vfIndex) = machines[synIndex]?.phase else {
+                qdiscOutcomes[synIndex] = nil
+                continue
+            }
+            do {
+                guard let syn = try netlink.link(index: synIndex), let vf = try netlink.link(index: vfIndex) else { continue }
+                var log = logger
+                log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
+                var lifecycle = self.lifecycle
+                lifecycle.logger = log
+                qdiscOutcomes[synIndex] = try lifecycle.followQdisc(synthetic: syn, vf: vf, netlink: netlink,
+                                                                    unchangedSince: qdiscOutcomes[synIndex])
+            } catch {
+                logger.warning("egress qdiscs of pair ifindex \(synIndex): \(error)")
+            }
+        }
     }
 
     /// B11: the joined VF gets the synthetic's multicast list, or all-multicast

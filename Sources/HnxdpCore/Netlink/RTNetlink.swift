@@ -195,7 +195,7 @@ public final class RTNetlink {
     /// its code is 0, else thrown), or, for a plain request without `expectAck`, at the
     /// first data message without NLM_F_MULTI. Messages with another sequence number are
     /// leftovers of an earlier exchange and are skipped.
-    private func exchange(_ what: String, expectAck: Bool, build: (UInt32) -> [UInt8]) throws -> (messages: [NetlinkMessage], interrupted: Bool) {
+    func exchange(_ what: String, expectAck: Bool, build: (UInt32) -> [UInt8]) throws -> (messages: [NetlinkMessage], interrupted: Bool) {
         let socket: RTNetlinkSocket
         if let existing = requestSocket {
             socket = existing

@@ -234,6 +234,7 @@ public struct PairLifecycle {
             var record = PairRecord(phase: .joining, netnsCookie: NetworkNamespace.currentCookie(),
                                     synthetic: DeviceOriginals(syn, features: synFeatures.requested),
                                     vf: DeviceOriginals(vf, ipv6: IPv6DeviceSettings.hygiene(of: vf.name)))
+            record.vfTrafficControl = try netlink.trafficControl(of: vf.ifindex, name: vf.name)
             try records.save(record)
             // The one undo of every device change below (features, GSO limits, MTU, admin state).
             undo.push("put back the originals of \(syn.name) and \(vf.name) from the write-ahead record") {
@@ -298,6 +299,11 @@ public struct PairLifecycle {
             if vf.isUp != syn.isUp {
                 try netlink.setLink(index: vf.ifindex, name: vf.name, LinkChange(up: syn.isUp))
             }
+
+            // Egress shaping: frames will leave through the VF's qdisc, not the
+            // synthetic's, so the VF carries the synthetic's (its own is in the record).
+            let qdisc = try QdiscMirror.sync(netlink: netlink, syn: syn, vf: vf, original: record.vfTrafficControl, logger: logger)
+            logQdisc(qdisc.state, pairLog: pairLog, syn: syn, vf: vf, what: "joined")
 
             // B8/B9: datapath. Maps first, so the programs see a complete pair.
             pair.state = UInt32(HNXDP_STATE_ACTIVE.rawValue)
@@ -407,6 +413,7 @@ public struct PairLifecycle {
             for mac in record.multicastAdded.compactMap(LinkInfo.parseMAC) {
                 do { try MulticastList.set(mac, on: vf.name, add: false) } catch let e as HnxdpError where e.errno == ENOENT || e.errno == EADDRNOTAVAIL {}
             }
+            try QdiscMirror.restore(netlink: netlink, vf: vf, original: record.vfTrafficControl)
             let change = record.vfChange(now: vf)
             if change != LinkChange() { try netlink.setLink(index: vf.ifindex, name: vf.name, change) }
             for (key, value) in record.vf.ipv6 ?? [:] where IPv6DeviceSettings.read(vf.name, key).map({ $0 != value }) ?? false {
@@ -460,6 +467,39 @@ public struct PairLifecycle {
         var record = PairRecord(phase: .joined, netnsCookie: NetworkNamespace.currentCookie(), synthetic: s, vf: v)
         record.mtuFallback = pair.flags & UInt32(HNXDP_PAIR_F_MTU_FALLBACK) != 0
         return record
+    }
+
+    /// One log line about the VF's egress configuration: a copy is info, one that is
+    /// not faithful a warning (the pair works, shaping may not be what the user set).
+    func logQdisc(_ state: QdiscState, pairLog: String, syn: LinkInfo, vf: LinkInfo, what: String) {
+        switch state {
+        case .none: break
+        case .mirrored: logger.info("\(pairLog): \(syn.name)'s egress qdiscs copied to \(vf.name) (\(what))")
+        case .notFaithful(let why): logger.warning("\(pairLog): \(syn.name)'s egress shaping is not faithfully on \(vf.name): \(why)")
+        }
+    }
+
+    /// While joined: the VF follows the synthetic's egress configuration (`run`, on
+    /// RTNLGRP_TC notifications). `unchangedSince`: the outcome of the last call; when
+    /// both devices still read the same, nothing is done. Returns the new outcome.
+    public func followQdisc(synthetic syn: LinkInfo, vf: LinkInfo, netlink: RTNetlink,
+                            unchangedSince last: QdiscMirror.Outcome?) throws -> QdiscMirror.Outcome? {
+        guard let record = try records.load(synthetic: syn.ifindex), record.phase == .joined,
+              record.vf.ifindex == vf.ifindex else { return nil }
+        let pairLog = "pair \(syn.name)(\(syn.ifindex))<-\(vf.name)(\(vf.ifindex))"
+        if let last {
+            let synNow = QdiscMirror.signatures(QdiscMirror.userObjects(try netlink.trafficControl(of: syn.ifindex, name: syn.name)))
+            let vfNow = QdiscMirror.signatures(QdiscMirror.userObjects(try netlink.trafficControl(of: vf.ifindex, name: vf.name)))
+            if synNow == last.synthetic && vfNow == last.vf { return last }
+        }
+        let outcome = try QdiscMirror.sync(netlink: netlink, syn: syn, vf: vf, original: record.vfTrafficControl, logger: logger)
+        if outcome.changed || (last != nil && outcome.state != last?.state) {
+            if outcome.changed, case .none = outcome.state {
+                logger.info("\(pairLog): \(syn.name) has no egress qdisc of its own any more: \(vf.name)'s own configuration put back")
+            }
+            logQdisc(outcome.state, pairLog: pairLog, syn: syn, vf: vf, what: "followed a change")
+        }
+        return outcome
     }
 
     func freeSlot(_ datapath: Datapath) throws -> UInt32 {

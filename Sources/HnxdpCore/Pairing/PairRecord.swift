@@ -77,6 +77,10 @@ public struct PairRecord: Codable, Equatable, Sendable {
     public var mtuFallback = false
     /// Multicast addresses hnxdp added to the VF (`run`, B11): deleted from it on leave.
     public var multicastAdded: [String] = []
+    /// The VF's own egress configuration (qdiscs, classes, filters) before the join:
+    /// the synthetic's is copied onto it while joined, and this goes back on leave.
+    /// nil in a record of an older hnxdp, or rebuilt from the pinned entry: left as it is.
+    public var vfTrafficControl: TCConfig?
 
     public init(phase: Phase, netnsCookie: UInt64, synthetic: DeviceOriginals, vf: DeviceOriginals) {
         self.phase = phase

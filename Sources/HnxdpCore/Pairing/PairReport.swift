@@ -71,9 +71,13 @@ public struct PairReport: Encodable, Equatable, Sendable {
     /// How the pair's programs are attached: "tcx", "classic" (clsact + cls_bpf), or
     /// "none" when none of its attachments is in place.
     public var attachment: String = "none"
+    /// The synthetic's egress shaping on the VF: "none" (nothing to copy: no VF joined,
+    /// or the synthetic has only the kernel's default qdiscs), "mirrored", or
+    /// "not-faithful: <why>".
+    public var qdisc: String = "none"
 
     enum CodingKeys: String, CodingKey {
-        case synthetic, vf, state, datapath, mtu, features, gso, stats, switches, last_switch, transparent, explicit, slot, pins, attachment
+        case synthetic, vf, state, datapath, mtu, features, gso, stats, switches, last_switch, transparent, explicit, slot, pins, attachment, qdisc
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -93,6 +97,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
         try c.encode(slot, forKey: .slot)
         try c.encode(pins, forKey: .pins)
         try c.encode(attachment, forKey: .attachment)
+        try c.encode(qdisc, forKey: .qdisc)
     }
 
     /// "idle", "settling", "active", "held-down", "disabled".
@@ -110,7 +115,8 @@ public struct PairReport: Encodable, Equatable, Sendable {
     /// The report of one pair from its map entry, counters and the devices as they are now.
     /// Pure: the caller looks up the devices and features.
     static func make(pair: hnxdp_pair, counters: hnxdp_stats, synthetic: LinkInfo?, vf: LinkInfo?,
-                     txdevPresent: Bool, featureNames: [String], layout: PinLayout, vfAddresses: [String] = []) -> PairReport {
+                     txdevPresent: Bool, featureNames: [String], layout: PinLayout, vfAddresses: [String] = [],
+                     qdisc: QdiscState = .none) -> PairReport {
         let active = pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue)
         let vfUsable = active && txdevPresent && (vf?.carrier ?? false)
         func names(_ t: (UInt64, UInt64)) -> [String] {
@@ -140,7 +146,8 @@ public struct PairReport: Encodable, Equatable, Sendable {
             transparent: pair.flags & UInt32(HNXDP_PAIR_F_TRANSPARENT) != 0,
             explicit: pair.flags & UInt32(HNXDP_PAIR_F_EXPLICIT) != 0,
             slot: pair.slot,
-            pins: layout.pairDirectory(synthetic: synIndex))
+            pins: layout.pairDirectory(synthetic: synIndex),
+            qdisc: qdisc.description)
     }
 }
 
@@ -211,10 +218,17 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             if vf != nil && addresses == nil { addresses = try netlink.addresses() }
             let own = (addresses ?? []).filter { $0.ifindex == vf?.ifindex && !$0.isLinkLocal }.map(\.description)
             let tx = try datapath.transmitDevice(slot: pair.slot)
+            // The egress shaping of a joined pair, as the devices read now.
+            var qdisc = QdiscState.none
+            if pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue), let syn, let vf {
+                do { qdisc = try QdiscMirror.observe(netlink: netlink, syn: syn, vf: vf) } catch {
+                    qdisc = .notFaithful("cannot read the qdiscs: \(error)")
+                }
+            }
             var entry = PairReport.make(
                 pair: pair, counters: try datapath.counters(slot: pair.slot), synthetic: syn, vf: vf,
                 txdevPresent: tx != nil && tx == pair.vf_ifindex,
-                featureNames: featureNames ?? [], layout: layout, vfAddresses: own)
+                featureNames: featureNames ?? [], layout: layout, vfAddresses: own, qdisc: qdisc)
             let pins = DatapathProgram.allCases.map { layout.linkPath(synthetic: Int32(bitPattern: key), $0.linkName) }
             entry.attachment = pins.lazy.compactMap { TcHook.mode(pinPath: $0) }.first?.rawValue ?? "none"
             report.pairs.append(entry)
@@ -229,7 +243,8 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             let syn = "\(p.synthetic.name ?? "?")(\(p.synthetic.ifindex))"
             let vf = p.vf.map { "\($0.name ?? "?")(\($0.ifindex)) carrier \($0.carrier == true ? "up" : "down")" } ?? "no VF"
             let warning = (p.vf?.addresses ?? []).isEmpty ? "" : "; warning: the VF has addresses of its own (\(p.vf!.addresses!.joined(separator: ", "))): traffic routed by them bypasses the pair"
-            return "\(syn) <- \(vf): \(p.state), datapath \(p.datapath), mtu \(p.mtu), rx vf/syn \(p.stats.vf_rx_packets)/\(p.stats.syn_rx_packets), tx vf/syn \(p.stats.vf_tx_packets)/\(p.stats.syn_tx_packets), fallback \(p.stats.tx_fallback_packets), switches \(p.switches), attachment \(p.attachment)\(warning)"
+            let qdisc = p.qdisc == "none" ? "" : ", qdisc \(p.qdisc)"
+            return "\(syn) <- \(vf): \(p.state), datapath \(p.datapath), mtu \(p.mtu), rx vf/syn \(p.stats.vf_rx_packets)/\(p.stats.syn_rx_packets), tx vf/syn \(p.stats.vf_tx_packets)/\(p.stats.syn_tx_packets), fallback \(p.stats.tx_fallback_packets), switches \(p.switches), attachment \(p.attachment)\(qdisc)\(warning)"
         }
     }
 }

@@ -1,0 +1,453 @@
+// TrafficControl.swift - the egress traffic-control configuration of a device
+// (qdiscs, classes, filters) as rtnetlink dumps it, and the requests that make
+// it again on another device. The codec part is pure (unit-tested); the
+// RTNetlink extension at the end moves the bytes.
+//
+// Wire format after the netlink header (host byte order):
+//   struct tcmsg { u8 family; u8 pad1; u16 pad2; i32 ifindex; u32 handle; u32 parent; u32 info; }  20 bytes
+//   then TCA_* attributes.
+
+// FoundationEssentials, not Foundation: Foundation links ICU (about 30 MB) into the static binary.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+
+/// One qdisc, class or filter of a device's egress configuration, as the
+/// kernel dumps it, with its statistics taken out: what is needed to make it
+/// again (`tc qdisc/class/filter add`). Codable for the write-ahead record.
+public struct TCObject: Codable, Equatable, Sendable, CustomStringConvertible {
+    public enum ObjectType: String, Codable, Sendable {
+        case qdisc, `class`, filter
+    }
+
+    public var type: ObjectType
+    /// tcm_handle: qdisc handle (major:0), class id, or filter handle.
+    public var handle: UInt32
+    /// tcm_parent: TC_H_ROOT, a class id, or (filters) the qdisc or class they hang on.
+    public var parent: UInt32
+    /// tcm_info: for filters, priority << 16 | protocol (network byte order).
+    public var info: UInt32
+    /// TCA_KIND: "tbf", "htb", "u32", ...
+    public var kind: String
+    /// The configuration attributes (TCA_KIND, TCA_OPTIONS, TCA_STAB, TCA_CHAIN,
+    /// shared blocks) exactly as dumped, statistics removed; base64 in JSON.
+    public var attributes: [UInt8]
+
+    public init(type: ObjectType, handle: UInt32, parent: UInt32, info: UInt32 = 0, kind: String, attributes: [UInt8]) {
+        self.type = type
+        self.handle = handle
+        self.parent = parent
+        self.info = info
+        self.kind = kind
+        self.attributes = attributes
+    }
+
+    enum CodingKeys: String, CodingKey { case type, handle, parent, info, kind, attributes }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(ObjectType.self, forKey: .type)
+        handle = try c.decode(UInt32.self, forKey: .handle)
+        parent = try c.decode(UInt32.self, forKey: .parent)
+        info = try c.decode(UInt32.self, forKey: .info)
+        kind = try c.decode(String.self, forKey: .kind)
+        let text = try c.decode(String.self, forKey: .attributes)
+        guard let data = Data(base64Encoded: text) else {
+            throw DecodingError.dataCorruptedError(forKey: .attributes, in: c, debugDescription: "not base64")
+        }
+        attributes = Array(data)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(handle, forKey: .handle)
+        try c.encode(parent, forKey: .parent)
+        try c.encode(info, forKey: .info)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(Data(attributes).base64EncodedString(), forKey: .attributes)
+    }
+
+    /// Made by the kernel itself (default qdiscs dump with handle 0).
+    public var isDefault: Bool { type == .qdisc && handle == 0 }
+    public var isRoot: Bool { parent == TrafficControlCodec.rootParent }
+
+    /// "qdisc tbf 1: root", "class htb 1:10 parent 1:", "filter u32 parent 1: prio 1".
+    public var description: String {
+        let h = TrafficControlCodec.format(handle)
+        let p = isRoot ? "root" : "parent \(TrafficControlCodec.format(parent))"
+        switch type {
+        case .qdisc: return "qdisc \(kind) \(h) \(p)"
+        case .class: return "class \(kind) \(h) \(p)"
+        case .filter: return "filter \(kind) \(p) prio \(info >> 16)\(handle != 0 ? " handle \(String(handle, radix: 16))" : "")"
+        }
+    }
+}
+
+/// A device's egress configuration: its qdiscs (default ones included), the
+/// classes of its qdiscs and the filters on them.
+public struct TCConfig: Codable, Equatable, Sendable {
+    public var qdiscs: [TCObject]
+    public var classes: [TCObject]
+    public var filters: [TCObject]
+
+    public init(qdiscs: [TCObject] = [], classes: [TCObject] = [], filters: [TCObject] = []) {
+        self.qdiscs = qdiscs
+        self.classes = classes
+        self.filters = filters
+    }
+
+    public var root: TCObject? { qdiscs.first(where: \.isRoot) }
+
+    /// Only what the kernel made by itself: nothing the user configured.
+    public var isDefault: Bool { qdiscs.allSatisfy(\.isDefault) }
+}
+
+/// Builds tc requests and parses tc messages. Pure: no system calls.
+public enum TrafficControlCodec {
+    public enum Message {
+        public static let newQdisc: UInt16 = 36    // RTM_NEWQDISC
+        public static let delQdisc: UInt16 = 37    // RTM_DELQDISC
+        public static let getQdisc: UInt16 = 38    // RTM_GETQDISC
+        public static let newClass: UInt16 = 40    // RTM_NEWTCLASS
+        public static let delClass: UInt16 = 41    // RTM_DELTCLASS
+        public static let getClass: UInt16 = 42    // RTM_GETTCLASS
+        public static let newFilter: UInt16 = 44   // RTM_NEWTFILTER
+        public static let delFilter: UInt16 = 45   // RTM_DELTFILTER
+        public static let getFilter: UInt16 = 46   // RTM_GETTFILTER
+    }
+
+    /// TCA_* (include/uapi/linux/rtnetlink.h).
+    public enum Attr {
+        public static let kind: UInt16 = 1          // TCA_KIND
+        public static let options: UInt16 = 2       // TCA_OPTIONS
+        public static let rate: UInt16 = 5          // TCA_RATE (estimator)
+        public static let stab: UInt16 = 8          // TCA_STAB
+        public static let chain: UInt16 = 11        // TCA_CHAIN
+        public static let ingressBlock: UInt16 = 13 // TCA_INGRESS_BLOCK
+        public static let egressBlock: UInt16 = 14  // TCA_EGRESS_BLOCK
+    }
+
+    /// What is kept of a dump: configuration. Everything else (TCA_STATS, TCA_XSTATS,
+    /// TCA_STATS2, TCA_FCNT, TCA_PAD, TCA_HW_OFFLOAD, TCA_DUMP_INVISIBLE, TCA_EXT_WARN_MSG)
+    /// is state or counters.
+    static let configAttributes: Set<UInt16> = [Attr.kind, Attr.options, Attr.rate, Attr.stab, Attr.chain, Attr.ingressBlock, Attr.egressBlock]
+
+    /// RTNLGRP_TC: qdisc, class and filter notifications.
+    public static let notificationGroup: UInt32 = 4
+    /// TC_H_ROOT, TC_H_INGRESS (== TC_H_CLSACT).
+    public static let rootParent: UInt32 = 0xFFFF_FFFF
+    public static let ingressParent: UInt32 = 0xFFFF_FFF1
+    public static let tcmsgLength = 20
+
+    /// "1:", "1:10", "0:" (tc's notation, hexadecimal).
+    public static func format(_ handle: UInt32) -> String {
+        let major = handle >> 16, minor = handle & 0xFFFF
+        return minor == 0 ? "\(String(major, radix: 16)):" : "\(String(major, radix: 16)):\(String(minor, radix: 16))"
+    }
+
+    /// RTM_GET* dump for one device; `parent` for filters (the qdisc or class they hang on).
+    public static func dumpRequest(type: UInt16, seq: UInt32, ifindex: Int32, parent: UInt32 = 0) -> [UInt8] {
+        var w = RTNetlinkCodec.Writer(type: type, flags: RTNetlinkCodec.Flag.request | RTNetlinkCodec.Flag.dump, seq: seq)
+        appendTcmsg(&w, ifindex: ifindex, handle: 0, parent: parent, info: 0)
+        return w.finish()
+    }
+
+    /// RTM_NEW* making `object` on `ifindex`, acknowledged. Qdiscs replace what
+    /// hangs on their parent (`tc qdisc replace`); classes are created or changed;
+    /// filters are created and must not exist yet.
+    public static func newRequest(_ object: TCObject, seq: UInt32, ifindex: Int32) -> [UInt8] {
+        let type: UInt16, flags: UInt16
+        let create: UInt16 = 0x400, excl: UInt16 = 0x200, replace: UInt16 = 0x100 // NLM_F_CREATE, _EXCL, _REPLACE
+        switch object.type {
+        case .qdisc: type = Message.newQdisc; flags = create | replace
+        case .class: type = Message.newClass; flags = create
+        case .filter: type = Message.newFilter; flags = create | excl
+        }
+        var w = RTNetlinkCodec.Writer(type: type, flags: RTNetlinkCodec.Flag.request | RTNetlinkCodec.Flag.ack | flags, seq: seq)
+        appendTcmsg(&w, ifindex: ifindex, handle: object.handle, parent: object.parent, info: object.info)
+        w.pad()
+        var bytes = w.finish()
+        bytes += requestAttributes(object)
+        let length = UInt32(bytes.count)
+        withUnsafeBytes(of: length) { raw in for k in 0..<4 { bytes[k] = raw[k] } }
+        return bytes
+    }
+
+    /// RTM_DELQDISC of the qdisc on `parent` (TC_H_ROOT: the root; the kernel then
+    /// attaches its default qdiscs again).
+    public static func deleteQdiscRequest(seq: UInt32, ifindex: Int32, parent: UInt32, handle: UInt32 = 0) -> [UInt8] {
+        var w = RTNetlinkCodec.Writer(type: Message.delQdisc, flags: RTNetlinkCodec.Flag.request | RTNetlinkCodec.Flag.ack, seq: seq)
+        appendTcmsg(&w, ifindex: ifindex, handle: handle, parent: parent, info: 0)
+        return w.finish()
+    }
+
+    /// The attributes of a request that makes `object` again. Where a dump is not what
+    /// the kernel takes back, it is turned into the request form: htb dumps its
+    /// version as 0x30011 (HTB_VER) and takes only its major, 3; filters dump their
+    /// flags with state bits (TCA_CLS_FLAGS_IN_HW, _NOT_IN_HW) and take only the
+    /// requests (skip_hw, skip_sw, verbose).
+    static func requestAttributes(_ object: TCObject) -> [UInt8] {
+        switch (object.type, object.kind) {
+        case (.qdisc, "htb"):
+            return rewritingOptions(object) { option in
+                if option.type == 2 /* TCA_HTB_INIT */, option.value.count >= 4 {
+                    let version = RTNetlinkCodec.readU32(option.value, option.value.startIndex)
+                    if version > 0xFFFF {
+                        option.value = withUnsafeBytes(of: version >> 16) { ArraySlice($0) } + option.value.dropFirst(4)
+                    }
+                }
+            }
+        case (.filter, let kind):
+            guard let flags = filterFlags[kind] else { return object.attributes }
+            return rewritingOptions(object) { option in
+                if option.type == flags { option.value = requestFlags(option.value) }
+            }
+        default:
+            return object.attributes
+        }
+    }
+
+    /// TCA_<KIND>_FLAGS of the filters that have them.
+    static let filterFlags: [String: UInt16] = ["u32": 11, "matchall": 3, "flower": 22, "bpf": 8]
+    /// TCA_CLS_FLAGS_SKIP_HW | _SKIP_SW | _VERBOSE: the flags a request may carry.
+    static let requestFlagMask: UInt32 = 0x1 | 0x2 | 0x10
+
+    static func requestFlags(_ value: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        guard value.count == 4 else { return value }
+        let flags = RTNetlinkCodec.readU32(value, value.startIndex) & requestFlagMask
+        return withUnsafeBytes(of: flags) { ArraySlice($0) }
+    }
+
+    /// The object's attributes with each attribute inside TCA_OPTIONS passed through `change`.
+    static func rewritingOptions(_ object: TCObject, _ change: (inout RTNetlinkCodec.Attribute) -> Void) -> [UInt8] {
+        guard let attrs = try? RTNetlinkCodec.parseAttributes(object.attributes[...]) else { return object.attributes }
+        var out: [UInt8] = []
+        for attr in attrs {
+            guard attr.type == Attr.options, let options = try? RTNetlinkCodec.parseAttributes(attr.value) else {
+                out += encodeAttribute(attr)
+                continue
+            }
+            var inner: [UInt8] = []
+            for var option in options {
+                change(&option)
+                inner += encodeAttribute(option)
+            }
+            out += encodeAttribute(RTNetlinkCodec.Attribute(type: attr.type, value: inner[...]))
+        }
+        return out
+    }
+
+    static func appendTcmsg(_ w: inout RTNetlinkCodec.Writer, ifindex: Int32, handle: UInt32, parent: UInt32, info: UInt32) {
+        w.append(u8: 0) // tcm_family AF_UNSPEC
+        w.append(u8: 0)
+        w.append(u16: 0)
+        w.append(u32: UInt32(bitPattern: ifindex))
+        w.append(u32: handle)
+        w.append(u32: parent)
+        w.append(u32: info)
+    }
+
+    /// A top-level class dumps with parent TC_H_ROOT, which a request reads as "the
+    /// root qdisc": it is named by its own qdisc instead (`tc class add parent 1:`).
+    public static func withQdiscParent(_ c: TCObject) -> TCObject {
+        var c = c
+        if c.type == .class && c.parent == rootParent { c.parent = c.handle & 0xFFFF_0000 }
+        return c
+    }
+
+    /// The ifindex a tc message is about; nil for a message too short.
+    public static func ifindex(of message: NetlinkMessage) -> Int32? {
+        guard message.payload.count >= tcmsgLength else { return nil }
+        return Int32(bitPattern: RTNetlinkCodec.readU32(message.payload, 4))
+    }
+
+    /// Parses RTM_NEWQDISC / RTM_NEWTCLASS / RTM_NEWTFILTER; nil for any other type.
+    /// Statistics are removed; the configuration attributes are kept byte for byte.
+    public static func parse(_ message: NetlinkMessage) throws -> (ifindex: Int32, object: TCObject)? {
+        let type: TCObject.ObjectType
+        switch message.type {
+        case Message.newQdisc: type = .qdisc
+        case Message.newClass: type = .class
+        case Message.newFilter: type = .filter
+        default: return nil
+        }
+        let p = message.payload
+        guard p.count >= tcmsgLength else {
+            throw RTNetlinkCodec.malformed("tc message payload is \(p.count) bytes, shorter than struct tcmsg")
+        }
+        var kind = ""
+        var kept: [UInt8] = []
+        for attr in try RTNetlinkCodec.parseAttributes(p[tcmsgLength...], context: "tc attribute") {
+            if attr.type == Attr.kind { kind = RTNetlinkCodec.decodeString(attr.value) }
+            if configAttributes.contains(attr.type) { kept += encodeAttribute(attr) }
+        }
+        let object = TCObject(type: type, handle: RTNetlinkCodec.readU32(p, 8), parent: RTNetlinkCodec.readU32(p, 12),
+                              info: RTNetlinkCodec.readU32(p, 16), kind: kind, attributes: kept)
+        return (Int32(bitPattern: RTNetlinkCodec.readU32(p, 4)), object)
+    }
+
+    /// One attribute again, padded; the nested/byte-order flags of its type are kept.
+    static func encodeAttribute(_ attr: RTNetlinkCodec.Attribute, rawType: UInt16? = nil) -> [UInt8] {
+        var out: [UInt8] = []
+        let length = UInt16(RTNetlinkCodec.attrHeaderLength + attr.value.count)
+        withUnsafeBytes(of: length) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: rawType ?? attr.type) { out.append(contentsOf: $0) }
+        out.append(contentsOf: attr.value)
+        while out.count % 4 != 0 { out.append(0) }
+        return out
+    }
+
+    // MARK: Comparison
+
+    /// Attribute numbers, per filter kind, of the nested action list (TCA_<KIND>_ACT)
+    /// and of counters kept inside the options (TCA_<KIND>_PCNT, _PAD, _IN_HW_COUNT).
+    static let filterActions: [String: UInt16] = ["u32": 7, "fw": 4, "basic": 3, "matchall": 2, "flower": 3,
+                                                  "cgroup": 1, "route": 6, "flow": 9, "bpf": 1]
+    static let filterCounters: [String: Set<UInt16>] = ["u32": [9, 12], "basic": [5, 6], "matchall": [4, 5], "flower": [86]]
+    static let actionKind: UInt16 = 1 // TCA_ACT_KIND
+
+    /// What two objects are compared on: type, handle, parent, info and the
+    /// configuration without what changes by itself. A filter's actions are
+    /// compared by their kinds only (their options hold reference counts and
+    /// timestamps); htb's direct_pkts counter is left out.
+    public static func signature(_ o: TCObject) -> [UInt8] {
+        var out: [UInt8] = Array(o.type.rawValue.utf8) + [0]
+        // tcm_info is configuration only for a filter (priority, protocol); a qdisc's is
+        // its reference count, a class's the handle of its leaf qdisc.
+        for v in [o.handle, o.parent, o.type == .filter ? o.info : 0] { withUnsafeBytes(of: v) { out += $0 } }
+        guard let attrs = try? RTNetlinkCodec.parseAttributes(o.attributes[...]) else { return out + o.attributes }
+        for attr in attrs {
+            if attr.type == Attr.options {
+                out += [0xFE] + normalizedOptions(o, attr.value)
+            } else {
+                out += encodeAttribute(attr)
+            }
+        }
+        return out
+    }
+
+    static func normalizedOptions(_ o: TCObject, _ value: ArraySlice<UInt8>) -> [UInt8] {
+        switch (o.type, o.kind) {
+        case (.qdisc, "htb"):
+            // TCA_HTB_INIT (2): struct tc_htb_glob, whose last u32 is the direct_pkts counter.
+            guard let attrs = try? RTNetlinkCodec.parseAttributes(value) else { return Array(value) }
+            return attrs.flatMap { a -> [UInt8] in
+                var a = a
+                if a.type == 2, a.value.count == 20 { a.value = a.value.prefix(16) + [0, 0, 0, 0] }
+                return encodeAttribute(a)
+            }
+        case (.filter, let kind):
+            guard let actions = filterActions[kind] else { return Array(value) }
+            let counters = filterCounters[kind] ?? []
+            // Options that are not attributes (old filters) are compared as they are.
+            guard let attrs = try? RTNetlinkCodec.parseAttributes(value) else { return Array(value) }
+            var out: [UInt8] = []
+            for var a in attrs where !counters.contains(a.type) {
+                if a.type == filterFlags[kind] { a.value = requestFlags(a.value) }
+                if a.type == actions {
+                    out += [0xFD]
+                    for action in (try? RTNetlinkCodec.parseAttributes(a.value)) ?? [] {
+                        for field in (try? RTNetlinkCodec.parseAttributes(action.value)) ?? [] where field.type == actionKind {
+                            out += Array(field.value) + [0]
+                        }
+                    }
+                } else {
+                    out += encodeAttribute(a)
+                }
+            }
+            return out
+        default:
+            return Array(value)
+        }
+    }
+
+    /// The first difference between two lists of objects, as a sentence; nil when
+    /// they are equal (order does not matter). An expected qdisc with handle 0 is one
+    /// the kernel numbers when it is made: any handle matches it.
+    public static func difference(expected: [TCObject], actual: [TCObject], device: String) -> String? {
+        var unmatched = actual
+        func numberedByKernel(_ o: TCObject) -> Bool { o.type == .qdisc && o.handle == 0 }
+        for e in expected {
+            let wanted = signature(e)
+            if let i = unmatched.firstIndex(where: { a in
+                var a = a
+                if numberedByKernel(e) && a.type == .qdisc { a.handle = 0 }
+                return signature(a) == wanted
+            }) {
+                unmatched.remove(at: i)
+                continue
+            }
+            let same = actual.first { $0.type == e.type && ($0.handle == e.handle || numberedByKernel(e)) && $0.parent == e.parent
+                && ($0.type != .filter || $0.info == e.info) }
+            return same.map { "\(device) has \($0) with other options than expected" } ?? "\(device) lacks \(e)"
+        }
+        if let extra = unmatched.first { return "\(device) has \(extra), not expected" }
+        return nil
+    }
+}
+
+// MARK: - Exchanges
+
+extension RTNetlink {
+    /// The egress configuration of a device: its qdiscs other than ingress/clsact,
+    /// the classes of the device, and the filters on each egress qdisc and class.
+    public func trafficControl(of ifindex: Int32, name: String) throws -> TCConfig {
+        let dev = RTNetlink.describe(name: name, index: ifindex)
+        var config = TCConfig()
+        let qdiscs = try tcDump("dump qdiscs of \(dev)", type: TrafficControlCodec.Message.getQdisc, ifindex: ifindex)
+        // The qdisc dump covers every device of the namespace: keep this one's, egress only.
+        config.qdiscs = qdiscs.filter { $0.ifindex == ifindex && $0.object.parent != TrafficControlCodec.ingressParent
+            && $0.object.handle != 0xFFFF_0000 /* ingress/clsact's ffff: */ }.map(\.object)
+        config.classes = try tcDump("dump classes of \(dev)", type: TrafficControlCodec.Message.getClass, ifindex: ifindex)
+            .filter { $0.ifindex == ifindex && $0.object.parent != TrafficControlCodec.ingressParent
+                && $0.object.handle >> 16 != 0xFFFF }.map(\.object).map(TrafficControlCodec.withQdiscParent)
+        var parents: [UInt32] = config.qdiscs.filter { $0.handle != 0 }.map(\.handle) + config.classes.map(\.handle)
+        parents = Array(Set(parents)).sorted()
+        for parent in parents {
+            let filters = try tcDump("dump filters of \(dev) parent \(TrafficControlCodec.format(parent))",
+                                     type: TrafficControlCodec.Message.getFilter, ifindex: ifindex, parent: parent)
+            config.filters += filters.filter { $0.ifindex == ifindex }.map(\.object).map {
+                var f = $0
+                f.parent = parent // the kernel reports the block's parent; requests name it the same way
+                return f
+            }
+        }
+        return config
+    }
+
+    /// Makes one object on a device (RTM_NEWQDISC/NEWTCLASS/NEWTFILTER, acknowledged).
+    public func tcCreate(_ object: TCObject, ifindex: Int32, name: String) throws {
+        let what = "\(object) on \(RTNetlink.describe(name: name, index: ifindex))"
+        _ = try exchange("add \(what)", expectAck: true) { seq in
+            TrafficControlCodec.newRequest(object, seq: seq, ifindex: ifindex)
+        }
+    }
+
+    /// Deletes the qdisc hanging on `parent` (TC_H_ROOT: the root qdisc, and with it
+    /// every class and filter below; the kernel attaches its default qdiscs again).
+    public func tcDeleteQdisc(parent: UInt32, ifindex: Int32, name: String) throws {
+        let where_ = parent == TrafficControlCodec.rootParent ? "root" : "parent \(TrafficControlCodec.format(parent))"
+        _ = try exchange("delete qdisc \(where_) of \(RTNetlink.describe(name: name, index: ifindex))", expectAck: true) { seq in
+            TrafficControlCodec.deleteQdiscRequest(seq: seq, ifindex: ifindex, parent: parent)
+        }
+    }
+
+    private func tcDump(_ what: String, type: UInt16, ifindex: Int32, parent: UInt32 = 0) throws -> [(ifindex: Int32, object: TCObject)] {
+        for _ in 0..<RTNetlink.dumpAttempts {
+            let (messages, interrupted) = try exchange(what, expectAck: false) { seq in
+                TrafficControlCodec.dumpRequest(type: type, seq: seq, ifindex: ifindex, parent: parent)
+            }
+            if interrupted { continue }
+            do {
+                return try messages.compactMap { try TrafficControlCodec.parse($0) }
+            } catch let error as HnxdpError {
+                throw HnxdpError(error.kind, "\(what): \(error.message)")
+            }
+        }
+        throw HnxdpError.system("\(what) (interrupted \(RTNetlink.dumpAttempts) times by concurrent changes)", errno: EAGAIN)
+    }
+}
