@@ -12,7 +12,8 @@
 #      refuses with one line, exit 1, nothing changed. Bad --tc-mode /
 #      HNXDP_TC_MODE: exit 2, one line, nothing changed.
 #   4. the namespace tests of receive, fallback, VF namespace moves, kill
-#      points and run's arrivals/departures again, in classic mode.
+#      points, run's arrivals/departures, kill -9 and adoption, egress qdisc
+#      copies and capture again, in classic mode.
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
@@ -100,7 +101,8 @@ assert_files_equal "foreign filter: nothing changed" "$RIG_TMP/snap.foreign" "$R
 rig_g tc filter del dev vf0 ingress prio 1 handle 0x4858 bpf
 
 # ---- 4. the namespace tests again, in classic mode.
-for t in 10-rx 20-tx-fallback 25-vf-netns-move 35-crash-kill-points 70-run-arrival-departure; do
+for t in 10-rx 20-tx-fallback 25-vf-netns-move 35-crash-kill-points 70-run-arrival-departure 73-run-crash-adopt \
+	86-qdisc-passthrough 87-capture; do
 	t0=$SECONDS
 	rc=0
 	HNXDP_TC_MODE=classic bash "$RIG_REPO/scripts/tests/$t.sh" >"$RIG_TMP/$t.log" 2>&1 || rc=$?

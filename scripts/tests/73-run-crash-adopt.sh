@@ -96,7 +96,13 @@ assert_eq "dump: datapath synthetic" "$(rig_dump_get "$P.datapath")" synthetic
 wait_until 5 "hn0 restored" hn0_as_before || true
 assert_files_equal "hn0 features and limits exactly as before the first join" "$RIG_TMP/hn0.before" "$RIG_TMP/hn0.after"
 assert_eq "no link_vf_ingress pin left" "$(find "$RIG_PIN_DIR" -name link_vf_ingress | wc -l)" 0
-assert_eq "two BPF links left (hn0's)" "$(run_our_links | wc -l)" 2
+if [[ ${HNXDP_TC_MODE:-auto} == classic ]]; then
+	assert_eq "no BPF link (classic tc attachment)" "$(run_our_links | wc -l)" 0
+else
+	assert_eq "two BPF links left (hn0's)" "$(run_our_links | wc -l)" 2
+fi
+assert_eq "hn0 keeps its two programs" "$(($(rig_tcx_count hn0 ingress) + $(rig_tcx_count hn0 egress)))" 2
+assert_eq "no hnxdp program left on vf0" "$(rig_tcx_count vf0 ingress '')" 0
 
 rig_wait_pid "$PING_PID" 40 || true
 read -r recv sent <<<"$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2 \1/p' "$RIG_TMP/ping.out")" || true

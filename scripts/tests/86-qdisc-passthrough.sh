@@ -160,11 +160,11 @@ rig_g tc qdisc add dev hn9 root handle 1: mq
 rig_g tc qdisc replace dev hn9 parent 1:1 handle 10: bfifo limit 30000
 rig_g tc qdisc replace dev hn9 parent 1:2 handle 20: pfifo limit 300
 rig_g tc qdisc show dev vf9 >"$RIG_TMP/vf9.before"
-per_queue() { # "parent kind limit" of DEV's qdiscs, sorted
+per_queue() { # "parent kind limit" of DEV's egress qdiscs (not clsact: the classic attachment's), sorted
 	rig_g tc -j qdisc show dev "$1" | "$RIG_PY" -c '
 import json, sys
 print(" ".join(sorted("%s=%s/%s" % (q.get("parent", "root"), q["kind"], q.get("options", {}).get("limit", "-"))
-                      for q in json.load(sys.stdin))))'
+                      for q in json.load(sys.stdin) if q["kind"] not in ("clsact", "ingress"))))'
 }
 rig_try hnxdp_g attach --synthetic hn9 --vf vf9
 assert_eq "attach hn9 (2 queues) / vf9 (4 queues) exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
