@@ -21,6 +21,8 @@
 #   2b. `hnxdp xsk count` (UDP port 6000) keeps counting across an unplug and a
 #      replug: through the VF, through the synthetic, through the new VF, and
 #      reports its bind mode.
+#   2c. a user's XDP program (`hnxdp xdp attach`) drops one UDP port on the VF
+#      path, in native XDP on vmxnet3 and generic XDP on e1000e; xdp detach.
 #   3. kill -9 of run with traffic flowing: the datapath keeps carrying it
 #      through the VF; a new run adopts the pair without a second program on
 #      any hook.
@@ -162,6 +164,13 @@ cycle() {
 rig_begin
 vm_deadline 600
 vm_prepare
+# The user's XDP program (section 2c), built on the host before the guest boots
+# (the guest sees the host's /tmp as it was then, through its overlay).
+XDP_DIR=$(mktemp -d "/tmp/hnxvm-$$.xdp.XXXXXX")
+CLANG=${CLANG:-$(command -v clang || true)}
+[[ -n "$CLANG" ]] || CLANG="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
+"$CLANG" -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -DDROP_PORT=5555 \
+	-c "$RIG_TOOLS/xdp_drop_udp_port.bpf.c" -o "$XDP_DIR/drop.bpf.o" || fatal "building the test XDP program failed"
 vm_start
 BOOT_S=$VM_BOOT_S
 
@@ -320,6 +329,28 @@ assert_ge "xsk count: frames counted on the VFs, before and after the replug" \
 assert_ge "xsk count: it followed the VF's departure" "$(rig_json --default 0 departures <<<"$XSK")" 1
 check_via_vf "after the AF_XDP application"
 
+# ---- 2c. A user's XDP program on the pair (`hnxdp xdp attach`) drops one UDP
+# port on the VF path: native XDP where the VF driver has it (vmxnet3), generic
+# where not (e1000e).
+case $VM_VF_DRIVER in vmxnet3) WANT_XDP=1 ;; *) WANT_XDP=2 ;; esac # IFLA_XDP mode: 1 driver, 2 generic
+g_udp_count() { # PORT -> datagrams a socket bound to the synthetic got of 200 sent
+	vm_sh "rm -f /tmp/u.ready /tmp/u.count; setsid python3 $RIG_TOOLS/udp_sink.py --dev $SYN --port $1 --seconds 8 --expect 200 --linger 1 --ready-file /tmp/u.ready </dev/null >/tmp/u.count 2>&1 &"
+	wait_until 20 "the guest's UDP socket on port $1 is bound" vm_exec test -e /tmp/u.ready
+	vm_sw "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$VM_G4" --port "$1" --count 200 --rate 400 >/dev/null
+	wait_until 20 "the guest's UDP socket on port $1 is done" vm_sh "test -s /tmp/u.count"
+	vm_exec cat /tmp/u.count
+}
+rig_try vm_exec "$HNXDP" xdp attach --synthetic "$SYN" "$XDP_DIR/drop.bpf.o" --prog drop_udp_port
+assert_eq "xdp attach of the user's program: exit 0 ($RIG_ERR)" "$RIG_RC" 0
+assert_eq "XDP on $VF in mode $WANT_XDP (1 native, 2 generic) for $VM_VF_DRIVER" \
+	"$(vm_exec ip -j -d link show dev "$VF" | rig_json --default none '[0].xdp.mode')" "$WANT_XDP"
+assert_eq "the user's XDP program drops port 5555 on the VF path" "$(g_udp_count 5555)" 0
+assert_eq "the user's XDP program lets port 5556 through on the VF path" "$(g_udp_count 5556)" 200
+rig_try vm_exec "$HNXDP" xdp detach --synthetic "$SYN"
+assert_eq "xdp detach: exit 0 ($RIG_ERR)" "$RIG_RC" 0
+assert_eq "xdp detach: no XDP left on $VF" "$(vm_exec ip -j -d link show dev "$VF" | rig_json --default none '[0].xdp.mode')" none
+assert_eq "xdp detach: port 5555 gets through again" "$(g_udp_count 5555)" 200
+
 # ---- 3. kill -9 of run with traffic flowing; a new run adopts the pair.
 ping_start "$VM_TMP/ping.kill"
 sleep 1
@@ -358,5 +389,6 @@ if ((RIG_FAILED > 0)); then
 	vm_exec cat /tmp/run.log | tail -n 30 | sed 's/^/    /' || true
 	vm_exec cat /tmp/run2.log | tail -n 20 | sed 's/^/    /' || true
 fi
+rm -rf "$XDP_DIR"
 note "kernel $GKVER, VF $VM_VF_DRIVER, attachment $WANT_MODE: boot ${BOOT_S} s; whole test $((SECONDS - T_START)) s"
 rig_finish

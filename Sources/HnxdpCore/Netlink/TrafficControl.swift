@@ -436,6 +436,23 @@ extension RTNetlink {
         }
     }
 
+    /// Whether the device has a clsact qdisc (the classic attachment's hook).
+    public func hasClsact(ifindex: Int32) throws -> Bool {
+        try tcDump("dump qdiscs", type: TrafficControlCodec.Message.getQdisc, ifindex: ifindex)
+            .contains { $0.ifindex == ifindex && $0.object.kind == "clsact" }
+    }
+
+    /// How many filters (anyone's) the clsact qdisc of a device holds, ingress and
+    /// egress together: hnxdp removes a clsact it created only when this is 0.
+    public func clsactFilterCount(ifindex: Int32) throws -> Int {
+        var count = 0
+        for parent: UInt32 in [0xFFFF_FFF2, 0xFFFF_FFF3] { // TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS/EGRESS)
+            count += try tcDump("dump tc filters of ifindex \(ifindex)", type: TrafficControlCodec.Message.getFilter,
+                                ifindex: ifindex, parent: parent).filter { $0.ifindex == ifindex }.count
+        }
+        return count
+    }
+
     private func tcDump(_ what: String, type: UInt16, ifindex: Int32, parent: UInt32 = 0) throws -> [(ifindex: Int32, object: TCObject)] {
         for _ in 0..<RTNetlink.dumpAttempts {
             let (messages, interrupted) = try exchange(what, expectAck: false) { seq in
