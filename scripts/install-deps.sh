@@ -19,6 +19,8 @@ PACKAGES=(
 	netsniff-ng iperf3
 	# helpers of the tests (scripts/tools/*.py use the standard library only)
 	python3 jq
+	# `hnxdp monitor` on a real terminal (test 89: a detached tmux session)
+	tmux
 	# the real-guest tests (scripts/lib/vm.sh): QEMU (TCG), the guest agent the
 	# guest runs from the host's root, busybox for its initramfs, depmod/modprobe
 	qemu-system-x86 qemu-guest-agent busybox-static kmod
