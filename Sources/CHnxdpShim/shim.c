@@ -195,31 +195,18 @@ int hnxdp_read_signal(int fd)
 	return n == sizeof(info) ? (int)info.ssi_signo : 0;
 }
 
-static void signal_set(sigset_t *set, const int *signals, unsigned int count)
-{
-	sigemptyset(set);
-	for (unsigned int i = 0; i < count; i++)
-		sigaddset(set, signals[i]);
-}
-
 int hnxdp_signalfd(const int *signals, unsigned int count)
 {
 	sigset_t set;
 	int fd;
 
-	signal_set(&set, signals, count);
+	sigemptyset(&set);
+	for (unsigned int i = 0; i < count; i++)
+		sigaddset(&set, signals[i]);
 	if (sigprocmask(SIG_BLOCK, &set, NULL))
 		return -errno;
 	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	return fd < 0 ? -errno : fd;
-}
-
-int hnxdp_unblock_signals(const int *signals, unsigned int count)
-{
-	sigset_t set;
-
-	signal_set(&set, signals, count);
-	return sigprocmask(SIG_UNBLOCK, &set, NULL) ? -errno : 0;
 }
 
 /* One ioctl on ifname through a throwaway socket of the current namespace. */

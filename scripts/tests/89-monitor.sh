@@ -18,7 +18,7 @@
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
 RATE=400    # datagrams per second, remote -> guest through the VF
-LOAD_S=12   # seconds of load
+LOAD_S=14   # seconds of load
 PORT=5389
 STATE_DIR=${HNXDP_STATE_DIR:-/run/hnxdp}
 
@@ -88,7 +88,7 @@ tm new-session -d -s mon -x 100 -y 30 "env -i PATH=$PATH TERM=screen HOME=$RIG_T
 tmux_pid=$(tm display-message -p '#{pid}')
 RIG_BG_PIDS+=("$tmux_pid")
 MON="timeout --foreground -k 5 120 nsenter --net=/run/netns/$RIG_GUEST -- $HNXDP monitor"
-tm send-keys -t mon "stty -g >$RIG_TMP/stty-before; $MON; stty -g >$RIG_TMP/stty-after; stty -a >$RIG_TMP/stty-a" Enter
+tm send-keys -t mon "stty -g >$RIG_TMP/stty-before; $MON; echo \$? >$RIG_TMP/rc-q; stty -g >$RIG_TMP/stty-after; stty -a >$RIG_TMP/stty-a" Enter
 wait_until 15 "monitor draws its view in the pane" sh -c "tmux -S '$TMUX_SOCK' capture-pane -p -t mon | grep -q 'rx pkt/s'"
 
 rm -f "$RIG_TMP/ready-$PORT"
@@ -106,19 +106,27 @@ rate_above() { local s; s=$(shown); [[ -n $s ]] && awk -v v="$(to_number "${s%% 
 wait_until 10 "the view shows the load on the vf path" rate_above || true
 
 # Reference: the counters' growth over the real time of the window in which
-# the view was captured three times (one refresh apart). One dump per end,
-# time-stamped at the middle of its run.
+# the view was captured four times (one refresh apart), read independently of
+# hnxdp: bpftool reads the pair's slot of the pinned per-CPU counters map
+# (vf_rx_packets and vf_rx_bytes are the first two u64 of struct hnxdp_stats,
+# bpf/hnxdp_shared.h), summed over CPUs here, time-stamped at the middle of
+# the read (a few ms).
+SLOT=$(rig_dump_get 'pairs[synthetic.name=hn0].slot')
 counters() { # -> "packets bytes time"
 	local a b out
 	a=$EPOCHREALTIME
-	out=$(rig_dump_json)
+	out=$(bpftool -j map lookup pinned "$RIG_PIN_DIR/hnxdp_stats" key "$SLOT" 0 0 0)
 	b=$EPOCHREALTIME
-	printf '%s %s %s\n' "$(jget 'pairs[synthetic.name=hn0].stats.vf_rx_packets' <<<"$out")" \
-		"$(jget 'pairs[synthetic.name=hn0].stats.vf_rx_bytes' <<<"$out")" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.6f", (a + b) / 2 }')"
+	"$RIG_PY" -c '
+import json, sys
+v = json.load(sys.stdin)["values"]
+u64 = lambda cpu, off: int.from_bytes(bytes(int(h, 16) for h in cpu["value"][off:off + 8]), "little")
+print(sum(u64(c, 0) for c in v), sum(u64(c, 8) for c in v), "%.6f" % ((float(sys.argv[1]) + float(sys.argv[2])) / 2))
+' "$a" "$b" <<<"$out" || echo "unreadable unreadable $b"
 }
 read -r p0 b0 t0 <<<"$(counters)"
 samples=()
-for i in 1 2 3; do
+for i in 1 2 3 4; do
 	prev=$(pane | grep 'UTC' | head -n 1)
 	wait_until 5 "the view refreshed ($i)" sh -c "[ \"\$(tmux -S '$TMUX_SOCK' capture-pane -p -t mon | grep UTC | head -n 1)\" != '$prev' ]" || true
 	samples+=("$(shown)")
@@ -153,7 +161,8 @@ tm resize-window -t mon -x 100 -y 30
 
 # q: exits, leaves the alternate screen, terminal mode as before.
 tm send-keys -t mon q
-wait_until 10 "monitor exited on q (the shell wrote stty -g)" test -s "$RIG_TMP/stty-after" || true
+wait_until 10 "monitor exited on q (the shell wrote stty -g and stty -a)" test -s "$RIG_TMP/stty-a" || note "pane: $(rig__short "$(pane)")"
+assert_eq "monitor exits 0 on q" "$(cat "$RIG_TMP/rc-q" 2>/dev/null)" 0
 assert_files_equal "terminal mode after q is as before (stty -g)" "$RIG_TMP/stty-before" "$RIG_TMP/stty-after"
 assert_contains "stty -a after q: canonical mode" "$(cat "$RIG_TMP/stty-a" 2>/dev/null)" " icanon"
 assert_contains "stty -a after q: echo" "$(cat "$RIG_TMP/stty-a" 2>/dev/null)" " echo "
@@ -161,10 +170,11 @@ assert_not_contains "the pane left the alternate screen (no monitor frame left)"
 
 # Ctrl-C: the same.
 rm -f "$RIG_TMP/stty-after"
-tm send-keys -t mon "$MON; stty -g >$RIG_TMP/stty-after" Enter
+tm send-keys -t mon "$MON; echo \$? >$RIG_TMP/rc-c; stty -g >$RIG_TMP/stty-after" Enter
 wait_until 15 "monitor draws again" sh -c "tmux -S '$TMUX_SOCK' capture-pane -p -t mon | grep -q 'rx pkt/s'" || true
 tm send-keys -t mon C-c
-wait_until 10 "monitor exited on Ctrl-C" test -s "$RIG_TMP/stty-after" || true
+wait_until 10 "monitor exited on Ctrl-C" test -s "$RIG_TMP/stty-after" || note "pane: $(rig__short "$(pane)")"
+assert_eq "monitor exits 0 on Ctrl-C" "$(cat "$RIG_TMP/rc-c" 2>/dev/null)" 0
 assert_files_equal "terminal mode after Ctrl-C is as before (stty -g)" "$RIG_TMP/stty-before" "$RIG_TMP/stty-after"
 tm kill-server || true
 rig_wait_pid "$send_pid" $((LOAD_S + 15)) || true

@@ -124,16 +124,18 @@ public final class Terminal {
 }
 
 /// Signals delivered through a file descriptor, so a poll(2) loop sees them
-/// between frames (no work in signal handlers).
+/// between frames (no work in signal handlers). They stay blocked until the
+/// process exits: unblocking them would let a second Ctrl-C that is still
+/// pending (the terminal signals every process of the foreground group, and
+/// wrappers such as timeout(1) forward theirs) kill the process on its way
+/// out, after it had quit cleanly, which shells read as "interrupted".
 public final class SignalChannel {
     public let fd: Int32
-    let signals: [Int32]
 
     public init(_ signals: [Int32]) throws {
         let fd = signals.withUnsafeBufferPointer { hnxdp_signalfd($0.baseAddress, UInt32($0.count)) }
         if fd < 0 { throw HnxdpError.system("set up signal handling", errno: -fd) }
         self.fd = fd
-        self.signals = signals
     }
 
     /// The next pending signal, nil when none.
@@ -142,8 +144,5 @@ public final class SignalChannel {
         return s > 0 ? s : nil
     }
 
-    deinit {
-        close(fd)
-        _ = signals.withUnsafeBufferPointer { hnxdp_unblock_signals($0.baseAddress, UInt32($0.count)) }
-    }
+    deinit { close(fd) }
 }

@@ -420,6 +420,7 @@ public struct PairLifecycle {
     public func reconcile(synthetic ifindex: Int32, datapath: Datapath?, netlink: RTNetlink) throws -> Bool {
         guard let record = try records.load(synthetic: ifindex) else { return false }
         let why: String
+        var switchReason = SwitchReason.recovery
         switch record.phase {
         case .joining: why = "a join that did not finish"
         case .leaving, .abandoning: why = "a leave that did not finish"
@@ -430,10 +431,10 @@ public struct PairLifecycle {
                 && TcxLink.isAttached(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
             if carried && vfHere { return false }
             why = !vfHere ? "its VF is gone" : "its datapath is gone (pins removed or bpffs unmounted)"
+            if !vfHere { switchReason = .departedWhileStopped }
         }
         logger.warning("pair \(record.synthetic.name)(\(ifindex))<-\(record.vf.name)(\(record.vf.ifindex)): finishing \(why): putting back the originals from \(records.state.recordPath(synthetic: ifindex))")
-        try leaveVF(synthetic: ifindex, datapath: datapath, netlink: netlink, reason: why,
-                    switchReason: record.phase == .joined && why == "its VF is gone" ? .departedWhileStopped : .recovery)
+        try leaveVF(synthetic: ifindex, datapath: datapath, netlink: netlink, reason: why, switchReason: switchReason)
         return true
     }
 
