@@ -13,7 +13,8 @@
 #   4. Under `hnxdp run`: a VF departure and return show in dump's switch
 #      history (to-vf joined, to-synthetic departed, to-vf joined), the
 #      history survives a restart of run, monitor --json names the last
-#      switch's reason, and detach --json removes the pair and every state file.
+#      switch's reason; flapping adds held-down and hold-down-ended; detach
+#      --json removes the pair and every state file.
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
@@ -214,6 +215,25 @@ assert_eq "history survives a restart of run" "$(rig_dump_get 'len:pairs[synthet
 rig_try hnxdp_g monitor --json --count 1 --interval 0.2
 assert_eq "monitor --json beside run: last switch reason" "$(jget 'pairs[0].last_switch_reason' <<<"$RIG_OUT")" joined
 assert_eq "monitor --json beside run: last switch direction" "$(jget 'pairs[0].last_switch_direction' <<<"$RIG_OUT")" to-vf
+
+# Flapping: with --flap-threshold 2, the second departure within the hold-down
+# holds the pair down; the VF that then stays is joined after the hold-down.
+rc=0; run_stop "$RUN" || rc=$?
+assert_eq "run stops with SIGTERM" "$rc" 0
+run_start RUN --synthetic hn0 --settle-ms 200 --hold-down-ms 5000 --flap-threshold 2
+run_wait_dump 15 "hn0 adopted active" "p and p['state'] == 'active'"
+rig_vf_remove_surprise
+run_wait_dump 15 "hn0 idle after the first departure" "p and p['state'] == 'idle' and p['vf'] is None"
+rig_vf_add
+run_wait_dump 15 "hn0 active after the VF came back" "p and p['state'] == 'active'"
+rig_vf_remove_surprise
+run_wait_dump 15 "hn0 held down after the second departure" "p and p['state'] == 'held-down'"
+rig_vf_add
+run_wait_dump 20 "hn0 active once the VF stayed through the hold-down" "p and p['state'] == 'active'"
+assert_eq "dump: 7 switches" "$(rig_dump_get 'pairs[synthetic.name=hn0].switches')" 7
+assert_eq "history 4-7: departed, joined, held-down, hold-down-ended" \
+	"$(hist 3 reason) $(hist 4 reason) $(hist 5 reason) $(hist 6 reason)" "departed joined held-down hold-down-ended"
+assert_eq "history 7: to-vf, switch 7" "$(hist 6 direction) $(hist 6 switch)" "to-vf 7"
 rc=0; run_stop "$RUN" || rc=$?
 assert_eq "run stops with SIGTERM" "$rc" 0
 
