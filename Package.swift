@@ -13,6 +13,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        // Metrics of `run` (docs/metrics.md): swift-prometheus's registry and text
+        // exposition. swift-metrics and swift-atomics are its own dependencies,
+        // pinned here so they cannot move under us either.
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-atomics", exact: "1.3.0"),
     ],
     targets: [
         // libbpf and libxdp from Debian's libbpf-dev / libxdp-dev.
@@ -41,6 +47,10 @@ let package = Package(
             dependencies: [
                 "CLibBPF", "CHnxdpShim",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                // Linked anyway through swift-prometheus; named so their exact pins above are used.
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ],
             plugins: ["EmbedBPFObjects"]
         ),

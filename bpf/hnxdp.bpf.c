@@ -28,11 +28,18 @@
  * with the one it was loaded for (hnxdp_netns_inum) and passes every frame
  * elsewhere. That costs three guarded loads where a devmap lookup would cost a
  * helper call (about 20 ns per frame here).
+ *
+ * Built twice (see hnxdp_compat.bpf.c): with HNXDP_COMPAT defined the object
+ * uses no kfunc, for kernels before 6.2 (Debian 12's 6.1): the namespace
+ * guard is the devmap lookup and the carrier read is bpf_probe_read_kernel.
+ * The programs' verdicts are the same numbers in tcx and in classic tc
+ * (cls_bpf direct-action), so the same code serves both attachments.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <asm-generic/errno-base.h>
 
 #include "hnxdp_shared.h"
 
@@ -95,10 +102,12 @@ struct {
  */
 const volatile __u32 hnxdp_netns_inum SEC(".rodata.netns") = 0;
 
+#ifndef HNXDP_COMPAT
 /* Read-only view of a kernel object by BTF id: plain loads the JIT guards. */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 /* The kernel's struct sk_buff behind a __sk_buff (the verifier turns it into a move). */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+#endif
 
 /*
  * Kernel-internal layouts, relocated by libbpf against the running kernel's
@@ -139,10 +148,18 @@ static __always_inline struct net_device___hnxdp *devmap_dev(struct bpf_devmap_v
 {
 	__u64 base = (__u64)(unsigned long)val -
 		     bpf_core_field_offset(struct bpf_dtab_netdev___hnxdp, val);
+#ifdef HNXDP_COMPAT
+	/* No bpf_rdonly_cast (Linux < 6.2): a checked read of the pointer. */
+	struct net_device___hnxdp *dev = NULL;
+
+	bpf_core_read(&dev, sizeof(dev), &((struct bpf_dtab_netdev___hnxdp *)base)->dev);
+	return dev;
+#else
 	struct bpf_dtab_netdev___hnxdp *entry =
 		bpf_rdonly_cast((void *)base, bpf_core_type_id_kernel(struct bpf_dtab_netdev___hnxdp));
 
 	return entry->dev;
+#endif
 }
 
 /* True when the devmap entry's device has carrier (admin down implies no carrier on veth and NIC drivers). */
@@ -151,10 +168,17 @@ static __always_inline int vf_has_carrier(struct bpf_devmap_val *val)
 	struct net_device___hnxdp *dev = devmap_dev(val);
 	__u64 nocarrier = bpf_core_enum_value(enum netdev_state_t___hnxdp,
 					      __LINK_STATE_NOCARRIER___hnxdp);
+	unsigned long state;
 
 	if (!dev)
 		return 0;
-	return !(dev->state & (1UL << nocarrier));
+#ifdef HNXDP_COMPAT
+	if (bpf_core_read(&state, sizeof(state), &dev->state))
+		return 0;
+#else
+	state = dev->state;
+#endif
+	return !(state & (1UL << nocarrier));
 }
 
 /*
@@ -213,6 +237,54 @@ static __always_inline struct hnxdp_stats *stats_for(__u32 slot)
 	return bpf_map_lookup_elem(&hnxdp_stats, &slot);
 }
 
+/* ---- capture (`hnxdp capture`; the contract is in hnxdp_shared.h) ----
+ * Off (token 0) unless a capture runs: the cost per frame is then one load
+ * of the flag from this object's data section (no lookup, no helper call).
+ * Each path copies its frame at most once: frames the VF handed to the
+ * synthetic are captured on the VF (vf-rx), not again on the synthetic.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+} hnxdp_capture SEC(".maps");
+
+struct hnxdp_capture_ctl hnxdp_capture_ctl SEC(HNXDP_CAPTURE_CTL_SECTION) = {};
+
+/* Copies the frame with its path to the capture of `token`, if it is this pair's. */
+static __always_inline void capture(struct __sk_buff *skb, __u64 token, __u32 syn_ifindex, __u32 path, __u32 dev)
+{
+	struct hnxdp_capture_hdr hdr;
+	__u32 caplen = hnxdp_capture_ctl.snaplen;
+	long rc;
+
+	if ((__u32)token != syn_ifindex)
+		return;
+	if (caplen > HNXDP_CAPTURE_MAX_SNAPLEN)
+		caplen = HNXDP_CAPTURE_MAX_SNAPLEN;
+	if (caplen > skb->len)
+		caplen = skb->len;
+	hdr.tstamp_ns = bpf_ktime_get_ns();
+	hdr.path = path;
+	hdr.ifindex = dev;
+	hdr.len = skb->len;
+	hdr.caplen = caplen;
+	rc = bpf_perf_event_output(skb, &hnxdp_capture, BPF_F_CURRENT_CPU | ((__u64)caplen << 32), &hdr, sizeof(hdr));
+	/* No perf event on this CPU: the capture is gone without switching off (crash). */
+	if (rc == -ENOENT && hnxdp_capture_ctl.token == token)
+		hnxdp_capture_ctl.token = 0;
+}
+
+/* The flag, checked first: nothing else happens while no capture runs. */
+static __always_inline void maybe_capture(struct __sk_buff *skb, __u32 syn_ifindex, __u32 path, __u32 dev)
+{
+	__u64 token = hnxdp_capture_ctl.token;
+
+	if (token)
+		capture(skb, token, syn_ifindex, path, dev);
+}
+/* ---- end of capture ---- */
+
 /* tcx ingress on the VF: hand every frame to the synthetic (B8). */
 SEC("tc")
 int hnxdp_vf_ingress(struct __sk_buff *skb)
@@ -230,15 +302,23 @@ int hnxdp_vf_ingress(struct __sk_buff *skb)
 	 * Only in the pair's namespace: a VF moved elsewhere keeps this program,
 	 * and there the pair's ifindexes name other devices. Three guarded loads
 	 * (skb->dev->nd_net.net->ns.inum), no helper call: this is the hot path.
+	 * Without bpf_cast_to_kern_ctx (Linux < 6.2) the pair's devmap entry is
+	 * the proof: the kernel deletes it when the VF leaves the namespace.
 	 */
+#ifdef HNXDP_COMPAT
+	if (!joined_vf(vf.slot, ifindex))
+		return TCX_NEXT;
+#else
 	if (((struct sk_buff___hnxdp *)bpf_cast_to_kern_ctx(skb))->dev->nd_net.net->ns.inum != hnxdp_netns_inum)
 		return TCX_NEXT;
+#endif
 
 	st = stats_for(vf.slot);
 	if (st) {
 		st->vf_rx_packets++;
 		st->vf_rx_bytes += skb->len;
 	}
+	maybe_capture(skb, vf.peer_ifindex, HNXDP_CAPTURE_PATH_VF_RX, ifindex);
 	skb->tc_index = HNXDP_REDIRECT_MARK;
 	return bpf_redirect(vf.peer_ifindex, BPF_F_INGRESS);
 }
@@ -262,6 +342,7 @@ int hnxdp_syn_ingress(struct __sk_buff *skb)
 		st->syn_rx_packets++;
 		st->syn_rx_bytes += skb->len;
 	}
+	maybe_capture(skb, skb->ifindex, HNXDP_CAPTURE_PATH_SYN_RX, skb->ifindex);
 	return TCX_NEXT;
 }
 
@@ -285,6 +366,7 @@ int hnxdp_syn_egress(struct __sk_buff *skb)
 				st->vf_tx_packets++;
 				st->vf_tx_bytes += skb->len;
 			}
+			maybe_capture(skb, ifindex, HNXDP_CAPTURE_PATH_VF_TX, vf->ifindex);
 			return bpf_redirect(vf->ifindex, 0);
 		}
 		if (st)
@@ -294,5 +376,6 @@ int hnxdp_syn_egress(struct __sk_buff *skb)
 		st->syn_tx_packets++;
 		st->syn_tx_bytes += skb->len;
 	}
+	maybe_capture(skb, ifindex, HNXDP_CAPTURE_PATH_SYN_TX, ifindex);
 	return TCX_NEXT;
 }

@@ -53,6 +53,31 @@
 #define HNXDP_LINK_SYN_INGRESS "link_syn_ingress"
 
 /*
+ * Classic tc attachment (kernels without tcx, Linux < 6.6): the program runs
+ * as a cls_bpf direct-action filter on the device's clsact qdisc, at this
+ * handle and priority (priority 1: before filters added with tc's defaults).
+ * A filter is not a link and cannot be pinned, so at the link's pin name the
+ * pair directory holds a one-entry ARRAY map (HNXDP_MAP_TC_ATTACHMENT) that
+ * says where the filter is: the record `run` adopts after a crash and
+ * `detach` removes.
+ */
+#define HNXDP_TC_HANDLE 0x4858
+#define HNXDP_TC_PRIORITY 1
+#define HNXDP_MAP_TC_ATTACHMENT "hnxdp_tc_attach"
+
+#define HNXDP_TC_F_INGRESS (1u << 0)       /* clsact ingress (else egress) */
+#define HNXDP_TC_F_CREATED_QDISC (1u << 1) /* hnxdp created the clsact qdisc */
+
+struct hnxdp_tc_attachment {
+	__u32 ifindex;
+	__u32 flags;    /* HNXDP_TC_F_* */
+	__u32 handle;
+	__u32 priority;
+	__u32 prog_id;  /* the program the filter runs */
+	__u32 pad;
+};
+
+/*
  * skb->tc_index value the VF ingress program stamps on frames it hands to the
  * synthetic, so the synthetic's ingress program neither counts them twice nor
  * lets them loop. tc_index has no other user since cls_tcindex and dsmark
@@ -148,6 +173,7 @@ _Static_assert(sizeof(struct hnxdp_pair) == 136, "struct hnxdp_pair layout is pa
 _Static_assert(sizeof(struct hnxdp_vf_entry) == 8, "struct hnxdp_vf_entry layout is part of the contract");
 _Static_assert(sizeof(struct hnxdp_stats) == 80, "struct hnxdp_stats layout is part of the contract");
 _Static_assert(sizeof(struct hnxdp_dev) == 16, "struct hnxdp_dev layout is part of the contract");
+_Static_assert(sizeof(struct hnxdp_tc_attachment) == 24, "struct hnxdp_tc_attachment layout is part of the contract");
 #endif
 
 /* ===================================================================
@@ -211,6 +237,57 @@ _Static_assert(sizeof(struct hnxdp_xsk_config) == 16, "struct hnxdp_xsk_config l
 _Static_assert(sizeof(struct hnxdp_xsk_stats) == 64, "struct hnxdp_xsk_stats layout is part of the contract");
 #endif
 /* ========================= end of AF_XDP section ==================== */
+
+
+/* ===================================================================
+ * Packet capture (`hnxdp capture`): the datapath's frames, with the path
+ * each took, copied to user space through a perf event array (xdpdump's
+ * method). Off unless a capture runs: each program loads one flag first.
+ * =================================================================== */
+
+/* PERF_EVENT_ARRAY (one slot per CPU) -> the capturing process's perf events.
+ * Pin name = map name. A slot empties when the capture's fd closes (exit, crash). */
+#define HNXDP_MAP_CAPTURE "hnxdp_capture"
+/* The flag: a global variable in this data section of hnxdp.bpf.c, i.e. a
+ * one-entry ARRAY map libbpf makes for the section, pinned under this name. */
+#define HNXDP_CAPTURE_CTL_SECTION ".data.capture"
+#define HNXDP_PIN_CAPTURE_CTL "hnxdp_capture_ctl"
+
+/* Which way a frame went through the pair (pcapng: one interface per path). */
+#define HNXDP_CAPTURE_PATH_VF_RX 0  /* received on the VF, handed to the synthetic */
+#define HNXDP_CAPTURE_PATH_SYN_RX 1 /* received on the synthetic's own path */
+#define HNXDP_CAPTURE_PATH_VF_TX 2  /* sent on the synthetic, leaves through the VF */
+#define HNXDP_CAPTURE_PATH_SYN_TX 3 /* sent on the synthetic, leaves through the synthetic */
+#define HNXDP_CAPTURE_PATHS 4
+/* Most bytes of a frame one sample carries (a perf sample is below 64 KiB). */
+#define HNXDP_CAPTURE_MAX_SNAPLEN 65000
+
+/*
+ * Value of the flag (section HNXDP_CAPTURE_CTL_SECTION). token 0: no capture.
+ * Otherwise (capturing pid << 32) | synthetic ifindex: only that pair's frames
+ * are copied. A program whose copy fails with -ENOENT (the capture's perf
+ * events are gone: it crashed) puts token back to 0 if it is still the same.
+ */
+struct hnxdp_capture_ctl {
+	__u64 token;
+	__u32 snaplen; /* bytes of each frame copied at most (> 0) */
+	__u32 pad;
+};
+
+/* What precedes each frame's bytes in a perf event sample. */
+struct hnxdp_capture_hdr {
+	__u64 tstamp_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 path;      /* HNXDP_CAPTURE_PATH_* */
+	__u32 ifindex;   /* the device the frame was received on / leaves through */
+	__u32 len;       /* the frame's length (skb->len) */
+	__u32 caplen;    /* bytes of the frame that follow this header */
+};
+
+#ifndef __cplusplus
+_Static_assert(sizeof(struct hnxdp_capture_ctl) == 16, "struct hnxdp_capture_ctl layout is part of the contract");
+_Static_assert(sizeof(struct hnxdp_capture_hdr) == 24, "struct hnxdp_capture_hdr layout is part of the contract");
+#endif
+/* ========================= end of capture section =================== */
 
 
 #endif /* HNXDP_SHARED_H */

@@ -61,7 +61,9 @@
 #                   P1-B P1-A ... prints ns per frame per phase of the path
 # --quick: P8 with 16 pairs instead of 256, P9 over about 20 s instead of 60 s.
 # Environment: HNXDP (binary; default .build-bench/debug/hnxdp, else .build/debug/hnxdp),
-#   CLANG (default: clang on PATH, else the clang next to swift in the Swift toolchain).
+#   CLANG (default: clang on PATH, else the clang next to swift in the Swift toolchain),
+#   P9_RUN_ARGS (more options for P9's `hnxdp run`, e.g. its metrics:
+#   P9_RUN_ARGS="--metrics-listen 127.0.0.1:9469 --metrics-textfile /tmp/p9.prom").
 
 set -Eeuo pipefail
 
@@ -886,7 +888,8 @@ p9_start() {
 	make_side "$G9" "$H9"
 	HNXDP_NS+=("$G9")
 	ip -n "$G9" addr add "$G4/24" dev hn0
-	bg P9_PID nsenter --net="/run/netns/$G9" "$HNXDP" run --synthetic hn0 --settle-ms 0 >"$TMP/p9.run.log" 2>&1
+	# shellcheck disable=SC2086 # P9_RUN_ARGS is a list of options
+	bg P9_PID nsenter --net="/run/netns/$G9" "$HNXDP" run --synthetic hn0 --settle-ms 0 ${P9_RUN_ARGS:-} >"$TMP/p9.run.log" 2>&1
 	for ((i = 0; i < 200; i++)); do
 		st=$(nsnet "$G9" "$HNXDP" dump --json 2>/dev/null | jq -r '.pairs[0].state // "none"')
 		[[ $st == active ]] && break

@@ -21,6 +21,9 @@ PACKAGES=(
 	python3 jq
 	# `hnxdp monitor` on a real terminal (test 89: a detached tmux session)
 	tmux
+	# test 88 (metrics): promtool (only Debian's prometheus package ships it; about
+	# 96 MB installed, its server is not started here, see below) and chattr
+	prometheus e2fsprogs
 	# the real-guest tests (scripts/lib/vm.sh): QEMU (TCG), the guest agent the
 	# guest runs from the host's root, busybox for its initramfs, depmod/modprobe
 	qemu-system-x86 qemu-guest-agent busybox-static kmod
@@ -49,6 +52,11 @@ if ((${#missing[@]} > 0)); then
 		exit 1
 	fi
 	rm -f "$log"
+	# Only promtool is wanted: a Prometheus server that the package started (on a
+	# machine run by systemd) is stopped and disabled again, unless it was there before.
+	if [[ " ${missing[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
+		systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+	fi
 fi
 
 if ! mountpoint -q /sys/fs/bpf; then

@@ -19,6 +19,7 @@
 #include <linux/magic.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <bpf/btf.h>
 
 _Static_assert(HNXDP_BPF_TCX_INGRESS == 46, "tcx ingress attach type");
 _Static_assert(HNXDP_BPF_TCX_EGRESS == 47, "tcx egress attach type");
@@ -67,6 +68,77 @@ int hnxdp_tcx_attach(int prog_fd, int ifindex, int ingress)
 	int fd = bpf_link_create(prog_fd, ifindex,
 				 ingress ? HNXDP_BPF_TCX_INGRESS : HNXDP_BPF_TCX_EGRESS, NULL);
 	return fd < 0 ? -errno : fd;
+}
+
+int hnxdp_tcx_supported(void)
+{
+	/* Querying tcx ingress of lo: EINVAL where the attach type is unknown. */
+	LIBBPF_OPTS(bpf_prog_query_opts, opts);
+
+	if (bpf_prog_query_opts(1, HNXDP_BPF_TCX_INGRESS, &opts) == 0)
+		return 1;
+	return errno == EINVAL ? 0 : -errno;
+}
+
+int hnxdp_tc_hook_create(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+	int rc = bpf_tc_hook_create(&hook);
+
+	if (rc == -EEXIST)
+		return 0;
+	return rc < 0 ? rc : 1;
+}
+
+int hnxdp_tc_hook_destroy(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+	int rc = bpf_tc_hook_destroy(&hook);
+
+	return rc == -ENOENT || rc == -EINVAL ? 0 : rc;
+}
+
+int hnxdp_tc_attach(int ifindex, int ingress, int prog_fd, uint32_t handle, uint32_t priority, int replace)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = handle, .priority = priority,
+		    .flags = replace ? BPF_TC_F_REPLACE : 0);
+
+	return bpf_tc_attach(&hook, &opts);
+}
+
+int hnxdp_tc_query(int ifindex, int ingress, uint32_t handle, uint32_t priority, uint32_t *prog_id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+	int rc = bpf_tc_query(&hook, &opts);
+
+	if (rc == 0)
+		*prog_id = opts.prog_id;
+	return rc;
+}
+
+int hnxdp_tc_detach(int ifindex, int ingress, uint32_t handle, uint32_t priority)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+
+	return bpf_tc_detach(&hook, &opts);
+}
+
+int hnxdp_kernel_btf_has_func(const char *name)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	int id;
+
+	if (!btf)
+		return -errno;
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC);
+	btf__free(btf);
+	return id > 0 ? 1 : 0;
 }
 
 int hnxdp_devmap_set(int map_fd, uint32_t key, uint32_t ifindex)

@@ -20,7 +20,7 @@ struct HnxdpCommand: ParsableCommand {
         Run under `nsenter --net=/run/netns/NAME` to act in another network namespace.
         """,
         version: "hnxdp \(HnxdpVersion.string)",
-        subcommands: [Attach.self, Detach.self, Run.self, Dump.self, Status.self, Monitor.self, Xsk.self, Xdp.self, Gen.self]
+        subcommands: [Attach.self, Detach.self, Run.self, Dump.self, Status.self, Monitor.self, Probe.self, Capture.self, Xsk.self, Xdp.self, Gen.self]
     )
 
     /// Parses, runs, and maps every failure to one stderr line and the documented exit code.
@@ -65,7 +65,22 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log what is being done (and libbpf's messages) to stderr.")
     var verbose = false
 
+    @Option(name: .customLong("tc-mode"), help: ArgumentHelp("How new pairs attach to the devices' tc hooks: auto (tcx where the kernel has it, Linux 6.6+, else classic), tcx, or classic (clsact qdisc + cls_bpf filter). Default: $HNXDP_TC_MODE or auto. A pair keeps the attachment it has.", valueName: "MODE"))
+    var tcModeOption: String?
+
+    /// --tc-mode, else $HNXDP_TC_MODE, else auto.
+    var tcMode: TcModeRequest {
+        get throws {
+            if let tcModeOption { return try TcModeRequest.parse(tcModeOption, source: "--tc-mode") }
+            if let env = getenv("HNXDP_TC_MODE"), let s = String(validatingCString: env), !s.isEmpty {
+                return try TcModeRequest.parse(s, source: "HNXDP_TC_MODE")
+            }
+            return .auto
+        }
+    }
+
     func validate() throws {
+        do { _ = try tcMode } catch let e as HnxdpError { throw ValidationError(e.message) }
         if let bpffs, !bpffs.hasPrefix("/") {
             throw ValidationError("--bpffs must be an absolute path, got \(quoted(bpffs))")
         }

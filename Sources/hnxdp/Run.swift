@@ -37,8 +37,18 @@ struct Run: ParsableCommand {
         pairs are managed. A VF is a device with the synthetic's MAC and no master; a PCI \
         function is preferred, and a tie joins nothing (pair one with `hnxdp attach`).
 
+        Metrics (off by default): --metrics-listen serves Prometheus metrics at \
+        http://ADDRESS:PORT/metrics on a loopback address only (127.0.0.0/8 or [::1]; \
+        anything else is refused); --metrics-textfile writes them every 5 s to a .prom file \
+        for node_exporter's textfile collector (replaced atomically, removed when run exits). \
+        Per pair: packets and bytes received and sent on the VF and on the synthetic, \
+        fallbacks, drops, switches and state, read from the pinned maps at each scrape or \
+        write (they survive a restart of run); departure reaction and join duration \
+        histograms; build info. Names and labels: docs/metrics.md.
+
         Config file (--config): `key = value` lines with keys synthetic (repeatable), settle-ms, \
-        hold-down-ms, flap-threshold, transparent (on|off); command-line options override it. \
+        hold-down-ms, flap-threshold, transparent (on|off), metrics-listen, metrics-textfile; \
+        command-line options override it (metrics settings apply at start only). \
         Without --config, \(Run.defaultConfig) is read when it exists (the Debian package \
         installs a commented example there); `--config /dev/null` reads no file.
 
@@ -67,10 +77,22 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("on: join VFs (default); off: only report them, change nothing.", valueName: "on|off"))
     var transparent: String?
 
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("Serve Prometheus metrics at http://ADDRESS:PORT/metrics; loopback only, e.g. 127.0.0.1:9469 or [::1]:9469 (default: off).", valueName: "ADDRESS:PORT"))
+    var metricsListen: String?
+
+    @Option(name: .customLong("metrics-textfile"), help: ArgumentHelp("Write Prometheus metrics to PATH (absolute, ending in .prom) every 5 s, for node_exporter's textfile collector (default: off).", valueName: "PATH"))
+    var metricsTextfile: String?
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         for name in synthetic { try validateInterfaceName(name, option: "--synthetic") }
+        do {
+            if let metricsListen { _ = try MetricsListenAddress.parse(metricsListen) }
+            if let metricsTextfile { _ = try MetricsSettings.validateTextfile(metricsTextfile, option: "--metrics-textfile") }
+        } catch let error as HnxdpError {
+            throw ValidationError(error.message)
+        }
         if let transparent, transparent != "on" && transparent != "off" {
             throw ValidationError("--transparent must be on or off, got '\(transparent)'")
         }
@@ -101,6 +123,8 @@ struct Run: ParsableCommand {
         if let holdDownMs { s.timing.holdDownMs = holdDownMs }
         if let flapThreshold { s.timing.flapThreshold = flapThreshold }
         if let transparent { s.transparent = transparent == "on" }
+        if let metricsListen { s.metrics.listen = try MetricsListenAddress.parse(metricsListen) }
+        if let metricsTextfile { s.metrics.textfile = try MetricsSettings.validateTextfile(metricsTextfile, option: "--metrics-textfile") }
         return s
     }
 
@@ -111,7 +135,10 @@ struct Run: ParsableCommand {
         try HostEnvironment.requireBPFFS(root: common.root)
         LoggingBootstrap.once(verbose: common.verbose, defaultLevel: .info)
         let logger = Logger(label: "hnxdp.run")
-        let plane = try ControlPlane(settings: settings, layout: try common.layout(), logger: logger)
+        let layout = try common.layout()
+        // Before anything changes: a port in use or a directory that takes no file stops here.
+        let metrics = settings.metrics.isOn ? try MetricsService(settings: settings.metrics, layout: layout, logger: logger) : nil
+        let plane = try ControlPlane(settings: settings, layout: layout, logger: logger, tcMode: try common.tcMode)
         if let file {
             let command = self
             plane.reloadSource = (description: quoted(file), read: { try command.settings(file: file) })
@@ -121,6 +148,9 @@ struct Run: ParsableCommand {
         } catch {
             logger.error("no service notifications: \(error)")
         }
+        plane.observations = metrics?.observations
+        metrics?.start()
+        defer { metrics?.stop() }
         try plane.run()
     }
 }

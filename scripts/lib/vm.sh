@@ -70,7 +70,11 @@ VM_EXEC_TIMEOUT=${VM_EXEC_TIMEOUT:-60}
 VM_VF_DRIVER=${VM_VF_DRIVER:-e1000e}
 VM_G4=198.18.90.1
 VM_H4=198.18.90.2
-VM_MODULES=(virtio_net e1000e vmxnet3 9pnet_virtio 9p overlay)
+# virtio_pci/virtio_console are built in on 6.12 and modules on 6.1 (a module
+# listed here that is built in is skipped). sch_ingress (clsact) and cls_bpf
+# for the classic tc attachment: the guest cannot autoload modules (its
+# /lib/modules is the host's).
+VM_MODULES=(virtio_pci virtio_console virtio_net e1000e vmxnet3 9pnet_virtio 9p overlay sch_ingress cls_bpf)
 VM_CTL="$RIG_TOOLS/vmctl.py"
 VM_NS=""
 VM_TMP=""
@@ -101,14 +105,15 @@ vm_prepare() {
 	pkg=$(vm__kernel_pkg) || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(vm__kernel_pkg) || pkg=""; }
 	if [[ -z "$pkg" ]]; then
 		# Offline: the newest cached kernel, if any.
-		dir=$(find "$VM_CACHE" -mindepth 2 -maxdepth 2 -name ready -printf '%h\n' 2>/dev/null | sort -V | tail -n1)
+		dir=$(grep -lx -- "$VM_KPKG" "$VM_CACHE"/*/kpkg 2>/dev/null | sed 's|/kpkg$||' | sort -V | tail -n1)
+		[[ -n "$dir" && -e "$dir/ready" ]] || dir=""
 		[[ -n "$dir" ]] || fatal "cannot resolve $VM_KPKG with apt and no kernel is cached in $VM_CACHE"
 	else
 		read -r name ver <<<"$pkg"
 		dir="$VM_CACHE/${name}_$ver"
 		(
 			flock 9
-			[[ -e "$dir/ready" ]] && exit 0
+			[[ -e "$dir/ready" && "$(cat "$dir/wanted" 2>/dev/null)" == "${VM_MODULES[*]}" ]] && exit 0
 			note "vm: caching $name $ver in $dir"
 			local dl
 			dl=$(mktemp -d /tmp/hnxvm-dl.XXXXXX)
@@ -135,8 +140,13 @@ vm_prepare() {
 				esac
 				echo "$m" >>"$dir/modules/order"
 			done
-			# Other versions are stale.
-			find "$VM_CACHE" -mindepth 1 -maxdepth 1 -type d ! -path "$dir" -exec rm -rf {} +
+			# Other versions behind the same $VM_KPKG are stale (other kernels stay).
+			echo "$VM_KPKG" >"$dir/kpkg"
+			echo "${VM_MODULES[*]}" >"$dir/wanted"
+			local old
+			for old in "$VM_CACHE"/*/kpkg; do
+				[[ -e "$old" && "${old%/kpkg}" != "$dir" && "$(cat "$old")" == "$VM_KPKG" ]] && rm -rf "${old%/kpkg}"
+			done
 			touch "$dir/ready"
 		) 9>"$VM_CACHE/.lock" || fatal "could not cache the guest kernel $name $ver"
 	fi

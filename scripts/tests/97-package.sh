@@ -84,7 +84,7 @@ assert_contains "zsh completion" "$(head -n 1 "$ROOT/usr/share/zsh/vendor-comple
 assert_contains "man page" "$(zcat "$ROOT/usr/share/man/man8/hnxdp.8.gz" | head -n 20)" ".Dt HNXDP 8"
 assert_eq "the example config sets nothing (every line a comment)" \
 	"$(grep -Ev '^[[:space:]]*(#|$)' "$ROOT/etc/hnxdp/hnxdp.conf" || true)" ""
-for key in synthetic settle-ms hold-down-ms flap-threshold transparent; do
+for key in synthetic settle-ms hold-down-ms flap-threshold transparent metrics-listen metrics-textfile; do
 	assert_contains "the example config documents $key" "$(cat "$ROOT/etc/hnxdp/hnxdp.conf")" "#$key = "
 done
 # Uncommented, the example's values are all valid (run parses the file before it needs privileges or bpffs).

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""tcx_query.py - list the BPF programs attached with tcx to devices of THIS netns.
+"""tcx_query.py - list the BPF programs attached with tcx, or as classic tc
+(clsact + cls_bpf) filters, to devices of THIS netns.
 
 bpftool 7.1 cannot show tcx attachments per device (it lists tcx links only
 as "type 11", with no device), so the tests ask the kernel directly with
@@ -9,7 +10,9 @@ namespace of the devices (ifindexes are per network namespace):
   nsenter --net=/run/netns/G python3 tcx_query.py hn0 vf0
 
 Prints one JSON object: {"hn0": {"ifindex": 5, "ingress": [{"prog_id": 12,
-"link_id": 3, "name": "hnxdp_syn_ingre"}], "egress": [...]}, ...}. Names are
+"link_id": 3, "name": "hnxdp_syn_ingre"}], "egress": [...]}, ...}. Classic
+filters (from `tc -j filter show`) are listed after the tcx programs of the
+same hook, with "link_id": "tc-<pref>-<handle>" and "classic": true. Names are
 the kernel's (truncated to 15 characters). A device that does not exist maps
 to null. Needs CAP_BPF/CAP_SYS_ADMIN; exit 3 without it, 1 on other errors.
 """
@@ -21,6 +24,7 @@ import os
 import platform
 import socket
 import struct
+import subprocess
 import sys
 
 BPF_PROG_GET_FD_BY_ID = 13
@@ -69,11 +73,31 @@ def query(ifindex: int, attach_type: int):
                       ctypes.addressof(prog_ids), MAX_PROGS, 0, 0,
                       ctypes.addressof(link_ids), 0, 0)
     attr = ctypes.create_string_buffer(raw, 128)
-    bpf(BPF_PROG_QUERY, attr)
+    try:
+        bpf(BPF_PROG_QUERY, attr)
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            return []  # a kernel without tcx (before 6.6)
+        raise
     count = struct.unpack_from("=I", attr.raw, 24)[0]
     out = []
     for i in range(min(count, MAX_PROGS)):
         out.append({"prog_id": prog_ids[i], "link_id": link_ids[i], "name": prog_name(prog_ids[i])})
+    return out
+
+
+def classic(dev: str, direction: str):
+    """cls_bpf filters on the clsact hook of dev (none without a clsact qdisc)."""
+    r = subprocess.run(["tc", "-j", "filter", "show", "dev", dev, direction],
+                       capture_output=True, text=True)
+    if r.returncode != 0 or not r.stdout.strip():
+        return []
+    out = []
+    for f in json.loads(r.stdout):
+        prog = (f.get("options") or {}).get("prog")
+        if f.get("kind") == "bpf" and prog:
+            out.append({"prog_id": prog["id"], "name": prog.get("name", ""), "classic": True,
+                        "link_id": f"tc-{f.get('pref')}-{f['options'].get('handle')}"})
     return out
 
 
@@ -91,8 +115,8 @@ def main() -> int:
         try:
             result[dev] = {
                 "ifindex": ifindex,
-                "ingress": query(ifindex, BPF_TCX_INGRESS),
-                "egress": query(ifindex, BPF_TCX_EGRESS),
+                "ingress": query(ifindex, BPF_TCX_INGRESS) + classic(dev, "ingress"),
+                "egress": query(ifindex, BPF_TCX_EGRESS) + classic(dev, "egress"),
             }
         except OSError as e:
             print(f"tcx_query: BPF_PROG_QUERY on {dev} (ifindex {ifindex}): {e.strerror}",

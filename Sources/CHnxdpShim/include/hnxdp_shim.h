@@ -19,6 +19,25 @@ const char *hnxdp_libbpf_last_message(void);
 /* Attach prog_fd as a tcx program on ifindex (ingress != 0: ingress). Returns a link fd. */
 int hnxdp_tcx_attach(int prog_fd, int ifindex, int ingress);
 
+/* Whether the kernel has tcx: 1 yes, 0 no, <0 -errno of an unexpected failure. */
+int hnxdp_tcx_supported(void);
+
+/*
+ * Classic tc (clsact + cls_bpf direct-action), through libbpf's bpf_tc_*.
+ * hnxdp_tc_hook_create: 1 when it created the clsact qdisc, 0 when one existed.
+ * hnxdp_tc_attach: replace != 0 replaces a filter at handle/priority.
+ * hnxdp_tc_query: the program id at handle/priority (-ENOENT: no such filter).
+ */
+int hnxdp_tc_hook_create(int ifindex);
+int hnxdp_tc_hook_destroy(int ifindex);
+int hnxdp_tc_attach(int ifindex, int ingress, int prog_fd, uint32_t handle, uint32_t priority, int replace);
+int hnxdp_tc_query(int ifindex, int ingress, uint32_t handle, uint32_t priority, uint32_t *prog_id);
+int hnxdp_tc_detach(int ifindex, int ingress, uint32_t handle, uint32_t priority);
+
+/* Whether vmlinux BTF (/sys/kernel/btf/vmlinux) has a function named `name`:
+ * 1 yes, 0 no, <0 -errno when the BTF cannot be read. */
+int hnxdp_kernel_btf_has_func(const char *name);
+
 /* Insert/replace key -> device ifindex in a DEVMAP/DEVMAP_HASH. */
 int hnxdp_devmap_set(int map_fd, uint32_t key, uint32_t ifindex);
 

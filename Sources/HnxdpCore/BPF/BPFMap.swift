@@ -46,6 +46,53 @@ public final class BPFDescriptor {
         }
     }
 
+    /// What kind of BPF object the descriptor refers to.
+    public enum Kind: Equatable, Sendable { case map, program, link, other }
+
+    /// The kind of this object, from its anonymous inode's name (bpf-map, bpf-prog,
+    /// bpf-link): the one check that cannot mistake one kind's info for another's.
+    public func objectKind() throws -> Kind {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
+        if n < 0 { throw HnxdpError.system("read the kind of BPF object fd \(fd)", errno: errno) }
+        let target = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        switch target {
+        case "anon_inode:bpf-map": return .map
+        case "anon_inode:bpf-prog": return .program
+        case "anon_inode:bpf-link": return .link
+        default: return .other
+        }
+    }
+
+    /// The kernel's id of this program.
+    public func programID() throws -> UInt32 {
+        var id: UInt32 = 0, type: UInt32 = 0
+        var name = [CChar](repeating: 0, count: 16)
+        let rc = hnxdp_prog_info(fd, &id, &type, &name)
+        if rc < 0 { throw HnxdpError.system("read BPF program info", errno: -rc) }
+        return id
+    }
+
+    /// The name of the loaded program with this id, nil when it is gone.
+    public static func programName(id: UInt32) -> String? {
+        let fd = bpf_prog_get_fd_by_id(id)
+        if fd < 0 { return nil }
+        let program = BPFDescriptor(fd)
+        return try? program.identity(program: true).name
+    }
+
+    /// A new one-entry ARRAY map holding `value` at key 0 (a record to pin).
+    public static func createArray<V>(name: String, value: V) throws -> BPFDescriptor {
+        let fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, 4, UInt32(MemoryLayout<V>.size), 1, nil)
+        if fd < 0 { throw HnxdpError.system("create BPF map \(name)", errno: errno) }
+        let map = BPFDescriptor(fd)
+        var key: UInt32 = 0
+        var v = value
+        let rc = withUnsafeBytes(of: &key) { kp in withUnsafeBytes(of: &v) { vp in bpf_map_update_elem(fd, kp.baseAddress, vp.baseAddress, 0) } }
+        if rc != 0 { throw HnxdpError.system("write BPF map \(name)", errno: errno) }
+        return map
+    }
+
     /// Pins this object at `path`.
     public func pin(at path: String) throws {
         if bpf_obj_pin(fd, path) != 0 {

@@ -54,6 +54,9 @@ public final class Datapath {
     /// stats slot -> per-CPU counters.
     public let stats: BPFMap<UInt32, hnxdp_stats>
     private let programs: [DatapathProgram: BPFDescriptor]
+    /// Capture maps by pin name (`CaptureMaps`); empty for a datapath pinned by a
+    /// build without capture.
+    public let captureMaps: [String: BPFDescriptor]
 
     static let mapNames = [HNXDP_MAP_PAIRS, HNXDP_MAP_VFS, HNXDP_MAP_DEVS, HNXDP_MAP_TXDEV, HNXDP_MAP_STATS]
 
@@ -62,6 +65,7 @@ public final class Datapath {
 
     private init(layout: PinLayout, maps: [String: BPFDescriptor], programs: [DatapathProgram: BPFDescriptor]) throws {
         self.layout = layout
+        captureMaps = maps.filter { CaptureMaps.objectNames[$0.key] != nil }
         pairs = try BPFMap(name: HNXDP_MAP_PAIRS, descriptor: maps[HNXDP_MAP_PAIRS]!)
         vfs = try BPFMap(name: HNXDP_MAP_VFS, descriptor: maps[HNXDP_MAP_VFS]!)
         devs = try BPFMap(name: HNXDP_MAP_DEVS, descriptor: maps[HNXDP_MAP_DEVS]!)
@@ -98,6 +102,8 @@ public final class Datapath {
             try d.requireIdentity(path: layout.objectPath(p.name), program: true, expectedName: p.name,
                                   expectedType: BPF_PROG_TYPE_SCHED_CLS.rawValue)
         }
+        // Optional: a datapath pinned by a build without capture has none.
+        maps.merge(try CaptureMaps.openPinned(layout), uniquingKeysWith: { a, _ in a })
         return try Datapath(layout: layout, maps: maps, programs: progs)
     }
 
@@ -119,7 +125,8 @@ public final class Datapath {
     /// while their pins were removed, e.g. by an unmount of bpffs or `rm -r`).
     public func pinAgain() throws {
         let maps = [pairs.descriptor, vfs.descriptor, devs.descriptor, txdev.descriptor, stats.descriptor]
-        try Datapath.pinAtomically(layout, maps: Dictionary(uniqueKeysWithValues: zip(Datapath.mapNames, maps)), programs: programs)
+        let all = Dictionary(uniqueKeysWithValues: zip(Datapath.mapNames, maps)).merging(captureMaps, uniquingKeysWith: { a, _ in a })
+        try Datapath.pinAtomically(layout, maps: all, programs: programs)
     }
 
     /// Pins the namespace's objects in a staging directory renamed into place.
@@ -149,14 +156,19 @@ public final class Datapath {
         }
     }
 
-    /// Loads `bpf/hnxdp.bpf.c` (embedded at build time) into the kernel.
+    /// Loads `bpf/hnxdp.bpf.c` (embedded at build time) into the kernel: the main
+    /// object, or on a kernel without its kfuncs the same source built without them
+    /// (`bpf/hnxdp_compat.bpf.c`).
     static func loadEmbedded(netnsInode: UInt64, verbose: Bool) throws -> ([String: BPFDescriptor], [DatapathProgram: BPFDescriptor]) {
-        let object = try EmbeddedObject("hnxdp", verbose: verbose) { object in
+        let kernel = KernelCapabilities.current()
+        try kernel.requireSupported()
+        let object = try EmbeddedObject(kernel.datapathObject, verbose: verbose) { object in
             // The namespace this copy serves (hnxdp_netns_inum in bpf/hnxdp.bpf.c).
             try EmbeddedObject.setConstant(in: object, section: ".rodata.netns", UInt32(truncatingIfNeeded: netnsInode))
         }
         var maps: [String: BPFDescriptor] = [:]
         for name in mapNames { maps[name] = try object.map(name) }
+        for (pin, name) in CaptureMaps.objectNames { maps[pin] = try object.map(name) }
         var progs: [DatapathProgram: BPFDescriptor] = [:]
         for p in DatapathProgram.allCases { progs[p] = try object.program(p.name) }
         return (maps, progs)
@@ -264,41 +276,5 @@ public final class Datapath {
     /// Zeroes the counters of a slot (on every CPU).
     public func resetCounters(slot: UInt32) throws {
         try stats.update(slot, hnxdp_stats())
-    }
-}
-
-/// A tcx link: a program attached to one hook of one device, pinned so it
-/// outlives the process that made it (B19).
-public enum TcxLink {
-    /// Attaches `program` at the hook and pins the link at `pinPath`.
-    public static func attach(_ program: BPFDescriptor, ifindex: Int32, ifname: String, ingress: Bool, pinPath: String) throws {
-        let fd = hnxdp_tcx_attach(program.fd, ifindex, ingress ? 1 : 0)
-        if fd < 0 {
-            throw HnxdpError.system("attach tcx \(ingress ? "ingress" : "egress") on \(ifname) (ifindex \(ifindex))", errno: -fd)
-        }
-        let link = BPFDescriptor(fd)
-        do {
-            try link.pin(at: pinPath)
-        } catch {
-            _ = bpf_link_detach(link.fd)
-            throw error
-        }
-    }
-
-    /// Detaches the pinned link at `pinPath` and removes the pin; false when there was none.
-    @discardableResult
-    public static func detach(pinPath: String) throws -> Bool {
-        guard let link = try BPFDescriptor.openPinned(pinPath) else { return false }
-        // Detaching an already detached link (device gone) answers ENOLINK/EINVAL: fine.
-        _ = bpf_link_detach(link.fd)
-        try FileSystem.remove(pinPath)
-        return true
-    }
-
-    /// Whether the pinned link exists and is still attached (its device exists).
-    public static func isAttached(pinPath: String) -> Bool {
-        guard let link = try? BPFDescriptor.openPinned(pinPath) else { return false }
-        var id: UInt32 = 0, prog: UInt32 = 0, type: UInt32 = 0
-        return hnxdp_link_info(link.fd, &id, &prog, &type) == 0 && prog != 0
     }
 }

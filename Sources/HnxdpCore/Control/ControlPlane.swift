@@ -11,6 +11,8 @@ public struct RunSettings: Equatable, Sendable {
     public var timing = PairTiming()
     /// B3: when off, VFs are only reported.
     public var transparent = true
+    /// Metrics endpoint and textfile (off by default; docs/metrics.md).
+    public var metrics = MetricsSettings()
 
     public init() {}
 }
@@ -71,12 +73,15 @@ public final class ControlPlane {
     /// The service manager's notification socket (`NOTIFY_SOCKET`), nil when
     /// not started by one: READY/RELOADING/STOPPING/WATCHDOG (`ServiceNotifier`).
     public var notifier: ServiceNotifier?
+    /// Where departure reactions and join durations are observed as histograms
+    /// (`--metrics-listen`, `--metrics-textfile`); nil: metrics off.
+    public var observations: RunObservations?
 
-    public init(settings: RunSettings, layout: PinLayout, logger: Logger) throws {
+    public init(settings: RunSettings, layout: PinLayout, logger: Logger, tcMode: TcModeRequest = .auto) throws {
         self.settings = settings
         self.layout = layout
         self.logger = logger
-        self.lifecycle = PairLifecycle(layout: layout, logger: logger)
+        self.lifecycle = PairLifecycle(layout: layout, logger: logger, tcMode: tcMode)
         // Before anything is touched: a second control plane in the namespace would
         // join every VF twice.
         let state = StateDirectory.of(layout)
@@ -359,7 +364,9 @@ public final class ControlPlane {
                                                   switchReason: afterHoldDown ? .holdDownEnded : .joined)
                 multicastAdded[synIndex] = []
                 try syncMulticast(synIndex: synIndex, lists: MulticastList.current())
-                log.info("VF \(vf.name)(\(vf.ifindex)) joined: datapath vf, mtu \(result.mtu)\(result.featuresTurnedOff.isEmpty ? "" : ", features off: " + result.featuresTurnedOff.joined(separator: " ")) (\((monotonicNanoseconds() - start) / 1000) us)")
+                let elapsed = monotonicNanoseconds() - start
+                observations?.joinDuration(synthetic: syn.name, nanoseconds: elapsed)
+                log.info("VF \(vf.name)(\(vf.ifindex)) joined: datapath vf, mtu \(result.mtu)\(result.featuresTurnedOff.isEmpty ? "" : ", features off: " + result.featuresTurnedOff.joined(separator: " ")) (\(elapsed / 1000) us)")
             } catch {
                 log.error("joining VF \(vf.name)(\(vf.ifindex)) failed: \(error); retrying after the hold-down")
                 try feed(synIndex, .joinFailed(vfIndex))
@@ -377,6 +384,7 @@ public final class ControlPlane {
             try publish(synIndex: synIndex) // held-down after a flapping departure
             let reaction = switched &- eventReceivedNs
             let restored = monotonicNanoseconds() &- eventReceivedNs
+            if switched != 0 { observations?.departureReaction(synthetic: syn.name, nanoseconds: reaction) }
             log.info("VF ifindex \(vfIndex) left: datapath synthetic, features and limits restored (reaction \(reaction / 1000) us to the map update, \(restored / 1000) us to restored)")
         }
     }

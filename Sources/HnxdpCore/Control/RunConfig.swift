@@ -13,6 +13,8 @@ import Foundation
 ///     hold-down-ms = 5000      # B16 flap window and stability time
 ///     flap-threshold = 3       # departures within hold-down-ms that hold a VF down
 ///     transparent = on         # on | off (B3)
+///     metrics-listen = 127.0.0.1:9469          # HTTP /metrics on a loopback address
+///     metrics-textfile = /var/lib/prometheus/node-exporter/hnxdp.prom
 ///
 /// Anything else is refused with the line number and the reason.
 public enum RunConfig {
@@ -79,8 +81,16 @@ public enum RunConfig {
                 case "off": s.transparent = false
                 default: throw bad("'transparent' must be on or off, got \(quoted(value))")
                 }
+            case "metrics-listen":
+                do { s.metrics.listen = try MetricsListenAddress.parse(value, option: "'metrics-listen'") } catch let e as HnxdpError {
+                    throw bad(e.message)
+                }
+            case "metrics-textfile":
+                do { s.metrics.textfile = try MetricsSettings.validateTextfile(value, option: "'metrics-textfile'") } catch let e as HnxdpError {
+                    throw bad(e.message)
+                }
             default:
-                throw bad("unknown key \(quoted(key)) (known: synthetic, settle-ms, hold-down-ms, flap-threshold, transparent)")
+                throw bad("unknown key \(quoted(key)) (known: synthetic, settle-ms, hold-down-ms, flap-threshold, transparent, metrics-listen, metrics-textfile)")
             }
         }
         return s
@@ -118,6 +128,9 @@ public struct RunReload: Equatable, Sendable {
         if current.transparent != requested.transparent {
             let (now, asked) = (onOff(current.transparent), onOff(requested.transparent))
             r.refused.append("transparent \(now) -> \(asked) is not applied at run time (it would \(current.transparent ? "undo joined pairs" : "join VFs")); restart `hnxdp run` to apply it; transparent stays \(now)")
+        }
+        if current.metrics != requested.metrics {
+            r.refused.append("metrics-listen and metrics-textfile are not changed at run time; restart `hnxdp run` to apply them; the metrics stay as they are")
         }
         if current.synthetics != requested.synthetics {
             func list(_ names: [String]) -> String { names.isEmpty ? "every eligible" : names.joined(separator: ",") }

@@ -1,13 +1,10 @@
 import CHnxdpShim
 import Glibc
 
-/// One pair as `hnxdp monitor` sees it at one moment: state and counters from
-/// the pinned maps, device names and carrier from rtnetlink, the last switch
-/// from the pair's switch history.
-///
-/// (Shape kept close to `PairCounters` of `run`'s metrics, which reads the
-/// same maps; monitor also needs the transmit devmap and carrier to say which
-/// path frames take now.)
+/// One pair as `hnxdp monitor` sees it at one moment: `PairCounters` (state
+/// and counters from the pinned maps, the snapshot `run`'s metrics read too),
+/// plus which path frames take now (transmit devmap and the VF's carrier) and
+/// the last switch from the pair's switch history.
 public struct MonitorPair: Equatable, Sendable {
     public var synthetic: Int32
     public var syntheticName: String?
@@ -73,24 +70,21 @@ public struct MonitorSample: Equatable, Sendable {
         let now = realtimeNanoseconds()
         guard let datapath = try Datapath.openPinned(layout) else { return MonitorSample(realtimeNs: now, pairs: []) }
         let links = Dictionary(try netlink.links().map { ($0.ifindex, $0) }, uniquingKeysWith: { $1 })
+        let counters = try PairCounters.read(datapath, names: links.mapValues(\.name))
+        // The counters of every pair were just read: their time, for the rates.
+        let readNs = monotonicNanoseconds()
         var pairs: [MonitorPair] = []
-        for key in try datapath.pairs.keys().sorted() {
-            // A pair removed between keys() and lookup() is simply not there.
-            guard let pair = try datapath.pairs.lookup(key) else { continue }
-            let syn = Int32(bitPattern: key)
-            let vf: Int32? = pair.vf_ifindex == 0 ? nil : Int32(bitPattern: pair.vf_ifindex)
-            let vfLink = vf.flatMap { links[$0] }
-            let stats = PairReport.Stats(try datapath.counters(slot: pair.slot))
-            let readNs = monotonicNanoseconds()
-            let tx = try datapath.transmitDevice(slot: pair.slot)
-            let active = pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue)
-            let usable = active && tx != nil && tx == pair.vf_ifindex && (vfLink?.carrier ?? false)
+        for c in counters {
+            let vfLink = c.vf.flatMap { links[$0] }
+            let tx = try datapath.transmitDevice(slot: c.slot)
+            let active = c.state == UInt32(HNXDP_STATE_ACTIVE.rawValue)
+            let usable = active && tx != nil && tx == c.vf.map(UInt32.init(bitPattern:)) && (vfLink?.carrier ?? false)
             pairs.append(MonitorPair(
-                synthetic: syn, syntheticName: links[syn]?.name, vf: vf, vfName: vfLink?.name, vfCarrier: vfLink?.carrier,
-                slot: pair.slot, state: PairReport.stateName(pair.state), datapath: usable ? "vf" : "synthetic",
-                switches: pair.switches, lastSwitchNs: pair.last_switch_ns,
-                lastSwitch: pair.switches == 0 ? nil : histories.load(synthetic: syn).last(switches: pair.switches),
-                stats: stats, readNs: readNs))
+                synthetic: c.synthetic, syntheticName: c.syntheticName, vf: c.vf, vfName: c.vfName, vfCarrier: vfLink?.carrier,
+                slot: c.slot, state: c.stateName, datapath: usable ? "vf" : "synthetic",
+                switches: c.switches, lastSwitchNs: c.lastSwitchNs,
+                lastSwitch: c.switches == 0 ? nil : histories.load(synthetic: c.synthetic).last(switches: c.switches),
+                stats: c.stats, readNs: readNs))
         }
         return MonitorSample(realtimeNs: now, pairs: pairs)
     }

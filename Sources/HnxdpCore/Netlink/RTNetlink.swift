@@ -82,6 +82,25 @@ public final class RTNetlink {
         throw HnxdpError.system("\(what) (interrupted \(RTNetlink.dumpAttempts) times by concurrent changes)", errno: EAGAIN)
     }
 
+    /// How many filters (anyone's) the clsact qdisc of a device holds, ingress and
+    /// egress together: hnxdp removes a clsact it created only when this is 0.
+    public func clsactFilterCount(ifindex: Int32) throws -> Int {
+        var count = 0
+        for parent in RTNetlinkCodec.clsactParents {
+            let (messages, _) = try exchange("dump tc filters of ifindex \(ifindex)", expectAck: false) { seq in
+                RTNetlinkCodec.getFiltersRequest(seq: seq, ifindex: ifindex, parent: parent)
+            }
+            count += messages.filter { $0.type == RTNetlinkCodec.Message.newFilter }.count
+        }
+        return count
+    }
+
+    /// Whether the device has a clsact qdisc.
+    public func hasClsact(ifindex: Int32) throws -> Bool {
+        let (messages, _) = try exchange("dump qdiscs", expectAck: false) { seq in RTNetlinkCodec.getQdiscsRequest(seq: seq) }
+        return try messages.contains { try RTNetlinkCodec.parseQdisc($0).map { $0.ifindex == ifindex && $0.kind == "clsact" } ?? false }
+    }
+
     /// The addresses of one link other than link-local ones: what a joined VF
     /// should not have (B24; traffic routed by them bypasses the pair).
     public func ownAddresses(of ifindex: Int32) throws -> [InterfaceAddress] {

@@ -49,7 +49,14 @@ public enum RTNetlinkCodec {
         public static let setLink: UInt16 = 19      // RTM_SETLINK
         public static let newAddr: UInt16 = 20      // RTM_NEWADDR
         public static let getAddr: UInt16 = 22      // RTM_GETADDR
+        public static let newQdisc: UInt16 = 36     // RTM_NEWQDISC
+        public static let getQdisc: UInt16 = 38     // RTM_GETQDISC
+        public static let newFilter: UInt16 = 44    // RTM_NEWTFILTER
+        public static let getFilter: UInt16 = 46    // RTM_GETTFILTER
     }
+
+    /// clsact's ingress and egress parents (TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS/EGRESS)).
+    public static let clsactParents: [UInt32] = [0xFFFF_FFF2, 0xFFFF_FFF3]
 
     /// `nlmsg_flags` bits.
     public enum Flag {
@@ -160,6 +167,34 @@ public enum RTNetlinkCodec {
     public static func getAddressesRequest(seq: UInt32) -> [UInt8] {
         var w = Writer(type: Message.getAddr, flags: Flag.request | Flag.dump, seq: seq)
         for _ in 0..<8 { w.append(u8: 0) } // ifa_family, ifa_prefixlen, ifa_flags, ifa_scope, ifa_index
+        return w.finish()
+    }
+
+    /// RTM_GETQDISC dump (every qdisc of the namespace; struct tcmsg, AF_UNSPEC).
+    public static func getQdiscsRequest(seq: UInt32) -> [UInt8] {
+        getFiltersRequest(seq: seq, ifindex: 0, parent: 0, type: Message.getQdisc)
+    }
+
+    /// The device and kind ("clsact", "mq", ...) of one RTM_NEWQDISC; nil for another message.
+    public static func parseQdisc(_ message: NetlinkMessage) throws -> (ifindex: Int32, kind: String)? {
+        guard message.type == Message.newQdisc else { return nil }
+        let p = message.payload
+        guard p.count >= 20 else { throw malformed("qdisc message of \(p.count) bytes") }
+        let ifindex = Int32(bitPattern: readU32(p, p.startIndex + 4))
+        let kind = try parseAttributes(p.dropFirst(20), context: "qdisc attribute").first { $0.type == 1 }.map { decodeString($0.value) } ?? ""
+        return (ifindex, kind)
+    }
+
+    /// RTM_GETTFILTER dump of the filters of one parent of one device (struct tcmsg).
+    public static func getFiltersRequest(seq: UInt32, ifindex: Int32, parent: UInt32, type: UInt16 = Message.getFilter) -> [UInt8] {
+        var w = Writer(type: type, flags: Flag.request | Flag.dump, seq: seq)
+        w.append(u8: 0)  // tcm_family AF_UNSPEC
+        w.append(u8: 0)  // tcm__pad1
+        w.append(u16: 0) // tcm__pad2
+        w.append(u32: UInt32(bitPattern: ifindex))
+        w.append(u32: 0) // tcm_handle
+        w.append(u32: parent)
+        w.append(u32: 0) // tcm_info: every priority and protocol
         return w.finish()
     }
 

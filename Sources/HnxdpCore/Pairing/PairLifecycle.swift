@@ -28,12 +28,25 @@ public struct PairLifecycle {
     /// The pairs' switch histories (shown by `dump`, used by `monitor`).
     public var history: SwitchHistoryStore
 
-    public init(layout: PinLayout, logger: Logger, verbose: Bool = false) {
+    /// How new pairs attach (`--tc-mode`); a pair keeps the attachment it has.
+    public var tcMode: TcModeRequest
+
+    public init(layout: PinLayout, logger: Logger, verbose: Bool = false, tcMode: TcModeRequest = .auto) {
         self.layout = layout
         self.logger = logger
         self.verbose = verbose
         self.records = PairRecordStore(layout: layout)
         self.history = SwitchHistoryStore(layout: layout)
+        self.tcMode = tcMode
+    }
+
+    /// The attachment of the pair of `synthetic`: that of the programs it already
+    /// has attached (a pair never mixes the two), else `tcMode` on this kernel.
+    public func attachMode(synthetic ifindex: Int32) throws -> TcAttachMode {
+        for program in [DatapathProgram.synEgress, .synIngress, .vfIngress] {
+            if let mode = TcHook.mode(pinPath: layout.linkPath(synthetic: ifindex, program.linkName)) { return mode }
+        }
+        return try KernelCapabilities.current().mode(for: tcMode)
     }
 
     /// Checks an explicit pair by name and joins it. Bad input throws before anything changes.
@@ -114,7 +127,7 @@ public struct PairLifecycle {
     public func install(synthetic syn: LinkInfo, flags: UInt32, datapath: Datapath) throws -> Bool {
         let synKey = UInt32(bitPattern: syn.ifindex)
         let linksPresent = [DatapathProgram.synIngress, .synEgress].allSatisfy {
-            TcxLink.isAttached(pinPath: layout.linkPath(synthetic: syn.ifindex, $0.linkName))
+            TcHook.isAttached(pinPath: layout.linkPath(synthetic: syn.ifindex, $0.linkName))
         }
         if try datapath.pairs.lookup(synKey) != nil {
             // An installed pair whose links were lost keeps its entry (it may be active).
@@ -136,15 +149,16 @@ public struct PairLifecycle {
             let pairDir = layout.pairDirectory(synthetic: syn.ifindex)
             let createdDirs = try FileSystem.makeDirectories(pairDir)
             undo.push("remove \(pairDir)") { for d in createdDirs.reversed() { FileSystem.removeDirectoryIfEmpty(d) } }
+            let mode = try attachMode(synthetic: syn.ifindex)
             for program in [DatapathProgram.synIngress, .synEgress] {
                 let pin = layout.linkPath(synthetic: syn.ifindex, program.linkName)
-                _ = try? TcxLink.detach(pinPath: pin) // a stale pin from a synthetic that went away
-                try TcxLink.attach(datapath.program(program), ifindex: syn.ifindex, ifname: syn.name,
-                                   ingress: program.ingress, pinPath: pin)
-                undo.push("detach \(program.name) from \(syn.name)") { try TcxLink.detach(pinPath: pin) }
+                _ = try? TcHook.detach(pinPath: pin) // a stale pin from a synthetic that went away
+                try TcHook.attach(datapath.program(program), ifindex: syn.ifindex, ifname: syn.name,
+                                  ingress: program.ingress, pinPath: pin, mode: mode)
+                undo.push("detach \(program.name) from \(syn.name)") { try TcHook.detach(pinPath: pin) }
             }
             undo.commit()
-            logger.info("pair \(syn.name)(\(syn.ifindex)): installed, state idle, datapath synthetic")
+            logger.info("pair \(syn.name)(\(syn.ifindex)): installed, state idle, datapath synthetic, attachment \(mode.rawValue)")
             return true
         } catch {
             undo.rollback()
@@ -161,12 +175,13 @@ public struct PairLifecycle {
         var wanted: [(DatapathProgram, LinkInfo)] = [(.synIngress, syn), (.synEgress, syn)]
         if let vf { wanted.append((.vfIngress, vf)) }
         var attached: [String] = []
+        let mode = try attachMode(synthetic: syn.ifindex)
         for (program, device) in wanted {
             let pin = layout.linkPath(synthetic: syn.ifindex, program.linkName)
-            if TcxLink.isAttached(pinPath: pin) { continue }
-            _ = try? TcxLink.detach(pinPath: pin)
-            try TcxLink.attach(datapath.program(program), ifindex: device.ifindex, ifname: device.name,
-                               ingress: program.ingress, pinPath: pin)
+            if TcHook.isAttached(pinPath: pin) { continue }
+            _ = try? TcHook.detach(pinPath: pin)
+            try TcHook.attach(datapath.program(program), ifindex: device.ifindex, ifname: device.name,
+                              ingress: program.ingress, pinPath: pin, mode: mode)
             attached.append("\(program.name) on \(device.name)")
         }
         return attached
@@ -178,7 +193,7 @@ public struct PairLifecycle {
         let pairDir = layout.pairDirectory(synthetic: ifindex)
         try XDPAttachment.remove(layout: layout, synthetic: ifindex)
         // Every tcx link pin of the pair (and anything else left in its directory).
-        for pin in FileSystem.list(pairDir) { try TcxLink.detach(pinPath: "\(pairDir)/\(pin)") }
+        for pin in FileSystem.list(pairDir) { try TcHook.detach(pinPath: "\(pairDir)/\(pin)") }
         FileSystem.removeDirectoryIfEmpty(pairDir)
         if let datapath, let pair = try datapath.pairs.lookup(key) {
             try datapath.removePair(synthetic: key)
@@ -301,9 +316,10 @@ public struct PairLifecycle {
             try datapath.setTransmitDevice(slot: slot, vf: vfKey, name: vf.name)
             undo.push("delete transmit devmap entry") { try datapath.clearTransmitDevice(slot: slot) }
             let pin = layout.linkPath(synthetic: syn.ifindex, DatapathProgram.vfIngress.linkName)
-            _ = try? TcxLink.detach(pinPath: pin) // the link of a VF that already left
-            try TcxLink.attach(datapath.program(.vfIngress), ifindex: vf.ifindex, ifname: vf.name, ingress: true, pinPath: pin)
-            undo.push("detach \(HNXDP_PROG_VF_INGRESS) from \(vf.name)") { try TcxLink.detach(pinPath: pin) }
+            _ = try? TcHook.detach(pinPath: pin) // the link of a VF that already left
+            try TcHook.attach(datapath.program(.vfIngress), ifindex: vf.ifindex, ifname: vf.name, ingress: true,
+                              pinPath: pin, mode: attachMode(synthetic: syn.ifindex))
+            undo.push("detach \(HNXDP_PROG_VF_INGRESS) from \(vf.name)") { try TcHook.detach(pinPath: pin) }
             try datapath.storePair(pair)
             undo.push("restore pair entry") { try datapath.storePair(original) }
             record.phase = .joined
@@ -380,7 +396,7 @@ public struct PairLifecycle {
     /// is no longer the recorded one) is left alone.
     func restore(_ record: PairRecord, datapath: Datapath?, netlink: RTNetlink) throws {
         let ifindex = record.synthetic.ifindex
-        try TcxLink.detach(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
+        try TcHook.detach(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
         try XDPAttachment.vfLeft(layout: layout, synthetic: ifindex)
         if let datapath {
             try datapath.removeVF(UInt32(bitPattern: record.vf.ifindex))
@@ -428,7 +444,7 @@ public struct PairLifecycle {
             let pair = try datapath?.pairs.lookup(UInt32(bitPattern: ifindex))
             let vfHere = try netlink.link(index: record.vf.ifindex).map(record.vf.isSameDevice) ?? false
             let carried = pair?.vf_ifindex == UInt32(bitPattern: record.vf.ifindex)
-                && TcxLink.isAttached(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
+                && TcHook.isAttached(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
             if carried && vfHere { return false }
             why = !vfHere ? "its VF is gone" : "its datapath is gone (pins removed or bpffs unmounted)"
             if !vfHere { switchReason = .departedWhileStopped }

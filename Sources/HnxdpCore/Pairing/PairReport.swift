@@ -70,9 +70,12 @@ public struct PairReport: Encodable, Equatable, Sendable {
     public var explicit: Bool
     public var slot: UInt32
     public var pins: String
+    /// How the pair's programs are attached: "tcx", "classic" (clsact + cls_bpf), or
+    /// "none" when none of its attachments is in place.
+    public var attachment: String = "none"
 
     enum CodingKeys: String, CodingKey {
-        case synthetic, vf, state, datapath, mtu, features, gso, stats, switches, last_switch, switch_history, transparent, explicit, slot, pins
+        case synthetic, vf, state, datapath, mtu, features, gso, stats, switches, last_switch, switch_history, transparent, explicit, slot, pins, attachment
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -92,6 +95,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
         try c.encode(explicit, forKey: .explicit)
         try c.encode(slot, forKey: .slot)
         try c.encode(pins, forKey: .pins)
+        try c.encode(attachment, forKey: .attachment)
     }
 
     /// "idle", "settling", "active", "held-down", "disabled".
@@ -153,12 +157,32 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     public var schema_version: Int = HnxdpVersion.jsonSchema
     public var netns_inode: UInt64
     public var bpffs: String
+    /// What the running kernel offers (decides the attachment and the datapath object).
+    public var kernel: KernelReport?
     public var pairs: [PairReport]
 
-    public init(netns_inode: UInt64, bpffs: String, pairs: [PairReport]) {
+    public struct KernelReport: Encodable, Equatable, Sendable {
+        public var release: String
+        public var tcx: Bool
+        public var kfuncs: Bool
+        public var btf: Bool
+        /// The embedded datapath object this kernel loads ("hnxdp" or "hnxdp_compat").
+        public var datapath_object: String
+
+        public init(_ k: KernelCapabilities) {
+            release = k.release
+            tcx = k.tcx
+            kfuncs = k.kfuncs
+            btf = k.btf
+            datapath_object = k.datapathObject
+        }
+    }
+
+    public init(netns_inode: UInt64, bpffs: String, pairs: [PairReport], kernel: KernelReport? = nil) {
         self.netns_inode = netns_inode
         self.bpffs = bpffs
         self.pairs = pairs
+        self.kernel = kernel
     }
 
     /// JSON as printed by `dump --json` (stable key order, pretty).
@@ -170,7 +194,8 @@ public struct DumpReport: Encodable, Equatable, Sendable {
 
     /// Reads the pinned maps of this namespace and the devices as they are now.
     public static func collect(layout: PinLayout, synthetic: String? = nil) throws -> DumpReport {
-        var report = DumpReport(netns_inode: layout.netnsInode, bpffs: layout.root, pairs: [])
+        var report = DumpReport(netns_inode: layout.netnsInode, bpffs: layout.root, pairs: [],
+                                kernel: KernelReport(KernelCapabilities.current()))
         let netlink = try RTNetlink()
         var only: Int32? = nil
         if let synthetic {
@@ -192,11 +217,14 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             if vf != nil && addresses == nil { addresses = try netlink.addresses() }
             let own = (addresses ?? []).filter { $0.ifindex == vf?.ifindex && !$0.isLinkLocal }.map(\.description)
             let tx = try datapath.transmitDevice(slot: pair.slot)
-            report.pairs.append(PairReport.make(
+            var entry = PairReport.make(
                 pair: pair, counters: try datapath.counters(slot: pair.slot), synthetic: syn, vf: vf,
                 txdevPresent: tx != nil && tx == pair.vf_ifindex,
                 featureNames: featureNames ?? [], layout: layout, vfAddresses: own,
-                history: histories.load(synthetic: Int32(bitPattern: key)).switches))
+                history: histories.load(synthetic: Int32(bitPattern: key)).switches)
+            let pins = DatapathProgram.allCases.map { layout.linkPath(synthetic: Int32(bitPattern: key), $0.linkName) }
+            entry.attachment = pins.lazy.compactMap { TcHook.mode(pinPath: $0) }.first?.rawValue ?? "none"
+            report.pairs.append(entry)
         }
         return report
     }
@@ -208,7 +236,7 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             let syn = "\(p.synthetic.name ?? "?")(\(p.synthetic.ifindex))"
             let vf = p.vf.map { "\($0.name ?? "?")(\($0.ifindex)) carrier \($0.carrier == true ? "up" : "down")" } ?? "no VF"
             let warning = (p.vf?.addresses ?? []).isEmpty ? "" : "; warning: the VF has addresses of its own (\(p.vf!.addresses!.joined(separator: ", "))): traffic routed by them bypasses the pair"
-            return "\(syn) <- \(vf): \(p.state), datapath \(p.datapath), mtu \(p.mtu), rx vf/syn \(p.stats.vf_rx_packets)/\(p.stats.syn_rx_packets), tx vf/syn \(p.stats.vf_tx_packets)/\(p.stats.syn_tx_packets), fallback \(p.stats.tx_fallback_packets), switches \(p.switches)\(warning)"
+            return "\(syn) <- \(vf): \(p.state), datapath \(p.datapath), mtu \(p.mtu), rx vf/syn \(p.stats.vf_rx_packets)/\(p.stats.syn_rx_packets), tx vf/syn \(p.stats.vf_tx_packets)/\(p.stats.syn_tx_packets), fallback \(p.stats.tx_fallback_packets), switches \(p.switches), attachment \(p.attachment)\(warning)"
         }
     }
 }
