@@ -4,7 +4,7 @@ import HnxdpCore
 struct Dump: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what is in hnxdp's maps: pairs, states, features, limits, counters.",
-        discussion: "Counters are sums over CPUs. --json prints the object documented in docs/json.md."
+        discussion: "Counters are sums over CPUs. Each pair also shows its last 16 switches between the VF and the synthetic path (when, which way, why). --json prints the object documented in docs/json.md."
     )
 
     @Flag(help: "Print JSON for scripts.")
