@@ -21,6 +21,8 @@ PACKAGES=(
 	netsniff-ng iperf3
 	# helpers of the tests (scripts/tools/*.py use the standard library only)
 	python3 jq
+	# `hnxdp monitor` on a real terminal (test 89: a detached tmux session)
+	tmux
 	# test 88 (metrics): promtool (only Debian's prometheus package ships it; about
 	# 96 MB installed, its server is not started here, see below) and chattr
 	prometheus e2fsprogs

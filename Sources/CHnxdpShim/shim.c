@@ -267,6 +267,20 @@ int hnxdp_read_signal(int fd)
 	return n == sizeof(info) ? (int)info.ssi_signo : 0;
 }
 
+int hnxdp_signalfd(const int *signals, unsigned int count)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	for (unsigned int i = 0; i < count; i++)
+		sigaddset(&set, signals[i]);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 /* One ioctl on ifname through a throwaway socket of the current namespace. */
 static int ifreq_ioctl(const char *ifname, unsigned long request, struct ifreq *ifr)
 {

@@ -2,7 +2,7 @@ import ArgumentParser
 import Glibc
 import HnxdpCore
 
-struct Attach: ParsableCommand {
+struct Attach: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         abstract: "Join a VF to its synthetic interface now and leave the datapath pinned.",
         discussion: """
@@ -26,6 +26,9 @@ struct Attach: ParsableCommand {
     @Flag(help: "Pair even when the MAC addresses differ.")
     var force = false
 
+    @Flag(help: "Print what was done as one JSON object (errors too, on stderr); see docs/json.md.")
+    var json = false
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -43,6 +46,15 @@ struct Attach: ParsableCommand {
         let join = PairLifecycle(layout: try common.layout(), logger: logger, verbose: common.verbose, tcMode: try common.tcMode)
         let result = try join.attach(synthetic: synthetic, vf: vf, force: force)
         withExtendedLifetime(lock) {}
+        if json {
+            return try JSONOutput.emit(AttachResult(
+                result: result.alreadyAttached ? "already-attached" : "attached",
+                synthetic: JSONDevice(name: result.synthetic.name, ifindex: result.synthetic.ifindex),
+                vf: JSONDevice(name: result.vf.name, ifindex: result.vf.ifindex),
+                datapath: "vf", mtu: result.mtu, mtu_fallback: result.mtuFallback,
+                gso_max_size: result.gsoMaxSize, gso_max_segs: result.gsoMaxSegs,
+                features_turned_off: result.featuresTurnedOff))
+        }
         if result.alreadyAttached {
             print("\(result.synthetic.name) <- \(result.vf.name): already attached, nothing changed")
             return

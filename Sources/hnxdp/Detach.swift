@@ -1,7 +1,7 @@
 import ArgumentParser
 import HnxdpCore
 
-struct Detach: ParsableCommand {
+struct Detach: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         abstract: "Undo a join exactly: restore features, GSO limits, MTU; remove programs, links and pins.",
         discussion: "With --all, every pair of this network namespace and all of hnxdp's pins in it are removed."
@@ -12,6 +12,9 @@ struct Detach: ParsableCommand {
 
     @Flag(help: "Detach every pair in this network namespace.")
     var all = false
+
+    @Flag(help: "Print what was done as one JSON object (errors too, on stderr); see docs/json.md.")
+    var json = false
 
     @OptionGroup var common: CommonOptions
 
@@ -29,6 +32,18 @@ struct Detach: ParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         let layout = try common.layout()
         let detach = PairDetach(layout: layout, logger: logger)
+        if json {
+            // What is detached, as it is before (best effort: detach also cleans up pins too broken to read).
+            let before = (try? DumpReport.collect(layout: layout, synthetic: synthetic))?.pairs ?? []
+            if let synthetic { try detach.detach(syntheticNamed: synthetic) } else { try detach.detachAll() }
+            return try JSONOutput.emit(DetachResult(
+                pairs: before.map {
+                    DetachResult.Pair(synthetic: JSONDevice(name: $0.synthetic.name, ifindex: $0.synthetic.ifindex),
+                                      vf: $0.vf.map { JSONDevice(name: $0.name, ifindex: $0.ifindex) },
+                                      state: $0.state, switches: $0.switches)
+                },
+                pins_removed: !FileSystem.exists(layout.namespaceDirectory)))
+        }
         if let synthetic {
             try detach.detach(syntheticNamed: synthetic)
             print("detached \(synthetic)")

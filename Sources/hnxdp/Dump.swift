@@ -1,10 +1,10 @@
 import ArgumentParser
 import HnxdpCore
 
-struct Dump: ParsableCommand {
+struct Dump: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what is in hnxdp's maps: pairs, states, features, limits, counters.",
-        discussion: "Counters are sums over CPUs. --json prints the object documented in docs/json.md."
+        discussion: "Counters are sums over CPUs. Each pair also shows its last 16 switches between the VF and the synthetic path (when, which way, why). --json prints the object documented in docs/json.md."
     )
 
     @Flag(help: "Print JSON for scripts.")
@@ -45,11 +45,17 @@ struct Dump: ParsableCommand {
             print("  synthetic rx \(s.syn_rx_packets) pkts \(s.syn_rx_bytes) B, tx \(s.syn_tx_packets) pkts \(s.syn_tx_bytes) B")
             print("  fallback  \(s.tx_fallback_packets) pkts, drops \(s.drops)")
             print("  pins      \(p.pins)")
+            if !p.switch_history.isEmpty {
+                print("  history   (last \(p.switch_history.count) switches, oldest first)")
+                for e in p.switch_history {
+                    print("    #\(e.switch) \(e.time) \(e.direction) \(e.reason), VF \(e.vf) (ifindex \(e.vf_ifindex))")
+                }
+            }
         }
     }
 }
 
-struct Status: ParsableCommand {
+struct Status: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(abstract: "One line per pair: devices, state, datapath, counters.")
 
     @Flag(help: "Print JSON (the same object as `dump --json`).")

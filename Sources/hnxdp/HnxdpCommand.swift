@@ -20,13 +20,15 @@ struct HnxdpCommand: ParsableCommand {
         Run under `nsenter --net=/run/netns/NAME` to act in another network namespace.
         """,
         version: "hnxdp \(HnxdpVersion.string)",
-        subcommands: [Attach.self, Detach.self, Run.self, Dump.self, Status.self, Probe.self, Capture.self, Xsk.self, Xdp.self, Gen.self]
+        subcommands: [Attach.self, Detach.self, Run.self, Dump.self, Status.self, Monitor.self, Probe.self, Capture.self, Xsk.self, Xdp.self, Gen.self]
     )
 
     /// Parses, runs, and maps every failure to one stderr line and the documented exit code.
     static func main() {
         do {
+            JSONOutput.errorsAsJSON = JSONOutput.requested(CommandLine.arguments)
             var command = try parseAsRoot()
+            JSONOutput.errorsAsJSON = (command as? JSONOutputCommand)?.json ?? false
             try command.run()
         } catch let error as HnxdpError {
             fail(error.message, code: error.exitCode)
@@ -44,6 +46,10 @@ struct HnxdpCommand: ParsableCommand {
     }
 
     static func fail(_ message: String, code: Int32) -> Never {
+        if JSONOutput.errorsAsJSON {
+            fputs(JSONOutput.errorLine(message, code: code) + "\n", stderr)
+            Glibc.exit(code)
+        }
         var line = "hnxdp: " + message
         if !line.hasSuffix("\n") { line += "\n" }
         fputs(line, stderr)

@@ -1,7 +1,7 @@
 import ArgumentParser
 import HnxdpCore
 
-struct Probe: ParsableCommand {
+struct Probe: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what this kernel and this namespace's devices offer hnxdp; changes nothing.",
         discussion: """

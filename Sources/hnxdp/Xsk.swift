@@ -101,7 +101,7 @@ enum XskSignals {
     }
 }
 
-struct XskCount: ParsableCommand {
+struct XskCount: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         commandName: "count",
         abstract: "Count frames received on the pair's AF_XDP sockets, per device and in total."
@@ -138,7 +138,7 @@ struct XskCountReport: Encodable {
     var departures: UInt64
 }
 
-struct XskReflect: ParsableCommand {
+struct XskReflect: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         commandName: "reflect",
         abstract: "Send every received frame back with MAC, IPv4/IPv6 addresses and UDP ports swapped.",

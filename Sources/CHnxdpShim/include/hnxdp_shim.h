@@ -71,6 +71,9 @@ int hnxdp_setns_net(int fd);
 int hnxdp_termination_signalfd(void);
 /* Reads one signal from that fd: the signal number, 0 when none, -errno. */
 int hnxdp_read_signal(int fd);
+/* Blocks the `count` signals for the process and returns a non-blocking signalfd
+ * that reports them (`hnxdp monitor`: SIGINT, SIGTERM, SIGHUP, SIGWINCH); -errno. */
+int hnxdp_signalfd(const int *signals, unsigned int count);
 
 /* Driver name and bus of ifname (ETHTOOL_GDRVINFO), e.g. "e1000e" and "0000:01:00.0". */
 int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len, char *bus_info, size_t bus_len);

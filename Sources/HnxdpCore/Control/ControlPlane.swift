@@ -392,7 +392,10 @@ public final class ControlPlane {
             links[synIndex] = syn
             do {
                 let start = monotonicNanoseconds()
-                let result = try lifecycle.joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath)
+                // The entry still shows the phase the machine left (publish): held down or settling.
+                let afterHoldDown = try datapath.pairs.lookup(UInt32(bitPattern: synIndex))?.state == UInt32(HNXDP_STATE_HELD_DOWN.rawValue)
+                let result = try lifecycle.joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath,
+                                                  switchReason: afterHoldDown ? .holdDownEnded : .joined)
                 multicastAdded[synIndex] = []
                 qdiscOutcomes[synIndex] = nil
                 try syncMulticast(synIndex: synIndex, lists: MulticastList.current())
@@ -405,7 +408,10 @@ public final class ControlPlane {
             }
         case .leave(let vfIndex):
             var switched: UInt64 = 0
-            try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "VF ifindex \(vfIndex) gone") {
+            var heldDown = false
+            if case .heldDown = machines[synIndex]?.phase { heldDown = true }
+            try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "VF ifindex \(vfIndex) gone",
+                                  switchReason: heldDown ? .heldDown : .departed) {
                 switched = monotonicNanoseconds()
             }
             multicastAdded[synIndex] = nil
@@ -508,7 +514,8 @@ public final class ControlPlane {
                 return
             }
             // The VF left while no control plane ran: undo now (B13).
-            try lifecycle.leaveVF(synthetic: syn.ifindex, datapath: datapath, netlink: netlink, reason: "left while hnxdp was not running")
+            try lifecycle.leaveVF(synthetic: syn.ifindex, datapath: datapath, netlink: netlink, reason: "left while hnxdp was not running",
+                                  switchReason: .departedWhileStopped)
             log.info("adopted: VF ifindex \(vfIndex) left meanwhile, restored the synthetic, state idle")
         }
         try lifecycle.install(synthetic: syn, flags: pair.flags, datapath: datapath)
@@ -520,7 +527,7 @@ public final class ControlPlane {
     func syntheticGone(_ syn: LinkInfo) throws {
         machines[syn.ifindex] = nil
         guard let datapath else { return }
-        try lifecycle.leaveVF(synthetic: syn.ifindex, datapath: datapath, netlink: netlink, reason: "synthetic removed")
+        try lifecycle.leaveVF(synthetic: syn.ifindex, datapath: datapath, netlink: netlink, reason: "synthetic removed", switchReason: .syntheticRemoved)
         try lifecycle.uninstall(synthetic: syn.ifindex, datapath: datapath)
         logger.info("pair \(syn.name)(\(syn.ifindex)): synthetic removed, pair forgotten")
     }

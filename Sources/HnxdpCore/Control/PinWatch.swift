@@ -43,7 +43,7 @@ extension ControlPlane {
         } catch {
             logger.critical("hnxdp's pins in \(layout.namespaceDirectory) were removed and cannot be made again (\(error)): undoing every pair from its write-ahead record")
             for synIndex in machines.keys.sorted() {
-                do { try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "pins lost") } catch {
+                do { try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "pins lost", switchReason: .pinsLost) } catch {
                     logger.error("pair ifindex \(synIndex): \(error)")
                 }
             }

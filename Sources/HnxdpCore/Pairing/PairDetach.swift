@@ -62,7 +62,7 @@ public struct PairDetach {
     func detachPair(synthetic ifindex: Int32, datapath: Datapath?, netlink: RTNetlink) throws {
         let lifecycle = PairLifecycle(layout: layout, logger: logger)
         // Also without pins: the write-ahead record alone gives the devices back (B21).
-        try lifecycle.leaveVF(synthetic: ifindex, datapath: datapath, netlink: netlink, reason: "detach")
+        try lifecycle.leaveVF(synthetic: ifindex, datapath: datapath, netlink: netlink, reason: "detach", switchReason: .detach)
         try lifecycle.uninstall(synthetic: ifindex, datapath: datapath)
         logger.info("pair ifindex \(ifindex): detached, pins removed")
     }

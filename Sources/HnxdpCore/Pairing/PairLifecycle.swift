@@ -25,6 +25,8 @@ public struct PairLifecycle {
     public var verbose: Bool
     /// The write-ahead records of the namespace (B21).
     public var records: PairRecordStore
+    /// The pairs' switch histories (shown by `dump`, used by `monitor`).
+    public var history: SwitchHistoryStore
 
     /// How new pairs attach (`--tc-mode`); a pair keeps the attachment it has.
     public var tcMode: TcModeRequest
@@ -34,6 +36,7 @@ public struct PairLifecycle {
         self.logger = logger
         self.verbose = verbose
         self.records = PairRecordStore(layout: layout)
+        self.history = SwitchHistoryStore(layout: layout)
         self.tcMode = tcMode
     }
 
@@ -85,7 +88,7 @@ public struct PairLifecycle {
         let verdict = try Eligibility.checkExplicitPair(synthetic: syn, vf: vf, force: force, attached: attached)
         if let departed, let existing, verdict == .join {
             try leaveVF(synthetic: syn.ifindex, datapath: existing, netlink: netlink,
-                        reason: "VF ifindex \(departed) no longer exists; joining \(vf.name)")
+                        reason: "VF ifindex \(departed) no longer exists; joining \(vf.name)", switchReason: .departedWhileStopped)
         }
         switch verdict {
         case .alreadyAttached:
@@ -98,7 +101,8 @@ public struct PairLifecycle {
 
     /// Joins an eligible, checked pair: installs the pair if needed, then joins the VF.
     /// On failure nothing is left: a pair installed by this call is removed again.
-    public func join(synthetic syn: LinkInfo, vf: LinkInfo, netlink: RTNetlink, flags: UInt32) throws -> JoinResult {
+    public func join(synthetic syn: LinkInfo, vf: LinkInfo, netlink: RTNetlink, flags: UInt32,
+                     switchReason: SwitchReason = .attach) throws -> JoinResult {
         let undo = UndoStack(logger: logger)
         do {
             let (datapath, created) = try Datapath.openOrCreate(layout, verbose: verbose)
@@ -107,7 +111,7 @@ public struct PairLifecycle {
             if installed {
                 undo.push("uninstall pair \(syn.name)") { try self.uninstall(synthetic: syn.ifindex, datapath: datapath) }
             }
-            let result = try joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath)
+            let result = try joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath, switchReason: switchReason)
             undo.commit()
             return result
         } catch {
@@ -139,6 +143,7 @@ public struct PairLifecycle {
             pair.slot = try freeSlot(datapath)
             pair.mtu = syn.mtu
             try datapath.resetCounters(slot: pair.slot)
+            history.remove(synthetic: syn.ifindex) // a new pair: its switches start at 0
             try datapath.storePair(pair)
             undo.push("delete pair entry") { try datapath.removePair(synthetic: synKey) }
             let pairDir = layout.pairDirectory(synthetic: syn.ifindex)
@@ -194,11 +199,13 @@ public struct PairLifecycle {
             try datapath.removePair(synthetic: key)
             try datapath.resetCounters(slot: pair.slot)
         }
+        history.remove(synthetic: ifindex)
     }
 
     /// Joins `vf` to the installed pair of `syn` (B4..B9) and switches the
     /// datapath to it. On failure every step is undone and the pair stays idle.
-    public func joinVF(synthetic syn: LinkInfo, vf: LinkInfo, netlink: RTNetlink, datapath: Datapath) throws -> JoinResult {
+    public func joinVF(synthetic syn: LinkInfo, vf: LinkInfo, netlink: RTNetlink, datapath: Datapath,
+                       switchReason: SwitchReason = .joined) throws -> JoinResult {
         let undo = UndoStack(logger: logger)
         let pairLog = "pair \(syn.name)(\(syn.ifindex))<-\(vf.name)(\(vf.ifindex))"
         let synKey = UInt32(bitPattern: syn.ifindex), vfKey = UInt32(bitPattern: vf.ifindex)
@@ -325,6 +332,8 @@ public struct PairLifecycle {
             try records.save(record)
 
             undo.commit()
+            noteSwitch(synthetic: syn.ifindex, SwitchEvent(timeNs: pair.last_switch_ns, direction: .toVF, reason: switchReason,
+                                                           vf: vf.name, vfIfindex: vf.ifindex, switchNumber: pair.switches))
             // B17/B18: an AF_XDP application or user XDP program on the pair follows the new VF.
             do {
                 try XDPAttachment.vfJoined(layout: layout, synthetic: syn, vf: vf)
@@ -352,7 +361,7 @@ public struct PairLifecycle {
     /// gone, only the devices are put back. Returns false when no VF was joined.
     @discardableResult
     public func leaveVF(synthetic ifindex: Int32, datapath: Datapath?, netlink: RTNetlink, reason: String,
-                        onSwitched: (() -> Void)? = nil) throws -> Bool {
+                        switchReason: SwitchReason = .departed, onSwitched: (() -> Void)? = nil) throws -> Bool {
         let synKey = UInt32(bitPattern: ifindex)
         let entry = try datapath?.pairs.lookup(synKey)
         // A report-only pair (transparent off) names its VF but never joined it.
@@ -375,6 +384,8 @@ public struct PairLifecycle {
                 pair.last_switch_ns = realtimeNanoseconds()
                 pair.vf_ifindex = 0
                 try datapath.storePair(pair)
+                noteSwitch(synthetic: ifindex, SwitchEvent(timeNs: pair.last_switch_ns, direction: .toSynthetic, reason: switchReason,
+                                                           vf: record.vf.name, vfIfindex: record.vf.ifindex, switchNumber: pair.switches))
             }
             switches = pair.switches
             try datapath.clearTransmitDevice(slot: pair.slot)
@@ -432,6 +443,7 @@ public struct PairLifecycle {
     public func reconcile(synthetic ifindex: Int32, datapath: Datapath?, netlink: RTNetlink) throws -> Bool {
         guard let record = try records.load(synthetic: ifindex) else { return false }
         let why: String
+        var switchReason = SwitchReason.recovery
         switch record.phase {
         case .joining: why = "a join that did not finish"
         case .leaving, .abandoning: why = "a leave that did not finish"
@@ -442,9 +454,10 @@ public struct PairLifecycle {
                 && TcHook.isAttached(pinPath: layout.linkPath(synthetic: ifindex, DatapathProgram.vfIngress.linkName))
             if carried && vfHere { return false }
             why = !vfHere ? "its VF is gone" : "its datapath is gone (pins removed or bpffs unmounted)"
+            if !vfHere { switchReason = .departedWhileStopped }
         }
         logger.warning("pair \(record.synthetic.name)(\(ifindex))<-\(record.vf.name)(\(record.vf.ifindex)): finishing \(why): putting back the originals from \(records.state.recordPath(synthetic: ifindex))")
-        try leaveVF(synthetic: ifindex, datapath: datapath, netlink: netlink, reason: why)
+        try leaveVF(synthetic: ifindex, datapath: datapath, netlink: netlink, reason: why, switchReason: switchReason)
         return true
     }
 
@@ -500,6 +513,16 @@ public struct PairLifecycle {
             logQdisc(outcome.state, pairLog: pairLog, syn: syn, vf: vf, what: "followed a change")
         }
         return outcome
+    }
+
+    /// Adds a switch to the pair's history. The switch itself is done: a history
+    /// that cannot be written is logged, never a reason to fail or undo it.
+    func noteSwitch(synthetic ifindex: Int32, _ event: SwitchEvent) {
+        do {
+            try history.append(event, synthetic: ifindex)
+        } catch {
+            logger.warning("pair ifindex \(ifindex): switch \(event.switch) not added to its history: \(error)")
+        }
     }
 
     func freeSlot(_ datapath: Datapath) throws -> UInt32 {

@@ -152,28 +152,7 @@ public struct PairRecordStore: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = Array(try encoder.encode(record)) + [UInt8(ascii: "\n")]
-        let tmp = "\(path).\(getpid()).tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        if fd < 0 { throw HnxdpError.system("create \(tmp)", errno: errno) }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                let e = errno
-                close(fd)
-                unlink(tmp)
-                throw HnxdpError.system("write \(tmp)", errno: e)
-            }
-            written += n
-        }
-        fsync(fd)
-        close(fd)
-        if rename(tmp, path) != 0 {
-            let e = errno
-            unlink(tmp)
-            throw HnxdpError.system("rename \(tmp) to \(path)", errno: e)
-        }
+        try FileSystem.writeAtomically(path, bytes)
     }
 
     /// Removes the record (the originals are back).

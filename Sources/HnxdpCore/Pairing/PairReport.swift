@@ -64,6 +64,8 @@ public struct PairReport: Encodable, Equatable, Sendable {
     public var stats: Stats
     public var switches: UInt32
     public var last_switch: String?
+    /// The pair's last switches (at most `SwitchHistory.capacity`), oldest first.
+    public var switch_history: [SwitchEvent] = []
     public var transparent: Bool
     public var explicit: Bool
     public var slot: UInt32
@@ -77,7 +79,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
     public var qdisc: String = "none"
 
     enum CodingKeys: String, CodingKey {
-        case synthetic, vf, state, datapath, mtu, features, gso, stats, switches, last_switch, transparent, explicit, slot, pins, attachment, qdisc
+        case synthetic, vf, state, datapath, mtu, features, gso, stats, switches, last_switch, switch_history, transparent, explicit, slot, pins, attachment, qdisc
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -92,6 +94,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
         try c.encode(stats, forKey: .stats)
         try c.encode(switches, forKey: .switches)
         try c.encode(last_switch, forKey: .last_switch)
+        try c.encode(switch_history, forKey: .switch_history)
         try c.encode(transparent, forKey: .transparent)
         try c.encode(explicit, forKey: .explicit)
         try c.encode(slot, forKey: .slot)
@@ -116,7 +119,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
     /// Pure: the caller looks up the devices and features.
     static func make(pair: hnxdp_pair, counters: hnxdp_stats, synthetic: LinkInfo?, vf: LinkInfo?,
                      txdevPresent: Bool, featureNames: [String], layout: PinLayout, vfAddresses: [String] = [],
-                     qdisc: QdiscState = .none) -> PairReport {
+                     qdisc: QdiscState = .none, history: [SwitchEvent] = []) -> PairReport {
         let active = pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue)
         let vfUsable = active && txdevPresent && (vf?.carrier ?? false)
         func names(_ t: (UInt64, UInt64)) -> [String] {
@@ -143,6 +146,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
             stats: Stats(counters),
             switches: pair.switches,
             last_switch: lastSwitch,
+            switch_history: history,
             transparent: pair.flags & UInt32(HNXDP_PAIR_F_TRANSPARENT) != 0,
             explicit: pair.flags & UInt32(HNXDP_PAIR_F_EXPLICIT) != 0,
             slot: pair.slot,
@@ -209,6 +213,7 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         // every device: read them once, from the first synthetic that exists.
         var featureNames: [String]? = nil
         var addresses: [InterfaceAddress]? = nil
+        let histories = SwitchHistoryStore(layout: layout)
         for key in try datapath.pairs.keys().sorted() {
             if let only, Int32(bitPattern: key) != only { continue }
             guard let pair = try datapath.pairs.lookup(key) else { continue }
@@ -228,7 +233,8 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             var entry = PairReport.make(
                 pair: pair, counters: try datapath.counters(slot: pair.slot), synthetic: syn, vf: vf,
                 txdevPresent: tx != nil && tx == pair.vf_ifindex,
-                featureNames: featureNames ?? [], layout: layout, vfAddresses: own, qdisc: qdisc)
+                featureNames: featureNames ?? [], layout: layout, vfAddresses: own, qdisc: qdisc,
+                history: histories.load(synthetic: Int32(bitPattern: key)).switches)
             let pins = DatapathProgram.allCases.map { layout.linkPath(synthetic: Int32(bitPattern: key), $0.linkName) }
             entry.attachment = pins.lazy.compactMap { TcHook.mode(pinPath: $0) }.first?.rawValue ?? "none"
             report.pairs.append(entry)

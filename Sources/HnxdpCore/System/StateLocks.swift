@@ -185,7 +185,11 @@ public final class InvocationLock {
                 idle = false
             }
         }
-        if idle { FileSystem.removeDirectoryIfEmpty(state.namespaceDirectory) }
+        if idle {
+            // Switch histories belong to pairs, and no pair is left without pins.
+            for file in state.historyFiles() { _ = try? FileSystem.remove(file) }
+            FileSystem.removeDirectoryIfEmpty(state.namespaceDirectory)
+        }
         lock.release(removeFile: idle)
         if idle { FileSystem.removeDirectoryIfEmpty(state.root) }
     }

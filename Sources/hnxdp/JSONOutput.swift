@@ -1,0 +1,115 @@
+import Glibc
+import HnxdpCore
+// FoundationEssentials, not Foundation: Foundation links ICU (about 30 MB) into the static binary.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A command with `--json`: under it, its result is JSON on stdout and a failure
+/// is one JSON object on stderr (`JSONOutput`), with the same exit code.
+protocol JSONOutputCommand {
+    var json: Bool { get }
+}
+
+/// The one way commands print JSON results and errors (docs/json.md, "Errors").
+enum JSONOutput {
+    /// Set once the command line is parsed (or, when it cannot be, when it names --json).
+    nonisolated(unsafe) static var errorsAsJSON = false
+
+    /// Whether raw arguments ask for JSON: for usage errors, before a command exists.
+    static func requested(_ arguments: [String]) -> Bool {
+        arguments.dropFirst().prefix { $0 != "--" }.contains("--json")
+    }
+
+    /// One compact line, keys sorted.
+    static func line<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// Prints a command's result: one JSON object on one line on stdout.
+    static func emit<T: Encodable>(_ value: T) throws {
+        print(try line(value))
+    }
+
+    struct Failure: Encodable {
+        var error: String
+        var exit_code: Int32
+        var version = HnxdpVersion.string
+        var schema_version = HnxdpVersion.jsonSchema
+    }
+
+    /// The failure line on stderr: {"error": "...", "exit_code": N, ...}.
+    static func errorLine(_ message: String, code: Int32) -> String {
+        let text = message.hasSuffix("\n") ? String(message.dropLast()) : message
+        return (try? line(Failure(error: text, exit_code: code))) ?? "{\"error\":\"unprintable error\",\"exit_code\":\(code)}"
+    }
+}
+
+/// A device in a command's JSON result.
+struct JSONDevice: Encodable {
+    var name: String?
+    var ifindex: Int32
+}
+
+/// `attach --json`.
+struct AttachResult: Encodable {
+    var version = HnxdpVersion.string
+    var schema_version = HnxdpVersion.jsonSchema
+    /// "attached", or "already-attached" (nothing changed).
+    var result: String
+    var synthetic: JSONDevice
+    var vf: JSONDevice
+    var datapath: String
+    var mtu: UInt32
+    var mtu_fallback: Bool
+    var gso_max_size: UInt32?
+    var gso_max_segs: UInt32?
+    var features_turned_off: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case version, schema_version, result, synthetic, vf, datapath, mtu, mtu_fallback, gso_max_size, gso_max_segs, features_turned_off
+    }
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(version, forKey: .version)
+        try c.encode(schema_version, forKey: .schema_version)
+        try c.encode(result, forKey: .result)
+        try c.encode(synthetic, forKey: .synthetic)
+        try c.encode(vf, forKey: .vf)
+        try c.encode(datapath, forKey: .datapath)
+        try c.encode(mtu, forKey: .mtu)
+        try c.encode(mtu_fallback, forKey: .mtu_fallback)
+        try c.encode(gso_max_size, forKey: .gso_max_size)
+        try c.encode(gso_max_segs, forKey: .gso_max_segs)
+        try c.encode(features_turned_off, forKey: .features_turned_off)
+    }
+}
+
+/// `detach --json`.
+struct DetachResult: Encodable {
+    struct Pair: Encodable {
+        var synthetic: JSONDevice
+        var vf: JSONDevice?
+        var state: String
+        var switches: UInt32
+        enum CodingKeys: String, CodingKey { case synthetic, vf, state, switches }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(synthetic, forKey: .synthetic)
+            try c.encode(vf, forKey: .vf)
+            try c.encode(state, forKey: .state)
+            try c.encode(switches, forKey: .switches)
+        }
+    }
+    var version = HnxdpVersion.string
+    var schema_version = HnxdpVersion.jsonSchema
+    var result = "detached"
+    /// The pairs detached, as they were just before.
+    var pairs: [Pair]
+    /// No hnxdp pins are left in the namespace.
+    var pins_removed: Bool
+}
