@@ -215,6 +215,15 @@ assert_eq "probe: tcx" "$(rig_json kernel.tcx <<<"$PROBE")" "$([[ $WANT_MODE == 
 assert_eq "probe: $SYN is the synthetic" "$(rig_json "devices[name=$SYN].role" <<<"$PROBE")" synthetic
 assert_eq "probe: $VF is a VF candidate ($VM_VF_DRIVER)" "$(rig_json "devices[name=$VF].role" <<<"$PROBE")" vf-candidate
 assert_eq "probe: $VF's driver" "$(rig_json "devices[name=$VF].driver" <<<"$PROBE")" "$VM_VF_DRIVER"
+if [[ $WANT_MODE == tcx ]]; then # 6.6+: the netdev family (6.3+) reports XDP features
+	assert_eq "probe: $SYN (virtio_net) has native XDP" "$(rig_json "devices[name=$SYN].xdp" <<<"$PROBE")" native
+	assert_eq "probe: $VF ($VM_VF_DRIVER) XDP" "$(rig_json "devices[name=$VF].xdp" <<<"$PROBE")" \
+		"$([[ $VM_VF_DRIVER == vmxnet3 ]] && echo native || echo generic)"
+	[[ $VM_VF_DRIVER == e1000e ]] && assert_eq "probe: e1000e cannot transmit XDP frames (what gen needs)" \
+		"$(rig_json "devices[name=$VF].xdp_transmit" <<<"$PROBE")" false
+else
+	assert_eq "probe: XDP features not reported before 6.3" "$(rig_json "devices[name=$VF].xdp" <<<"$PROBE")" unknown
+fi
 if [[ $WANT_MODE == classic ]]; then
 	rig_try vm_exec "$HNXDP" attach --tc-mode tcx --synthetic "$SYN" --vf "$VF"
 	assert_eq "no tcx on $GKVER: attach --tc-mode tcx exits 3" "$RIG_RC" 3

@@ -24,6 +24,8 @@ public final class RTNetlink {
     /// Socket joined to RTNLGRP_LINK, when subscribed.
     private let eventSocket: RTNetlinkSocket?
     private var lastSeq: UInt32
+    /// NETLINK_ROUTE (0), or NETLINK_GENERIC (16) for `RTNetlink.generic()`.
+    private let netlinkProtocol: Int32
 
     /// How many times a dump interrupted by concurrent changes (NLM_F_DUMP_INTR) is retried.
     static let dumpAttempts = 5
@@ -37,8 +39,18 @@ public final class RTNetlink {
 
     /// Opens a request socket in the current network namespace and, with `subscribeToLinks`,
     /// one more joined to the RTNLGRP_LINK notification group (read with `readEvents()`).
-    public init(subscribeToLinks: Bool) throws {
-        requestSocket = try RTNetlinkSocket(groups: 0, replyTimeoutSeconds: RTNetlink.replyTimeoutSeconds)
+    public convenience init(subscribeToLinks: Bool) throws {
+        try self.init(subscribeToLinks: subscribeToLinks, netlinkProtocol: 0)
+    }
+
+    /// A client of generic netlink (NETLINK_GENERIC) with the same request machinery.
+    public static func generic() throws -> RTNetlink {
+        try RTNetlink(subscribeToLinks: false, netlinkProtocol: 16)
+    }
+
+    private init(subscribeToLinks: Bool, netlinkProtocol: Int32) throws {
+        self.netlinkProtocol = netlinkProtocol
+        requestSocket = try RTNetlinkSocket(groups: 0, replyTimeoutSeconds: RTNetlink.replyTimeoutSeconds, netlinkProtocol: netlinkProtocol)
         eventSocket = subscribeToLinks ? try RTNetlinkSocket(groups: RTNetlinkSocket.groupLink, replyTimeoutSeconds: nil) : nil
         // Like iproute2: start from the clock so replies to an earlier process that had the
         // same port id are not mistaken for ours.
@@ -181,7 +193,7 @@ public final class RTNetlink {
         if let existing = requestSocket {
             socket = existing
         } else {
-            socket = try RTNetlinkSocket(groups: 0, replyTimeoutSeconds: RTNetlink.replyTimeoutSeconds)
+            socket = try RTNetlinkSocket(groups: 0, replyTimeoutSeconds: RTNetlink.replyTimeoutSeconds, netlinkProtocol: netlinkProtocol)
             requestSocket = socket
         }
         let seq = nextSeq()
@@ -192,7 +204,11 @@ public final class RTNetlink {
             // start over with a fresh socket instead.
             if !complete { requestSocket = nil }
         }
-        try socket.send(build(seq), what)
+        let request = build(seq)
+        // A dump ends at NLMSG_DONE only: some families (generic netlink's netdev)
+        // send its messages without NLM_F_MULTI.
+        let isDump = request.count >= 8 && RTNetlinkCodec.readU16(request, 6) & RTNetlinkCodec.Flag.dump == RTNetlinkCodec.Flag.dump
+        try socket.send(request, what)
 
         var collected: [NetlinkMessage] = []
         var interrupted = false
@@ -218,7 +234,7 @@ public final class RTNetlink {
                     throw HnxdpError.system(what, errno: ENOBUFS)
                 default:
                     collected.append(message)
-                    if !expectAck && message.flags & RTNetlinkCodec.Flag.multi == 0 {
+                    if !expectAck && !isDump && message.flags & RTNetlinkCodec.Flag.multi == 0 {
                         complete = true
                         return (collected, interrupted)
                     }
@@ -294,11 +310,11 @@ final class RTNetlinkSocket {
         }
     }
 
-    init(groups: UInt32, replyTimeoutSeconds: Int?) throws {
+    init(groups: UInt32, replyTimeoutSeconds: Int?, netlinkProtocol: Int32 = 0 /* NETLINK_ROUTE */) throws {
         precondition(MemoryLayout<SockaddrNetlink>.size == 12)
-        let what = "open rtnetlink socket"
+        let what = netlinkProtocol == 0 ? "open rtnetlink socket" : "open netlink socket (protocol \(netlinkProtocol))"
         let fd = Int32(try RTNetlinkSocket.retrying(what) {
-            Int(socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0 /* NETLINK_ROUTE */))
+            Int(socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkProtocol))
         })
         do {
             var one: Int32 = 1

@@ -37,6 +37,13 @@ public struct ProbeReport: Encodable, Equatable, Sendable {
         public var role: String
         /// Why a device cannot be a VF, when it cannot.
         public var note: String?
+        /// XDP in the driver: "native", "generic" (the kernel's generic XDP only), or
+        /// "unknown" (kernels before 6.3 do not report it).
+        public var xdp: String
+        /// The driver transmits redirected XDP frames (what `hnxdp gen` needs); nil: unknown.
+        public var xdp_transmit: Bool?
+        /// AF_XDP zero-copy; nil: unknown. Otherwise AF_XDP runs in copy mode.
+        public var af_xdp_zerocopy: Bool?
     }
 
     /// Probes the running kernel and the Ethernet devices of this namespace.
@@ -45,6 +52,8 @@ public struct ProbeReport: Encodable, Equatable, Sendable {
         let netlink = try RTNetlink()
         let links = try netlink.links()
         let byIndex = Dictionary(links.map { ($0.ifindex, $0) }, uniquingKeysWith: { a, _ in a })
+        // Per-device XDP features (generic netlink "netdev", 6.3+); unknown before.
+        let xdp = try? RTNetlink.generic().xdpFeatures()
         var devices: [Device] = []
         for link in links where link.isEthernet && !link.isLoopback {
             let info = Ethtool.driverInfo(of: link.name)
@@ -66,7 +75,10 @@ public struct ProbeReport: Encodable, Equatable, Sendable {
             }
             devices.append(Device(name: link.name, ifindex: link.ifindex, mac: link.macString, driver: info?.driver,
                                   bus_info: (info?.busInfo).flatMap { $0.isEmpty ? nil : $0 },
-                                  master: master?.name, role: role, note: note))
+                                  master: master?.name, role: role, note: note,
+                                  xdp: (xdp ?? nil).map { $0[link.ifindex]?.native == true ? "native" : "generic" } ?? "unknown",
+                                  xdp_transmit: (xdp ?? nil).map { $0[link.ifindex]?.transmit == true },
+                                  af_xdp_zerocopy: (xdp ?? nil).map { $0[link.ifindex]?.zeroCopy == true }))
         }
         var unsupported: String? = nil
         do { try kernel.requireSupported() } catch let e as HnxdpError { unsupported = e.message }
@@ -104,6 +116,9 @@ public struct ProbeReport: Encodable, Equatable, Sendable {
         for d in devices {
             var line = "  \(d.name)(\(d.ifindex)) \(d.mac) driver \(d.driver ?? "?")"
             if let bus = d.bus_info { line += " bus \(bus)" }
+            line += ", XDP \(d.xdp)"
+            if let tx = d.xdp_transmit { line += tx ? " (transmits XDP frames)" : " (no XDP transmit)" }
+            if let zc = d.af_xdp_zerocopy { line += zc ? ", AF_XDP zero-copy" : ", AF_XDP copy mode" }
             line += ": \(d.role)"
             if let note = d.note { line += " (\(note))" }
             lines.append(line)
