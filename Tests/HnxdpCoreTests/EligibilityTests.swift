@@ -38,6 +38,8 @@ final class EligibilityTests: XCTestCase {
         let master = LinkInfo(ifindex: 4, name: "eth0", mac: mac, kind: nil)
         XCTAssertTrue(Eligibility.masterRefusal(vf: port, master: master, masterDriver: "hv_netvsc").contains("already paired by the kernel with eth0(4) (hv_netvsc"))
         XCTAssertTrue(Eligibility.masterRefusal(vf: port, master: master, masterDriver: "net_failover").contains("kernel failover eth0(4)"))
+        XCTAssertTrue(Eligibility.masterRefusal(vf: port, master: master, masterDriver: "net_failover", vfDriver: "e1000e").contains("is the primary of kernel failover"))
+        XCTAssertTrue(Eligibility.masterRefusal(vf: port, master: master, masterDriver: "net_failover", vfDriver: "virtio_net").contains("is the standby of kernel failover"))
         var bridge = master
         bridge.name = "br0"
         bridge.kind = "bridge"

@@ -39,6 +39,21 @@ final class PairingPolicyTests: XCTestCase {
         XCTAssertFalse(PairingPolicy.isDefaultSynthetic(standby), "a failover standby is not a synthetic")
         let all = [master, standby, primary]
         XCTAssertEqual(PairingPolicy.chooseVF(for: standby, among: all, taken: []), .none, "neither the master nor the primary")
+        // Not even when named with --synthetic / attach --synthetic.
+        XCTAssertEqual(PairingPolicy.syntheticRefusal(master, master: nil),
+                       "eth0 is a net_failover master: the kernel pairs its VF itself (kernel failover is active), hnxdp never steers it")
+        XCTAssertTrue(PairingPolicy.syntheticRefusal(standby, master: master)?.contains("eth1 is the standby of kernel failover eth0(2)") == true)
+    }
+
+    func testNamedSynthetics() {
+        let netvsc = dev(2, "eth0", driver: "hv_netvsc")
+        XCTAssertTrue(PairingPolicy.syntheticRefusal(netvsc, master: nil)?.contains("hv_netvsc") == true)
+        let virtio = dev(3, "enp0s3", driver: "virtio_net", bus: "virtio0")
+        XCTAssertNil(PairingPolicy.syntheticRefusal(virtio, master: nil))
+        // A bridge or bond port may be a synthetic (the guest bridges its NIC).
+        let bridge = dev(4, "br0", driver: "bridge", kind: "bridge")
+        let port = dev(5, "enp0s4", driver: "virtio_net", bus: "virtio1", master: 4)
+        XCTAssertNil(PairingPolicy.syntheticRefusal(port, master: bridge))
     }
 
     func testABridgePortIsNeverTheVF() {

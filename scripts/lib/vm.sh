@@ -60,7 +60,9 @@
 # Variables: VM_NS VM_MAC VM_TMP VM_PID VM_QMP VM_QGA VM_KVER VM_BOOT_S VM_G4 VM_H4
 # Knobs: VM_CACHE (/var/cache/hnxdp-vm), VM_KPKG (linux-image-6.12-amd64),
 #   VM_BOOT_TIMEOUT (60), VM_BOOT_TRIES (4), VM_EXEC_TIMEOUT (60), VM_VF_DRIVER (e1000e
-#   or vmxnet3), VM_APPEND (extra guest kernel command line, for debugging).
+#   or vmxnet3), VM_APPEND (extra guest kernel command line, for debugging),
+#   VM_SYN_OPTS / VM_VF_OPTS (more -device properties of the synthetic / the VF, e.g.
+#   failover=on / failover_pair_id=syn for QEMU's virtio-net failover).
 
 VM_CACHE=${VM_CACHE:-/var/cache/hnxdp-vm}
 VM_KPKG=${VM_KPKG:-linux-image-6.12-amd64}
@@ -257,10 +259,10 @@ vm__qemu_boot() { # one attempt: 0 when the guest agent answers
 		-fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
 		-device virtio-9p-pci,fsdev=root,mount_tag=hostroot \
 		-netdev tap,id=nsyn,ifname=tsyn,script=no,downscript=no,vhost=off,vnet_hdr=on \
-		-device "virtio-net-pci,netdev=nsyn,mac=$VM_MAC,id=syn" \
+		-device "virtio-net-pci,netdev=nsyn,mac=$VM_MAC,id=syn${VM_SYN_OPTS:+,$VM_SYN_OPTS}" \
 		-device pcie-root-port,id=rp1,chassis=1,slot=1 \
 		-netdev tap,id=nvf,ifname=tvf,script=no,downscript=no,vhost=off,vnet_hdr=on \
-		-device "$VM_VF_DRIVER,netdev=nvf,mac=$VM_MAC,id=vf,bus=rp1" \
+		-device "$VM_VF_DRIVER,netdev=nvf,mac=$VM_MAC,id=vf,bus=rp1${VM_VF_OPTS:+,$VM_VF_OPTS}" \
 		>"$VM_TMP/qemu.out" 2>&1 </dev/null &
 	VM_PID=$!
 	local t0=$SECONDS
@@ -331,7 +333,7 @@ vm_sh() { vm_exec sh -c "$1"; }
 
 vm_unplug_vf() { "$RIG_PY" "$VM_CTL" qmp "$VM_QMP" device_del vf --timeout 30; }
 vm_plug_vf() {
-	"$RIG_PY" "$VM_CTL" qmp "$VM_QMP" device_add vf "$VM_VF_DRIVER" netdev=nvf "mac=$VM_MAC" bus=rp1 --timeout 30
+	"$RIG_PY" "$VM_CTL" qmp "$VM_QMP" device_add vf "$VM_VF_DRIVER" netdev=nvf "mac=$VM_MAC" bus=rp1 ${VM_VF_OPTS:+${VM_VF_OPTS//,/ }} --timeout 30
 }
 
 vm_deadline() { # SECS

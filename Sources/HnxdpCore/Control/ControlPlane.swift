@@ -66,6 +66,8 @@ public final class ControlPlane {
     /// `multicastIntervalMs` while a pair is joined: 1 s with notifications, 80 ms
     /// on a kernel without them.
     var multicastIntervalMs: UInt64 = 1000
+    /// Synthetics named by --synthetic that were refused (logged once each).
+    var refusedSynthetics: Set<Int32> = []
     /// Socket joined to the multicast-address notification groups, or -1.
     var multicastEventsFD: Int32 = -1
     /// The last /proc/self/net/dev_mcast read: nothing is parsed while it is unchanged.
@@ -149,9 +151,13 @@ public final class ControlPlane {
             logger.warning("synthetic \(name) named by --synthetic does not exist (yet): it is managed once it appears")
         }
         if machines.isEmpty {
+            // Say why when the kernel pairs the VFs itself (net_failover, hv_netvsc).
+            let kernelPaired = ((try? ProbeReport.collect().devices) ?? []).filter { $0.role == "kernel-paired" }
+            let why = kernelPaired.isEmpty ? "" : "; the kernel pairs these itself, which hnxdp never steers: "
+                + kernelPaired.map { "\($0.name) (\($0.note ?? "kernel-paired"))" }.joined(separator: "; ")
             logger.warning(settings.synthetics.isEmpty
-                ? "managing no synthetic interface: no pinned pair and no device of the drivers \(PairingPolicy.defaultSyntheticDrivers.sorted().joined(separator: ", ")); name one with --synthetic"
-                : "managing no synthetic interface yet")
+                ? "managing no synthetic interface: no pinned pair and no device of the drivers \(PairingPolicy.defaultSyntheticDrivers.sorted().joined(separator: ", ")) that is not a port of another device; name one with --synthetic\(why)"
+                : "managing no synthetic interface yet\(why)")
         }
         notifier?.send(ServiceNotifier.ready(status: serviceStatus))
         notifier?.watchdogTick(nowMs: monotonicMilliseconds())
@@ -457,7 +463,15 @@ public final class ControlPlane {
             }
             return true
         }
-        if !settings.synthetics.isEmpty { return settings.synthetics.contains(link.name) }
+        if !settings.synthetics.isEmpty {
+            guard settings.synthetics.contains(link.name) else { return false }
+            let master = link.masterIndex.flatMap { links[$0] }.map(device)
+            if let refusal = PairingPolicy.syntheticRefusal(device(link), master: master) {
+                if refusedSynthetics.insert(link.ifindex).inserted { logger.warning("not managing \(link.name) named by --synthetic: \(refusal)") }
+                return false
+            }
+            return true
+        }
         return PairingPolicy.isDefaultSynthetic(device(link))
     }
 

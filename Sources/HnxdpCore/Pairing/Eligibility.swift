@@ -48,13 +48,15 @@ public enum Eligibility {
     /// The refusal of a VF that has a master, naming the master and what it means:
     /// the kernel's own transparent VF (hv_netvsc), kernel failover (net_failover),
     /// or a bridge, bond or team port. Pure.
-    public static func masterRefusal(vf: LinkInfo, master: LinkInfo?, masterDriver: String?) -> String {
+    public static func masterRefusal(vf: LinkInfo, master: LinkInfo?, masterDriver: String?, vfDriver: String? = nil) -> String {
         let name = master.map { "\($0.name)(\($0.ifindex))" } ?? "ifindex \(vf.masterIndex ?? 0)"
         switch masterDriver ?? master?.kind ?? "" {
         case "hv_netvsc":
             return "\(vf.name) is already paired by the kernel with \(name) (hv_netvsc's transparent VF is active): hnxdp never steers it"
         case "net_failover":
-            return "\(vf.name) is the primary of kernel failover \(name) (net_failover is active): use the failover master, hnxdp never steers it"
+            // The standby is the virtio_net slave (it shares the master's virtio device).
+            let role = vfDriver == "virtio_net" ? "standby" : "primary"
+            return "\(vf.name) is the \(role) of kernel failover \(name) (net_failover is active): use the failover master, hnxdp never steers it"
         case let kind where !kind.isEmpty:
             return "\(vf.name) is a port of \(name) (\(kind)): a device with a master is never taken as a VF"
         default:

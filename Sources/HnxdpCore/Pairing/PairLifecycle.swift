@@ -79,11 +79,19 @@ public struct PairLifecycle {
             attached[syn.ifindex] = nil
         }
 
+        // B22: a synthetic the kernel pairs itself (or a port of another device) is never steered.
+        let synMaster = try syn.masterIndex.flatMap { $0 == 0 ? nil : try netlink.link(index: $0) }
+        if let refusal = PairingPolicy.syntheticRefusal(
+            PairingPolicy.Device(link: syn, driver: Ethtool.driverInfo(of: syn.name)?.driver),
+            master: synMaster.map { PairingPolicy.Device(link: $0, driver: Ethtool.driverInfo(of: $0.name)?.driver) }) {
+            throw HnxdpError(.badInput, refusal)
+        }
         if let masterIndex = vf.masterIndex, masterIndex != 0, Eligibility.ineligibilityReason(vf) == nil {
             // B22: name the master and what it is, so the user knows whose pair this is.
             let master = try netlink.link(index: masterIndex)
             throw HnxdpError(.badInput, Eligibility.masterRefusal(vf: vf, master: master,
-                                                                  masterDriver: master.flatMap { Ethtool.driverInfo(of: $0.name)?.driver }))
+                                                                  masterDriver: master.flatMap { Ethtool.driverInfo(of: $0.name)?.driver },
+                                                                  vfDriver: Ethtool.driverInfo(of: vf.name)?.driver))
         }
         let verdict = try Eligibility.checkExplicitPair(synthetic: syn, vf: vf, force: force, attached: attached)
         if let departed, let existing, verdict == .join {

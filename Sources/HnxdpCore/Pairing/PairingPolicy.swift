@@ -37,6 +37,24 @@ public enum PairingPolicy {
     /// master shares the VF's MAC but is the kernel's own pair).
     public static let kernelPairingDrivers: Set<String> = ["net_failover", "hv_netvsc"]
 
+    /// Why `device` can never be a synthetic hnxdp steers, even when named (B22): the
+    /// kernel already pairs it (a net_failover master, an hv_netvsc device, or a slave
+    /// of either, like a failover standby). nil: it can (a bridge or bond port can).
+    public static func syntheticRefusal(_ device: Device, master: Device?) -> String? {
+        if let master, kernelPairingDrivers.contains(master.driver ?? master.link.kind ?? "") {
+            return Eligibility.masterRefusal(vf: device.link, master: master.link, masterDriver: master.driver ?? master.link.kind,
+                                             vfDriver: device.driver)
+        }
+        switch device.driver {
+        case "net_failover":
+            return "\(device.link.name) is a net_failover master: the kernel pairs its VF itself (kernel failover is active), hnxdp never steers it"
+        case "hv_netvsc":
+            return "\(device.link.name) is an hv_netvsc device: the kernel pairs its VF itself (Hyper-V transparent VF), hnxdp never steers it"
+        default:
+            return nil
+        }
+    }
+
     /// Whether `device` is a synthetic `run` manages without being told to.
     public static func isDefaultSynthetic(_ device: Device, drivers: Set<String> = defaultSyntheticDrivers) -> Bool {
         guard let driver = device.driver, drivers.contains(driver) else { return false }

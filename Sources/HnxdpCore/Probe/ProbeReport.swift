@@ -63,7 +63,8 @@ public struct ProbeReport: Encodable, Equatable, Sendable {
             var note: String? = nil
             if let master {
                 role = PairingPolicy.kernelPairingDrivers.contains(Ethtool.driverInfo(of: master.name)?.driver ?? "") ? "kernel-paired" : "other"
-                note = Eligibility.masterRefusal(vf: link, master: master, masterDriver: Ethtool.driverInfo(of: master.name)?.driver)
+                note = Eligibility.masterRefusal(vf: link, master: master, masterDriver: Ethtool.driverInfo(of: master.name)?.driver,
+                                                 vfDriver: info?.driver)
             } else if PairingPolicy.isDefaultSynthetic(device) {
                 role = "synthetic"
             } else if let reason = Eligibility.vfIneligibilityReason(link) {
