@@ -61,6 +61,24 @@ if ((${#missing[@]} > 0)); then
 	fi
 fi
 
+# Test 91 runs the packaged udev rule with a real `udevadm test` in a sandbox. The
+# udev package is unpacked, not installed: installing it would start the udev
+# daemon on a machine that runs without one (its postinst does).
+UDEV_TOOLS=/usr/local/lib/hnxdp-tests/udev
+if ! command -v udevadm >/dev/null 2>&1 && [[ ! -x $UDEV_TOOLS/bin/udevadm ]]; then
+	echo "install-deps.sh: unpacking udevadm (Debian's udev package) into $UDEV_TOOLS"
+	tmp=$(mktemp -d /tmp/hnxdp-udev.XXXXXX)
+	if ! (cd "$tmp" && { apt-get download -qq -o APT::Sandbox::User=root udev 2>/dev/null \
+		|| { apt-get update -qq && apt-get download -qq -o APT::Sandbox::User=root udev; }; }) >/dev/null; then
+		echo "install-deps.sh: apt-get download udev failed" >&2
+		rm -rf "$tmp"
+		exit 1
+	fi
+	mkdir -p "$UDEV_TOOLS"
+	dpkg -x "$tmp"/udev_*.deb "$UDEV_TOOLS"
+	rm -rf "$tmp"
+fi
+
 if ! mountpoint -q /sys/fs/bpf; then
 	mkdir -p /sys/fs/bpf
 	mount -t bpf bpf /sys/fs/bpf

@@ -15,6 +15,8 @@
 #        /usr/share/fish/vendor_completions.d/hnxdp.fish
 #        /usr/share/man/man8/hnxdp.8.gz
 #        /usr/share/doc/hnxdp/copyright
+#        /usr/lib/udev/rules.d/81-hnxdp.rules             packaging/udev (docs/guests.md)
+#        /usr/lib/systemd/network/05-hnxdp-vf.network     packaging/network
 # Prints the path of the .deb on its last line. Needs swift on PATH, dpkg-deb,
 # objdump and strip (binutils); no root needed.
 #
@@ -91,6 +93,8 @@ install -m 0755 "$BIN" "$ROOT/usr/sbin/hnxdp"
 strip --strip-unneeded "$ROOT/usr/sbin/hnxdp"
 install -m 0644 packaging/hnxdp.service "$ROOT/lib/systemd/system/hnxdp.service"
 install -m 0644 packaging/hnxdp.conf "$ROOT/etc/hnxdp/hnxdp.conf"
+install -D -m 0644 packaging/udev/81-hnxdp.rules "$ROOT/usr/lib/udev/rules.d/81-hnxdp.rules"
+install -D -m 0644 packaging/network/05-hnxdp-vf.network "$ROOT/usr/lib/systemd/network/05-hnxdp-vf.network"
 "$BIN" --generate-completion-script bash >"$ROOT/usr/share/bash-completion/completions/hnxdp"
 "$BIN" --generate-completion-script zsh >"$ROOT/usr/share/zsh/vendor-completions/_hnxdp"
 "$BIN" --generate-completion-script fish >"$ROOT/usr/share/fish/vendor_completions.d/hnxdp.fish"

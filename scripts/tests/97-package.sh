@@ -10,7 +10,8 @@
 #   3. dpkg -x into a throw-away root: /usr/sbin/hnxdp is stripped and links
 #      no Swift library; completions and man page are there; the example
 #      config sets nothing (every line a comment) and, uncommented, parses;
-#      hnxdp.service passes `systemd-analyze verify` with no message.
+#      hnxdp.service passes `systemd-analyze verify` with no message; the udev
+#      rule and the networkd file are packaging/'s, at their Debian paths.
 #   4. The packaged binary runs in a mount namespace where the toolchain's
 #      directory (from `command -v swift`) is an empty directory: --version,
 #      `status --json` in the guest network namespace, then attach, traffic
@@ -68,7 +69,8 @@ contents=$(dpkg-deb -c "$DEB" | awk '{ print $1, $6 }')
 for entry in "-rwxr-xr-x ./usr/sbin/hnxdp" "-rw-r--r-- ./lib/systemd/system/hnxdp.service" \
 	"-rw-r--r-- ./etc/hnxdp/hnxdp.conf" "-rw-r--r-- ./usr/share/bash-completion/completions/hnxdp" \
 	"-rw-r--r-- ./usr/share/zsh/vendor-completions/_hnxdp" "-rw-r--r-- ./usr/share/fish/vendor_completions.d/hnxdp.fish" \
-	"-rw-r--r-- ./usr/share/man/man8/hnxdp.8.gz"; do
+	"-rw-r--r-- ./usr/share/man/man8/hnxdp.8.gz" "-rw-r--r-- ./usr/lib/udev/rules.d/81-hnxdp.rules" \
+	"-rw-r--r-- ./usr/lib/systemd/network/05-hnxdp-vf.network"; do
 	if grep -qxF -- "$entry" <<<"$contents"; then pass "contains $entry"; else fail "missing $entry"; fi
 done
 owners=$(dpkg-deb -c "$DEB" | awk '{ print $2 }' | sort -u | tr '\n' ' ')
@@ -102,6 +104,11 @@ for line in "Type=notify" "ExecStart=/usr/sbin/hnxdp run" "ExecReload=/bin/kill 
 	"RuntimeDirectoryPreserve=yes" "ProtectSystem=strict" "ReadWritePaths=/sys/fs/bpf /run/hnxdp" "LimitMEMLOCK=infinity"; do
 	assert_contains "hnxdp.service has $line" "$unit" "$line"
 done
+
+# The udev rule and networkd file (what they do: test 91): as in packaging/, calling the packaged binary.
+assert_files_equal "81-hnxdp.rules is packaging/udev's" "$ROOT/usr/lib/udev/rules.d/81-hnxdp.rules" "$RIG_REPO/packaging/udev/81-hnxdp.rules"
+assert_files_equal "05-hnxdp-vf.network is packaging/network's" "$ROOT/usr/lib/systemd/network/05-hnxdp-vf.network" "$RIG_REPO/packaging/network/05-hnxdp-vf.network"
+assert_contains "the rule imports from the packaged binary" "$(cat "$ROOT/usr/lib/udev/rules.d/81-hnxdp.rules")" 'IMPORT{program}="/usr/sbin/hnxdp udev '
 
 # ---- 4. the packaged binary without the toolchain.
 hidden=$(unshare --mount --propagation private sh -c 'mount --bind "$0" "$1" && ls -A "$1"' "$EMPTY" "$TOOLCHAIN" 2>&1 || echo "mount failed")
