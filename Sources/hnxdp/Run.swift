@@ -33,8 +33,10 @@ struct Run: ParsableCommand {
         transparent is not changed at run time (a warning says so): restart to change it. \
         A file that does not parse is logged as an error and the settings in use stay.
 
-        Without --synthetic, virtio_net devices (not a net_failover standby) and already pinned \
-        pairs are managed. A VF is a device with the synthetic's MAC and no master; a PCI \
+        Without --synthetic, the devices of the --synthetic-driver drivers (default virtio_net: \
+        KVM's paravirtual NIC, next to which a passthrough VF with the same MAC is what hnxdp is \
+        for; never a net_failover standby, nor hv_netvsc or net_failover devices, which the kernel \
+        pairs itself) and already pinned pairs are managed, also when they appear later. A VF is a device with the synthetic's MAC and no master; a PCI \
         function is preferred, and a tie joins nothing (pair one with `hnxdp attach`).
 
         Metrics (off by default): --metrics-listen serves Prometheus metrics at \
@@ -46,7 +48,8 @@ struct Run: ParsableCommand {
         write (they survive a restart of run); departure reaction and join duration \
         histograms; build info. Names and labels: docs/metrics.md.
 
-        Config file (--config): `key = value` lines with keys synthetic (repeatable), settle-ms, \
+        Config file (--config): `key = value` lines with keys synthetic (repeatable), \
+        synthetic-driver (repeatable), settle-ms, \
         hold-down-ms, flap-threshold, transparent (on|off), metrics-listen, metrics-textfile; \
         command-line options override it (metrics settings apply at start only). \
         Without --config, \(Run.defaultConfig) is read when it exists (the Debian package \
@@ -64,6 +67,9 @@ struct Run: ParsableCommand {
 
     @Option(help: ArgumentHelp("Manage this synthetic interface (repeatable; default: every eligible one).", valueName: "IF"))
     var synthetic: [String] = []
+
+    @Option(name: .customLong("synthetic-driver"), help: ArgumentHelp("Without --synthetic, manage the devices of this driver as synthetics (repeatable; default: virtio_net).", valueName: "DRIVER"))
+    var syntheticDriver: [String] = []
 
     @Option(name: .customLong("settle-ms"), parsing: .unconditional, help: ArgumentHelp("Wait after a VF appears before joining it (default 2000).", valueName: "N"))
     var settleMs: UInt64?
@@ -88,6 +94,7 @@ struct Run: ParsableCommand {
     func validate() throws {
         for name in synthetic { try validateInterfaceName(name, option: "--synthetic") }
         do {
+            for driver in syntheticDriver { try RunConfig.validateSyntheticDriver(driver) }
             if let metricsListen { _ = try MetricsListenAddress.parse(metricsListen) }
             if let metricsTextfile { _ = try MetricsSettings.validateTextfile(metricsTextfile, option: "--metrics-textfile") }
         } catch let error as HnxdpError {
@@ -119,6 +126,7 @@ struct Run: ParsableCommand {
             s = try RunConfig.parse(bytes: [UInt8](data), file: config)
         }
         if !synthetic.isEmpty { s.synthetics = synthetic }
+        if !syntheticDriver.isEmpty { s.syntheticDrivers = syntheticDriver }
         if let settleMs { s.timing.settleMs = settleMs }
         if let holdDownMs { s.timing.holdDownMs = holdDownMs }
         if let flapThreshold { s.timing.flapThreshold = flapThreshold }

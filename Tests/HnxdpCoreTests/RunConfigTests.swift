@@ -134,6 +134,17 @@ final class RunConfigTests: XCTestCase {
         refused("transparent = ON", line: 1, "'transparent' must be on or off, got 'ON'")
     }
 
+    func testSyntheticDrivers() throws {
+        let s = try parse("synthetic-driver = virtio_net\nsynthetic-driver = xen-netfront\n")
+        XCTAssertEqual(s.syntheticDrivers, ["virtio_net", "xen-netfront"])
+        XCTAssertEqual(s.effectiveSyntheticDrivers, ["virtio_net", "xen-netfront"])
+        XCTAssertEqual(RunSettings().effectiveSyntheticDrivers, ["virtio_net"], "the default")
+        refused("synthetic-driver = hv_netvsc", line: 1, "pairs its VF in the kernel itself")
+        refused("synthetic-driver = net_failover", line: 1, "hnxdp never steers its devices")
+        refused("synthetic-driver = virtio net", line: 1, "is not a driver name")
+        refused("synthetic-driver = e1000e\nsynthetic-driver = e1000e", line: 2, "listed twice")
+    }
+
     func testFirstBadLineIsReported() {
         // Line numbers count blank and comment lines.
         let text = """

@@ -13,6 +13,15 @@ final class RunReloadTests: XCTestCase {
         XCTAssertEqual(plan.refused, [])
     }
 
+    func testSyntheticDriversApply() throws {
+        let old = try settings("settle-ms = 0\n")
+        let new = try settings("settle-ms = 0\nsynthetic-driver = xen-netfront\n")
+        let plan = RunReload.plan(current: old, requested: new)
+        XCTAssertEqual(plan.settings.syntheticDrivers, ["xen-netfront"])
+        XCTAssertEqual(plan.changes, ["synthetic-driver default (virtio_net) -> xen-netfront"])
+        XCTAssertEqual(plan.refused, [])
+    }
+
     func testTimingApplies() throws {
         let old = try settings("synthetic = hn0\nsettle-ms = 0\n")
         let new = try settings("synthetic = hn0\nsettle-ms = 1500\nhold-down-ms = 100\nflap-threshold = 7\n")

@@ -3,7 +3,8 @@
 # guesses between equally good VFs (B1, B22).
 #   1. `run` with no --synthetic in a guest of veth devices only: it manages no
 #      synthetic and says so at warning level (virtio_net is what it takes by
-#      itself); nothing is pinned.
+#      itself); nothing is pinned. --synthetic-driver names other drivers (the
+#      warning names them); hv_netvsc, net_failover or a bad name: exit 2.
 #   2. Two veth VFs share hn0's MAC (vf0, vf1): `run --synthetic hn0` joins
 #      neither and names both in one warning; once vf1 is gone, vf0 is joined.
 #   3. A VF with an IPv4 address of its own: attach warns, and `status` (text
@@ -20,6 +21,16 @@ assert_eq "run says it manages nothing" "$(run_log_has 'warning .*managing no sy
 assert_contains "and which drivers it would take" "$(grep 'managing no synthetic' "$RUN_LOG")" "virtio_net"
 run_stop "$RUN" || true
 assert_eq "nothing pinned" "$(test -e "$RIG_PIN_DIR" && echo present || echo absent)" absent
+# --synthetic-driver names the drivers it takes; kernel-pairing drivers are refused.
+run_start RUN --settle-ms 0 --synthetic-driver xen-netfront
+assert_contains "run --synthetic-driver xen-netfront: names that driver" "$(grep 'managing no synthetic' "$RUN_LOG")" "xen-netfront"
+run_stop "$RUN" || true
+for d in hv_netvsc net_failover "virtio net"; do
+	rig_try hnxdp_g run --synthetic-driver "$d"
+	assert_eq "run --synthetic-driver '$d': exit 2" "$RIG_RC" 2
+	assert_eq "run --synthetic-driver '$d': one line" "$(grep -c . <<<"$RIG_ERR")" 1
+done
+assert_eq "still nothing pinned" "$(test -e "$RIG_PIN_DIR" && echo present || echo absent)" absent
 
 # ---- 2. a tie between two VFs
 ip -n "$RIG_GUEST" link add vf1 type veth peer name vf1p

@@ -8,6 +8,13 @@ public struct RunSettings: Equatable, Sendable {
     /// (devices driven by a paravirtual driver, see `PairingPolicy.defaultSyntheticDrivers`,
     /// and every pair already pinned in this namespace).
     public var synthetics: [String] = []
+    /// Drivers whose devices `run` manages as synthetics when no --synthetic is named;
+    /// empty: `PairingPolicy.defaultSyntheticDrivers` (virtio_net).
+    public var syntheticDrivers: [String] = []
+    /// The drivers in use: `syntheticDrivers`, or the default.
+    public var effectiveSyntheticDrivers: Set<String> {
+        syntheticDrivers.isEmpty ? PairingPolicy.defaultSyntheticDrivers : Set(syntheticDrivers)
+    }
     public var timing = PairTiming()
     /// B3: when off, VFs are only reported.
     public var transparent = true
@@ -156,7 +163,7 @@ public final class ControlPlane {
             let why = kernelPaired.isEmpty ? "" : "; the kernel pairs these itself, which hnxdp never steers: "
                 + kernelPaired.map { "\($0.name) (\($0.note ?? "kernel-paired"))" }.joined(separator: "; ")
             logger.warning(settings.synthetics.isEmpty
-                ? "managing no synthetic interface: no pinned pair and no device of the drivers \(PairingPolicy.defaultSyntheticDrivers.sorted().joined(separator: ", ")) that is not a port of another device; name one with --synthetic\(why)"
+                ? "managing no synthetic interface: no pinned pair and no device of the drivers \(settings.effectiveSyntheticDrivers.sorted().joined(separator: ", ")) that is not a port of another device; name one with --synthetic\(why)"
                 : "managing no synthetic interface yet\(why)")
         }
         notifier?.send(ServiceNotifier.ready(status: serviceStatus))
@@ -472,7 +479,7 @@ public final class ControlPlane {
             }
             return true
         }
-        return PairingPolicy.isDefaultSynthetic(device(link))
+        return PairingPolicy.isDefaultSynthetic(device(link), drivers: settings.effectiveSyntheticDrivers)
     }
 
     /// A link with its driver and bus (`ethtool -i`), cached by ifindex.

@@ -9,6 +9,7 @@ import Foundation
 /// starts a comment, blank lines are ignored. Keys:
 ///
 ///     synthetic = hn0          # repeatable; none: every eligible synthetic
+///     synthetic-driver = virtio_net  # repeatable; drivers of eligible synthetics (default virtio_net)
 ///     settle-ms = 2000         # B2 settle delay
 ///     hold-down-ms = 5000      # B16 flap window and stability time
 ///     flap-threshold = 3       # departures within hold-down-ms that hold a VF down
@@ -53,7 +54,7 @@ public enum RunConfig {
             let key = trimmed[..<eq].trimmingWhitespace()
             let value = trimmed[trimmed.index(after: eq)...].trimmingWhitespace()
             if value.isEmpty { throw bad("\(quoted(key)) has no value") }
-            if key != "synthetic" {
+            if key != "synthetic" && key != "synthetic-driver" {
                 if seen.contains(key) { throw bad("\(quoted(key)) is given twice") }
                 seen.insert(key)
             }
@@ -68,6 +69,10 @@ public enum RunConfig {
                 }
                 if s.synthetics.contains(value) { throw bad("synthetic \(quoted(value)) is listed twice") }
                 s.synthetics.append(value)
+            case "synthetic-driver":
+                do { try RunConfig.validateSyntheticDriver(String(value)) } catch let e as HnxdpError { throw bad(e.message) }
+                if s.syntheticDrivers.contains(String(value)) { throw bad("synthetic-driver \(quoted(value)) is listed twice") }
+                s.syntheticDrivers.append(String(value))
             case "settle-ms":
                 s.timing.settleMs = try milliseconds(max: 600_000)
             case "hold-down-ms":
@@ -90,10 +95,24 @@ public enum RunConfig {
                     throw bad(e.message)
                 }
             default:
-                throw bad("unknown key \(quoted(key)) (known: synthetic, settle-ms, hold-down-ms, flap-threshold, transparent, metrics-listen, metrics-textfile)")
+                throw bad("unknown key \(quoted(key)) (known: synthetic, synthetic-driver, settle-ms, hold-down-ms, flap-threshold, transparent, metrics-listen, metrics-textfile)")
             }
         }
         return s
+    }
+}
+
+extension RunConfig {
+    /// A driver name for `synthetic-driver` / `--synthetic-driver`: a plain name
+    /// (as `ethtool -i` reports it), never one whose devices the kernel pairs itself.
+    public static func validateSyntheticDriver(_ name: String) throws {
+        guard !name.isEmpty, name.utf8.count <= 32,
+              name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
+            throw HnxdpError(.badInput, "synthetic driver \(quoted(name)) is not a driver name (as ethtool -i shows it, e.g. virtio_net)")
+        }
+        if PairingPolicy.kernelPairingDrivers.contains(name) {
+            throw HnxdpError(.badInput, "synthetic driver \(quoted(name)) pairs its VF in the kernel itself: hnxdp never steers its devices")
+        }
     }
 }
 
@@ -131,6 +150,11 @@ public struct RunReload: Equatable, Sendable {
         }
         if current.metrics != requested.metrics {
             r.refused.append("metrics-listen and metrics-textfile are not changed at run time; restart `hnxdp run` to apply them; the metrics stay as they are")
+        }
+        if current.syntheticDrivers != requested.syntheticDrivers {
+            func list(_ d: [String]) -> String { d.isEmpty ? "default (\(PairingPolicy.defaultSyntheticDrivers.sorted().joined(separator: ",")))" : d.joined(separator: ",") }
+            r.changes.append("synthetic-driver \(list(current.syntheticDrivers)) -> \(list(requested.syntheticDrivers))")
+            r.settings.syntheticDrivers = requested.syntheticDrivers
         }
         if current.synthetics != requested.synthetics {
             func list(_ names: [String]) -> String { names.isEmpty ? "every eligible" : names.joined(separator: ",") }

@@ -38,7 +38,7 @@ public enum UdevRole {
     /// (`name`: the name it is about to get from udev, for a device being added
     /// and renamed; config lines name devices by their final name).
     static func isSynthetic(_ device: PairingPolicy.Device, alsoNamed name: String?, settings: RunSettings) -> Bool {
-        if settings.synthetics.isEmpty { return PairingPolicy.isDefaultSynthetic(device) }
+        if settings.synthetics.isEmpty { return PairingPolicy.isDefaultSynthetic(device, drivers: settings.effectiveSyntheticDrivers) }
         guard Eligibility.ineligibilityReason(device.link) == nil else { return false }
         return settings.synthetics.contains(device.link.name) || name.map(settings.synthetics.contains) == true
     }
