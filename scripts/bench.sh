@@ -63,7 +63,7 @@
 #                   and .count (frames delivered); then scripts/bench/perf_phases.py DIR
 #                   P1-B P1-A ... prints ns per frame per phase of the path
 # --quick: P8 with 16 pairs instead of 256, P9 over about 20 s instead of 60 s.
-# Environment: HNXDP (binary; default .build-bench/debug/hnxdp, else .build/debug/hnxdp),
+# Environment: HNXDP (binary; default: a release build made in .build-bench),
 #   CLANG (default: clang on PATH, else the clang next to swift in the Swift toolchain),
 #   P9_RUN_ARGS (more options for P9's `hnxdp run`, e.g. its metrics:
 #   P9_RUN_ARGS="--metrics-listen 127.0.0.1:9469 --metrics-textfile /tmp/p9.prom").
@@ -75,8 +75,14 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 . "$REPO/scripts/lib/as_root.sh"
 as_root "$@" # root (namespaces, BPF); else again through sudo; else exit 3
 HELPERS="$BENCH_DIR/bench"
+# The benchmark measures a release build: built here (in .build-bench, its own
+# scratch directory) unless HNXDP names a binary.
+BUILD_NOTE="HNXDP=${HNXDP:-} (given)"
 if [[ -z "${HNXDP:-}" ]]; then
-	HNXDP="$REPO/.build/debug/hnxdp"
+	echo "bench: swift build -c release --scratch-path .build-bench" >&2
+	(cd "$REPO" && swift build -c release --scratch-path .build-bench >&2) || { echo "bench.sh: the release build failed" >&2; exit 1; }
+	HNXDP="$REPO/.build-bench/release/hnxdp"
+	BUILD_NOTE="release build of $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "this tree") ($HNXDP)"
 fi
 if [[ -z "${CLANG:-}" ]]; then
 	CLANG=$(command -v clang || true)
@@ -153,7 +159,7 @@ for t in ip tc trafgen iperf3 nsenter gcc jq awk timeout; do
 	command -v "$t" >/dev/null || die "missing tool: $t"
 done
 [[ -n $CLANG && -x $CLANG ]] || die "no clang for BPF: none on PATH and no swift on PATH to find the toolchain's (set CLANG)"
-[[ -x $HNXDP ]] || die "missing hnxdp binary: $HNXDP (swift build --scratch-path .build-bench)"
+[[ -x $HNXDP ]] || die "missing hnxdp binary: $HNXDP"
 [[ -f /usr/include/bpf/libbpf.h ]] || die "missing libbpf-dev"
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
@@ -986,6 +992,7 @@ want P9 && p9_finish
 
 echo
 echo "hnxdp benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, Linux $(uname -r), rounds $ROUNDS, window ${WINDOW}s$( ((QUICK)) && echo ", quick")"
+echo "build: $BUILD_NOTE"
 echo "load: P1/P1b/P2: $GEN_RX"
 echo "      P4: $GEN_TX"
 if want P1g || want P2g; then echo "      P1g/P2g: $GEN_RX_GEN"; fi
