@@ -9,6 +9,7 @@
 #      `hnxdp --version`, Depends from the libraries the binary links), holding
 #        /usr/sbin/hnxdp                                  stripped
 #        /lib/systemd/system/hnxdp.service                packaging/hnxdp.service
+#        /lib/systemd/system/hnxdp-bpffs.service          packaging/hnxdp-bpffs.service
 #        /etc/hnxdp/hnxdp.conf                            conffile, commented example
 #        /usr/share/bash-completion/completions/hnxdp     hnxdp --generate-completion-script
 #        /usr/share/zsh/vendor-completions/_hnxdp
@@ -92,6 +93,7 @@ install -d "$ROOT/DEBIAN" "$ROOT/usr/sbin" "$ROOT/lib/systemd/system" "$ROOT/etc
 install -m 0755 "$BIN" "$ROOT/usr/sbin/hnxdp"
 strip --strip-unneeded "$ROOT/usr/sbin/hnxdp"
 install -m 0644 packaging/hnxdp.service "$ROOT/lib/systemd/system/hnxdp.service"
+install -m 0644 packaging/hnxdp-bpffs.service "$ROOT/lib/systemd/system/hnxdp-bpffs.service"
 install -m 0644 packaging/hnxdp.conf "$ROOT/etc/hnxdp/hnxdp.conf"
 install -D -m 0644 packaging/udev/81-hnxdp.rules "$ROOT/usr/lib/udev/rules.d/81-hnxdp.rules"
 install -D -m 0644 packaging/network/05-hnxdp-vf.network "$ROOT/usr/lib/systemd/network/05-hnxdp-vf.network"

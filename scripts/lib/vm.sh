@@ -58,14 +58,38 @@
 #                               dirs of runs whose PID is gone: the QEMU left in
 #                               such a namespace (ip netns pids) is killed
 # Variables: VM_NS VM_MAC VM_TMP VM_PID VM_QMP VM_QGA VM_KVER VM_BOOT_S VM_G4 VM_H4
+#   VM_SYSTEMD_STATE (systemd guests: what `systemctl is-system-running` said at boot)
 # Knobs: VM_CACHE (/var/cache/hnxdp-vm), VM_KPKG (linux-image-6.12-amd64),
-#   VM_BOOT_TIMEOUT (60), VM_BOOT_TRIES (4), VM_EXEC_TIMEOUT (60), VM_VF_DRIVER (e1000e
-#   or vmxnet3), VM_APPEND (extra guest kernel command line, for debugging),
-#   VM_SYN_OPTS / VM_VF_OPTS (more -device properties of the synthetic / the VF, e.g.
-#   failover=on / failover_pair_id=syn for QEMU's virtio-net failover).
+#   VM_BOOT_TIMEOUT (60; 240 with VM_INIT=systemd), VM_BOOT_TRIES (4), VM_EXEC_TIMEOUT
+#   (60), VM_VF_DRIVER (e1000e or vmxnet3), VM_APPEND (extra guest kernel command
+#   line, for debugging), VM_SYN_OPTS / VM_VF_OPTS (more -device properties of the
+#   synthetic / the VF, e.g. failover=on / failover_pair_id=syn for QEMU's virtio-net
+#   failover), VM_INIT and VM_PREBOOT (below; set them before sourcing).
+#
+# VM_INIT=systemd (opt-in; the default, busybox, is the pid 1 described above):
+# the guest boots Debian's systemd (the host's /lib/systemd/systemd) as pid 1 in
+# the same overlay root, to multi-user.target. Before exec'ing it, the guest's
+# first pid 1 (the host's /bin/sh, in the overlay) makes the throw-away root a
+# machine of its own: a new /etc/machine-id, an empty /etc/fstab, a volatile
+# journal, none of the host's enabled units (its *.wants symlinks are removed:
+# only Debian's static units start, e.g. journald, logind, dbus, getty), /tmp
+# not emptied by tmpfiles (it stays the host's, copy-on-write), network
+# managers masked (NetworkManager, systemd-networkd, ifupdown's networking,
+# resolved, timesyncd), and hnxvm-qga.service enabled: qemu-ga on the
+# virtio-serial port (the host's root has no udev, so the Debian unit of
+# qemu-guest-agent, bound to a udev device, cannot start). Then it runs
+# VM_PREBOOT, if set: a host path (visible in the guest through the 9p root) of
+# a sh script run in the guest's root before systemd starts (e.g. dpkg -i and
+# systemctl enable: what a unit enabled "at boot" needs), its output and exit
+# code in the guest's /var/log/hnxvm-preboot.log. vm_start waits for the agent
+# and then for `systemctl is-system-running --wait` (running or degraded; the
+# failed units of a degraded boot are listed).
 
 VM_CACHE=${VM_CACHE:-/var/cache/hnxdp-vm}
 VM_KPKG=${VM_KPKG:-linux-image-6.12-amd64}
+VM_INIT=${VM_INIT:-busybox}
+VM_PREBOOT=${VM_PREBOOT:-}
+if [[ $VM_INIT == systemd ]]; then VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-240}; fi
 VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-60}
 VM_BOOT_TRIES=${VM_BOOT_TRIES:-4}
 VM_EXEC_TIMEOUT=${VM_EXEC_TIMEOUT:-60}
@@ -85,6 +109,7 @@ VM_KDIR=""
 VM_KVER=""
 VM_BOOT_S=""
 VM_MAC=""
+VM_SYSTEMD_STATE=""
 VM_BG_PIDS=()
 
 # ---------------------------------------------------------------- preparing
@@ -102,6 +127,16 @@ vm__kernel_pkg() {
 vm_prepare() {
 	"$RIG_REPO/scripts/install-deps.sh" || fatal "install-deps.sh failed"
 	rig_require_tools qemu-system-x86_64 busybox qemu-ga depmod modprobe dpkg-deb apt-get gzip bridge flock
+	case $VM_INIT in
+	busybox) ;;
+	systemd)
+		[[ -x /lib/systemd/systemd ]] || fatal "VM_INIT=systemd: no /lib/systemd/systemd (Debian's systemd package)"
+		rig_require_tools systemctl journalctl
+		[[ -z "$VM_PREBOOT" || ("$VM_PREBOOT" =~ ^/[A-Za-z0-9_./-]+$ && -r "$VM_PREBOOT") ]] ||
+			fatal "VM_PREBOOT must be a readable absolute path of plain characters: '$VM_PREBOOT'"
+		;;
+	*) fatal "VM_INIT must be busybox or systemd, not '$VM_INIT'" ;;
+	esac
 	mkdir -p "$VM_CACHE"
 	local pkg name ver dir
 	pkg=$(vm__kernel_pkg) || { apt-get update -qq >/dev/null 2>&1 || true; pkg=$(vm__kernel_pkg) || pkg=""; }
@@ -181,8 +216,19 @@ cp /stage2 /newroot/hnxvm-stage2
 umount /proc /sys /dev
 exec switch_root /newroot /bin/sh /hnxvm-stage2
 EOF
+	if [[ $VM_INIT == systemd ]]; then
+		vm__stage2_systemd >"$r/stage2"
+	else
+		vm__stage2_busybox >"$r/stage2"
+	fi
+	chmod 755 "$r/init"
+	(cd "$r" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$VM_TMP/initrd.gz"
+	rm -rf "$r"
+}
+
+vm__stage2_busybox() {
 	# Stage 2, pid 1 in the host's root: the host's /bin/sh.
-	cat >"$r/stage2" <<'EOF'
+	cat <<'EOF'
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -210,9 +256,72 @@ while :; do
 	sleep 1
 done
 EOF
-	chmod 755 "$r/init"
-	(cd "$r" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$VM_TMP/initrd.gz"
-	rm -rf "$r"
+}
+
+# Stage 2 of VM_INIT=systemd: pid 1 (the host's /bin/sh) prepares the overlay
+# root as a machine of its own, runs VM_PREBOOT and execs systemd.
+vm__stage2_systemd() {
+	echo "VM_PREBOOT='$VM_PREBOOT'"
+	cat <<'EOF'
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+say() { echo "hnxvm: $*" >/dev/ttyS0; }
+# The API file systems (systemd keeps them, as after an initrd).
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+# A machine of its own: identity, no host mounts, a journal in memory.
+tr -d '-' </proc/sys/kernel/random/uuid >/etc/machine-id
+echo "# hnxvm: the root is the host's, read-only, under a tmpfs overlay (vm.sh)" >/etc/fstab
+mkdir -p /etc/systemd/journald.conf.d /etc/systemd/system/sysinit.target.wants
+printf '[Journal]\nStorage=volatile\n' >/etc/systemd/journald.conf.d/hnxvm.conf
+# Only Debian's static units start: none of the host's enabled ones...
+rm -f /etc/systemd/system/*.wants/* /etc/systemd/system/default.target
+# /tmp stays the host's view (as with busybox): tmpfiles' boot-time "D /tmp"
+# would hide every file in it (a checkout under /tmp) and takes ~50 s over 9p.
+mkdir -p /etc/tmpfiles.d
+ln -sf /dev/null /etc/tmpfiles.d/tmp.conf
+# ...and nothing that configures the network or the clock.
+for u in NetworkManager.service NetworkManager-wait-online.service systemd-networkd.service \
+	systemd-networkd.socket systemd-networkd-wait-online.service networking.service \
+	ifupdown-pre.service systemd-resolved.service wpa_supplicant.service ModemManager.service \
+	systemd-timesyncd.service systemd-firstboot.service; do
+	ln -sf /dev/null "/etc/systemd/system/$u"
+done
+# qemu-ga for vm_exec, started early (no udev here: no device unit to bind to).
+cat >/etc/systemd/system/hnxvm-qga.service <<'UNIT'
+[Unit]
+Description=QEMU guest agent of the hnxdp test harness (scripts/lib/vm.sh)
+DefaultDependencies=no
+Before=sysinit.target shutdown.target
+Conflicts=shutdown.target
+
+[Service]
+ExecStart=/bin/sh /etc/hnxvm-qga.sh
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+cat >/etc/hnxvm-qga.sh <<'SCRIPT'
+for p in /sys/class/virtio-ports/*; do
+	[ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && exec qemu-ga -m virtio-serial -p "/dev/${p##*/}" -t /run
+done
+echo "hnxvm-qga: no virtio-serial port named org.qemu.guest_agent.0"
+exit 1
+SCRIPT
+ln -sf /etc/systemd/system/hnxvm-qga.service /etc/systemd/system/sysinit.target.wants/hnxvm-qga.service
+hostname hnxvm
+echo hnxvm >/etc/hostname
+if [ -n "$VM_PREBOOT" ]; then
+	rc=0
+	sh "$VM_PREBOOT" >/var/log/hnxvm-preboot.log 2>&1 </dev/null || rc=$?
+	echo "exit $rc" >>/var/log/hnxvm-preboot.log
+	say "VM_PREBOOT $VM_PREBOOT: exit $rc"
+fi
+say "stage 2: exec systemd"
+exec /lib/systemd/systemd
+EOF
 }
 
 # ---------------------------------------------------------------- the switch and QEMU
@@ -242,7 +351,13 @@ vm_switch() { # vf|syn
 	vm_sw bridge fdb replace "$VM_MAC" dev "$tap" master static
 }
 
-vm__qemu_boot() { # one attempt: 0 when the guest agent answers
+# Kernel command line for the init system: systemd to multi-user.target, no fstab.
+vm__append_init() {
+	[[ $VM_INIT == systemd ]] && echo "systemd.unit=multi-user.target fstab=no systemd.gpt_auto=0"
+	true
+}
+
+vm__qemu_boot() { # one attempt: 0 when the guest agent answers (systemd: and the boot is done)
 	local log="$VM_TMP/console.log"
 	: >"$log"
 	rm -f "$VM_QMP" "$VM_QGA"
@@ -250,7 +365,7 @@ vm__qemu_boot() { # one attempt: 0 when the guest agent answers
 		-machine q35,accel=tcg -cpu max -smp 2 -m 2G \
 		-nodefaults -no-user-config -display none -no-reboot \
 		-kernel "$VM_KDIR/vmlinuz" -initrd "$VM_TMP/initrd.gz" \
-		-append "console=ttyS0 panic=1 oops=panic loglevel=4 nokaslr ${VM_APPEND:-}" \
+		-append "console=ttyS0 panic=1 oops=panic loglevel=4 nokaslr $(vm__append_init) ${VM_APPEND:-}" \
 		-serial "file:$log" \
 		-qmp "unix:$VM_QMP,server=on,wait=off" \
 		-chardev "socket,id=qga0,path=$VM_QGA,server=on,wait=off" \
@@ -275,13 +390,35 @@ vm__qemu_boot() { # one attempt: 0 when the guest agent answers
 			return 1
 		fi
 		if [[ -S "$VM_QGA" ]] && "$RIG_PY" "$VM_CTL" qga "$VM_QGA" ping --timeout 3; then
-			return 0
+			[[ $VM_INIT == systemd ]] || return 0
+			vm__systemd_wait $((VM_BOOT_TIMEOUT - (SECONDS - t0))) && return 0
+			note "vm: console tail:"
+			tail -n 5 "$log" | sed 's/^/    /'
+			vm_stop
+			return 1
 		fi
 		sleep 0.5
 	done
 	note "vm: the guest did not answer within ${VM_BOOT_TIMEOUT}s; console tail:"
 	tail -n 5 "$log" | sed 's/^/    /'
 	vm_stop
+	return 1
+}
+
+# systemd guests: wait (SECS at most) until the boot is done: running or degraded.
+vm__systemd_wait() { # SECS
+	local secs=$1
+	((secs > 5)) || secs=5
+	VM_SYSTEMD_STATE=$("$RIG_PY" "$VM_CTL" qga "$VM_QGA" exec --timeout $((secs + 5)) -- \
+		timeout "$secs" systemctl is-system-running --wait 2>/dev/null) || true
+	case $VM_SYSTEMD_STATE in
+	running) return 0 ;;
+	degraded)
+		note "vm: systemd boot degraded; failed units: $(vm_exec systemctl list-units --failed --plain --no-legend --no-pager | awk '{ print $1 }' | tr '\n' ' ')"
+		return 0
+		;;
+	esac
+	note "vm: systemd did not finish booting (is-system-running: '${VM_SYSTEMD_STATE:-no answer}'); jobs: $(vm_exec systemctl list-jobs --no-legend --no-pager 2>/dev/null | head -n 5 | tr -s ' ' | tr '\n' ';')"
 	return 1
 }
 
