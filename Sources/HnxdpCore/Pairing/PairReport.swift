@@ -214,6 +214,9 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         var featureNames: [String]? = nil
         var addresses: [InterfaceAddress]? = nil
         let histories = SwitchHistoryStore(layout: layout)
+        // One qdisc dump for all pairs (each dump lists every device of the namespace).
+        try netlink.beginQdiscSnapshot()
+        defer { netlink.endQdiscSnapshot() }
         for key in try datapath.pairs.keys().sorted() {
             if let only, Int32(bitPattern: key) != only { continue }
             guard let pair = try datapath.pairs.lookup(key) else { continue }
