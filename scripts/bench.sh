@@ -31,6 +31,11 @@
 #        host switches): lost frames; lost ms = lost / rate in the JSON
 #   P8   P1 in a guest with 256 pairs attached / P1 in guest A (1 pair); "P8 attach": wall
 #        clock of 256 `hnxdp attach` invocations (per attach and process start-up as notes)
+#   P11  with P8's 256 pairs attached (P8's guest): "P11 adopt": `hnxdp run` started
+#        over them, time from its start to its "control plane running" log line (every
+#        pinned pair adopted); "P11 status": wall time of `hnxdp status`, start to exit
+#        (P11_STATUS_RUNS runs, default 10; the median). Needs P8's rig: P11 alone runs
+#        P8's attaches too
 #   P9   `hnxdp run` (own guest, 1 pair joined) idle CPU (utime+stime) from its start to the
 #        end of the run, at least 60 s (--quick 20 s), and VmRSS (VmHWM as a note); it idles
 #        alongside the other cases
@@ -56,15 +61,17 @@
 #   --rounds N      rounds per case (default 5; --quick: 2)
 #   --quick         short windows, fewer repeats: the whole run < 1 minute
 #   --json FILE     write the results as JSON (one object per case id)
-#   --cases LIST    comma-separated subset of C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P10,P5,P5g,P6,P7,P8,P9,G1
+#   --cases LIST    comma-separated subset of C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P10,P5,P5g,P6,P7,P8,P11,P9,G1
 #   --window S      counting window per measurement in seconds (default 2)
 #   --perf DIR      after the rounds of P1, P1b, P2, P4 profile one more window
 #                   of each configuration (perf record -a -g -e cpu-clock): DIR/<case>-<A|B>.data
 #                   and .count (frames delivered); then scripts/bench/perf_phases.py DIR
 #                   P1-B P1-A ... prints ns per frame per phase of the path
-# --quick: P8 with 16 pairs instead of 256, P9 over about 20 s instead of 60 s.
+# --quick: P8 (and P11) with 16 pairs instead of 256, P9 over about 20 s instead of 60 s.
 # Environment: HNXDP (binary; default: a release build made in .build-bench),
 #   CLANG (default: clang on PATH, else the clang next to swift in the Swift toolchain),
+#   HNXDP_TC_MODE (passed through: P8/P11 attach with tcx or classic; default auto),
+#   P11_STATUS_RUNS (runs of `hnxdp status` in P11, default 10),
 #   P9_RUN_ARGS (more options for P9's `hnxdp run`, e.g. its metrics:
 #   P9_RUN_ARGS="--metrics-listen 127.0.0.1:9469 --metrics-textfile /tmp/p9.prom").
 
@@ -97,7 +104,7 @@ ARGS="$*"
 ROUNDS=""
 QUICK=0
 JSON_OUT=""
-CASES="C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P10,P5,P5g,P6,P7,P8,P9,G1"
+CASES="C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P10,P5,P5g,P6,P7,P8,P11,P9,G1"
 WINDOW=""
 PERF_DIR=""
 
@@ -898,10 +905,12 @@ case_p8() {
 	t1=$(now)
 	tot=$(nsnet "$G8" "$HNXDP" dump --json | jq '.pairs | length')
 	((tot == P8_PAIRS)) || die "P8: $tot pairs attached, wanted $P8_PAIRS"
+	want P11 && case_p11
+	want P8 || return 0
 	local op="<="
 	((P8_PAIRS == 256)) || op=info # the target is for 256 pairs
 	case_header "P8 attach" "wall clock of $P8_PAIRS \`hnxdp attach\` invocations (one per pair, first loads the datapath)" value "$op" 2 s \
-		"hnxdp debug build $HNXDP, sequential CLI invocations under nsenter"
+		"hnxdp $HNXDP, sequential CLI invocations under nsenter, tc mode ${HNXDP_TC_MODE:-auto}"
 	record "P8 attach" 0 A "$(awk -v d="$((t1 - t0))" 'BEGIN { printf "%.3f", d / 1e6 }')"
 	note "P8 attach" per_attach_ms "$(printf '%s\n' "${per[@]}" | sort -n | awk '{ v[NR] = $1 / 1000 } END { printf "{\"first\": %.1f, \"median\": %.1f, \"p90\": %.1f, \"max\": %.1f}", '"${per[0]}"' / 1000, v[int((NR + 1) / 2)], v[int(NR * 0.9)], v[NR] }')"
 	note "P8 attach" process_startup_ms_median "$(printf '%s\n' "${start[@]}" | sort -n | awk '{ v[NR] = $1 / 1000 } END { printf "%.1f", v[int((NR + 1) / 2)] }')"
@@ -912,6 +921,44 @@ case_p8() {
 	hold_socket sb "$GA" hn0
 	interleave P8 rx8_a rx_a
 	stop "$sa"; stop "$sb"
+}
+
+# ------------------------------------------------------------------ P11: adopting and reading 256 pairs
+
+# P11 in P8's guest, with its P8_PAIRS pairs attached: `run` adopting them all, and `status`.
+case_p11() {
+	local r i pid log t0 t1 line vals=() ms runs=${P11_STATUS_RUNS:-10} op="<="
+	((P8_PAIRS == 256)) || op=info # the targets are for 256 pairs
+	case_header "P11 adopt" "hnxdp run over $P8_PAIRS pinned pairs: start to its \"control plane running\" line (ms)" value "$op" 500 ms \
+		"hnxdp $HNXDP, nsenter, no --synthetic (the pinned pairs)"
+	for ((r = 0; r < ROUNDS; r++)); do
+		log="$TMP/p11.run.$r.log"
+		t0=$(now)
+		bg pid nsenter --net="/run/netns/$G8" "$HNXDP" run --settle-ms 0 >"$log" 2>&1
+		line=""
+		for ((i = 0; i < 6000; i++)); do # up to 60 s
+			line=$(grep -m1 'control plane running' "$log" || true)
+			[[ -n $line ]] && break
+			kill -0 "$pid" 2>/dev/null || die "P11: hnxdp run ended before it ran: $(tail -1 "$log")"
+			sleep 0.01
+		done
+		t1=$(now)
+		[[ -n $line ]] || die "P11: hnxdp run logged no \"control plane running\" within 60 s"
+		[[ $line == *"$P8_PAIRS pair(s)"* ]] || die "P11: run did not adopt the $P8_PAIRS pairs: $line"
+		stop "$pid"
+		# The poll above adds up to 10 ms; the line's own timestamp is the start-up's end.
+		ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
+		record "P11 adopt" "$r" A "$ms"
+	done
+	case_header "P11 status" "wall time of \`hnxdp status\` with $P8_PAIRS pairs, start to exit (ms, median of $runs)" value "$op" 20 ms \
+		"hnxdp $HNXDP under nsenter"
+	for ((r = 0; r < runs; r++)); do
+		t0=$(now)
+		nsnet "$G8" "$HNXDP" status >/dev/null
+		t1=$(now)
+		record "P11 status" "$r" A "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1000 }')"
+	done
+	[[ $(nsnet "$G8" "$HNXDP" status | wc -l) == "$P8_PAIRS" ]] || die "P11: status did not list $P8_PAIRS pairs"
 }
 
 # ------------------------------------------------------------------ P9: idle control plane
@@ -987,7 +1034,7 @@ want P2g && timed case_p2g
 want P5 && timed case_p5
 want P5g && timed case_p5g
 want P7 && timed case_p7
-want P8 && timed case_p8
+if want P8 || want P11; then timed case_p8; fi
 want P9 && p9_finish
 
 echo

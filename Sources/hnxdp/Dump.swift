@@ -65,7 +65,7 @@ struct Status: ParsableCommand, JSONOutputCommand {
 
     func run() throws {
         try HostEnvironment.requirePrivileges("status", forWriting: false)
-        let report = try DumpReport.collect(layout: try common.layout())
+        let report = try DumpReport.collect(layout: try common.layout(), kernel: json)
         if json {
             print(try report.json())
         } else {

@@ -70,6 +70,25 @@ public struct KernelCapabilities: Sendable, Codable, Equatable {
         }
     }
 
+    nonisolated(unsafe) private static var cachedTcx: Bool?
+
+    /// The attachment for `request` on this kernel, probing only what that needs
+    /// (one BPF_PROG_QUERY), not the whole `current()`: its kfunc probe parses the
+    /// kernel's BTF (several MB, ~10-20 ms), which only loading the datapath needs,
+    /// and every `attach` asks this.
+    public static func attachMode(for request: TcModeRequest) throws -> TcAttachMode {
+        if let cached { return try cached.mode(for: request) }
+        let tcx = cachedTcx ?? (hnxdp_tcx_supported() == 1)
+        cachedTcx = tcx
+        switch request {
+        case .auto: return tcx ? .tcx : .classic
+        case .classic: return .classic
+        case .tcx:
+            if tcx { return .tcx }
+            return try current().mode(for: request) // the refusal, naming the release
+        }
+    }
+
     /// The attachment for `request` on this kernel; tcx asked for where there is
     /// none is refused (exit 3) with the way out.
     public func mode(for request: TcModeRequest) throws -> TcAttachMode {

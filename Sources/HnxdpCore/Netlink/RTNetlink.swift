@@ -21,6 +21,9 @@ import Glibc
 public final class RTNetlink {
     /// Socket for requests; replaced after an exchange that was abandoned half-way.
     private var requestSocket: RTNetlinkSocket?
+    /// Set by `beginQdiscSnapshot`: one qdisc dump of the namespace that every
+    /// `trafficControl(of:)` in it reads instead of dumping again.
+    var qdiscSnapshot: [NetlinkMessage]?
     /// Socket joined to RTNLGRP_LINK, when subscribed.
     private let eventSocket: RTNetlinkSocket?
     private var lastSeq: UInt32

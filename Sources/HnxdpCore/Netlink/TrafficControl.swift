@@ -156,6 +156,19 @@ public enum TrafficControlCodec {
         return w.finish()
     }
 
+    /// RTM_GETQDISC of one device's ingress-side qdisc (clsact or ingress; parent
+    /// TC_H_INGRESS): the qdisc, then the ack; no qdisc (only the kernel's built-in
+    /// one, not reported) or ENOENT/EINVAL when there is none. A dump would list
+    /// every qdisc of the namespace (the kernel filters no qdisc dump by device).
+    /// NLM_F_ECHO: the kernel sends a qdisc GET's answer as a notification, to the
+    /// asking socket only when it asks for the echo; NLM_F_ACK: an answer even then.
+    public static func getIngressQdiscRequest(seq: UInt32, ifindex: Int32) -> [UInt8] {
+        var w = RTNetlinkCodec.Writer(type: Message.getQdisc,
+                                      flags: RTNetlinkCodec.Flag.request | RTNetlinkCodec.Flag.echo | RTNetlinkCodec.Flag.ack, seq: seq)
+        appendTcmsg(&w, ifindex: ifindex, handle: 0, parent: ingressParent, info: 0)
+        return w.finish()
+    }
+
     /// RTM_NEW* making `object` on `ifindex`, acknowledged. Qdiscs replace what
     /// hangs on their parent (`tc qdisc replace`); classes are created or changed;
     /// filters are created and must not exist yet.
@@ -436,10 +449,18 @@ extension RTNetlink {
         }
     }
 
-    /// Whether the device has a clsact qdisc (the classic attachment's hook).
+    /// Whether the device has a clsact qdisc (the classic attachment's hook). One
+    /// request about that device, not a dump of every qdisc of the namespace
+    /// (O(devices): 1.5-3.5 ms with 512 devices, twice per classic hook).
     public func hasClsact(ifindex: Int32) throws -> Bool {
-        try tcDump("dump qdiscs", type: TrafficControlCodec.Message.getQdisc, ifindex: ifindex)
-            .contains { $0.ifindex == ifindex && $0.object.kind == "clsact" }
+        do {
+            let (messages, _) = try exchange("get the ingress qdisc of ifindex \(ifindex)", expectAck: true) { seq in
+                TrafficControlCodec.getIngressQdiscRequest(seq: seq, ifindex: ifindex)
+            }
+            return try messages.contains { try TrafficControlCodec.parse($0).map { $0.ifindex == ifindex && $0.object.kind == "clsact" } ?? false }
+        } catch let error as HnxdpError where error.errno == ENOENT || error.errno == EINVAL {
+            return false // none
+        }
     }
 
     /// How many filters (anyone's) the clsact qdisc of a device holds, ingress and
@@ -453,14 +474,31 @@ extension RTNetlink {
         return count
     }
 
+    /// Takes one qdisc dump of the namespace that every `trafficControl(of:)` reads
+    /// until `endQdiscSnapshot()`: a reader of many devices (`status`, `dump`) asks
+    /// the kernel once instead of once per device (each dump lists every device's
+    /// qdiscs). For reading only: a change made meanwhile would not be seen.
+    public func beginQdiscSnapshot() throws {
+        let (messages, interrupted) = try exchange("dump qdiscs", expectAck: false) { seq in
+            TrafficControlCodec.dumpRequest(type: TrafficControlCodec.Message.getQdisc, seq: seq, ifindex: 0)
+        }
+        qdiscSnapshot = interrupted ? nil : messages // interrupted: each device dumps its own
+    }
+
+    public func endQdiscSnapshot() { qdiscSnapshot = nil }
+
     private func tcDump(_ what: String, type: UInt16, ifindex: Int32, parent: UInt32 = 0) throws -> [(ifindex: Int32, object: TCObject)] {
         for _ in 0..<RTNetlink.dumpAttempts {
-            let (messages, interrupted) = try exchange(what, expectAck: false) { seq in
+            let snapshot = type == TrafficControlCodec.Message.getQdisc ? qdiscSnapshot : nil
+            let (messages, interrupted) = try snapshot.map { ($0, false) } ?? exchange(what, expectAck: false) { seq in
                 TrafficControlCodec.dumpRequest(type: type, seq: seq, ifindex: ifindex, parent: parent)
             }
             if interrupted { continue }
             do {
-                return try messages.compactMap { try TrafficControlCodec.parse($0) }
+                // A qdisc dump lists every device of the namespace (the kernel filters it by
+                // none): only this device's messages are parsed (512 devices: 1 of 513).
+                let mine = ifindex == 0 ? messages : messages.filter { TrafficControlCodec.ifindex(of: $0).map { $0 == ifindex } ?? true }
+                return try mine.compactMap { try TrafficControlCodec.parse($0) }
             } catch let error as HnxdpError {
                 throw HnxdpError(error.kind, "\(what): \(error.message)")
             }

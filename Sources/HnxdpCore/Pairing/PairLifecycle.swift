@@ -46,7 +46,7 @@ public struct PairLifecycle {
         for program in [DatapathProgram.synEgress, .synIngress, .vfIngress] {
             if let mode = TcHook.mode(pinPath: layout.linkPath(synthetic: ifindex, program.linkName)) { return mode }
         }
-        return try KernelCapabilities.current().mode(for: tcMode)
+        return try KernelCapabilities.attachMode(for: tcMode)
     }
 
     /// Checks an explicit pair by name and joins it. Bad input throws before anything changes.

@@ -199,9 +199,11 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     }
 
     /// Reads the pinned maps of this namespace and the devices as they are now.
-    public static func collect(layout: PinLayout, synthetic: String? = nil) throws -> DumpReport {
+    /// `kernel`: false leaves out the kernel's capabilities (their probe parses the
+    /// kernel's BTF, 10-20 ms), for the text `status`, which does not print them.
+    public static func collect(layout: PinLayout, synthetic: String? = nil, kernel: Bool = true) throws -> DumpReport {
         var report = DumpReport(netns_inode: layout.netnsInode, bpffs: layout.root, pairs: [],
-                                kernel: KernelReport(KernelCapabilities.current()))
+                                kernel: kernel ? KernelReport(KernelCapabilities.current()) : nil)
         let netlink = try RTNetlink()
         var only: Int32? = nil
         if let synthetic {
@@ -214,6 +216,9 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         var featureNames: [String]? = nil
         var addresses: [InterfaceAddress]? = nil
         let histories = SwitchHistoryStore(layout: layout)
+        // One qdisc dump for all pairs (each dump lists every device of the namespace).
+        try netlink.beginQdiscSnapshot()
+        defer { netlink.endQdiscSnapshot() }
         for key in try datapath.pairs.keys().sorted() {
             if let only, Int32(bitPattern: key) != only { continue }
             guard let pair = try datapath.pairs.lookup(key) else { continue }
