@@ -17,7 +17,7 @@
  * None of them parses the frame: the decision depends only on the device
  * and the pair, so runt, truncated or otherwise malformed frames are handled
  * exactly like good ones and can never make a program misbehave. Anything
- * unexpected fails open (TCX_NEXT: the frame takes its normal path).
+ * unexpected fails open (HNXDP_TCX_NEXT: the frame takes its normal path).
  *
  * Neither redirects to an ifindex that is not the pair's any more. The egress
  * program sends only to the pair's entry in the DEVMAP hnxdp_txdev
@@ -45,19 +45,13 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/*
- * tcx verdicts (the 6.1 UAPI headers predate them). TCX_NEXT lets any other
- * tcx program behind ours run, and is "pass" when we are last.
- */
-#define TCX_NEXT (-1)
-#define TCX_REDIRECT 7
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, HNXDP_MAX_PAIRS);
 	__type(key, __u32);
 	__type(value, struct hnxdp_pair);
 } hnxdp_pairs SEC(".maps");
+HNXDP_NAMED(hnxdp_pairs, HNXDP_MAP_PAIRS);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -65,6 +59,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct hnxdp_vf_entry);
 } hnxdp_vfs SEC(".maps");
+HNXDP_NAMED(hnxdp_vfs, HNXDP_MAP_VFS);
 
 /* The per-frame view of pairs and VFs for small ifindexes (see hnxdp_shared.h). */
 struct {
@@ -73,6 +68,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct hnxdp_dev);
 } hnxdp_devs SEC(".maps");
+HNXDP_NAMED(hnxdp_devs, HNXDP_MAP_DEVS);
 
 /*
  * The VF as a device reference, by pair slot: the kernel deletes the entry
@@ -85,6 +81,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bpf_devmap_val);
 } hnxdp_txdev SEC(".maps");
+HNXDP_NAMED(hnxdp_txdev, HNXDP_MAP_TXDEV);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -92,6 +89,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct hnxdp_stats);
 } hnxdp_stats SEC(".maps");
+HNXDP_NAMED(hnxdp_stats, HNXDP_MAP_STATS);
 
 /*
  * The inode of the network namespace this copy of the datapath was loaded
@@ -100,7 +98,7 @@ struct {
  * running hnxdp_vf_ingress there, where the pair's ifindexes mean other
  * devices.
  */
-const volatile __u32 hnxdp_netns_inum SEC(".rodata.netns") = 0;
+const volatile __u32 hnxdp_netns_inum SEC(HNXDP_NETNS_SECTION) = 0;
 
 #ifndef HNXDP_COMPAT
 /* Read-only view of a kernel object by BTF id: plain loads the JIT guards. */
@@ -248,6 +246,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } hnxdp_capture SEC(".maps");
+HNXDP_NAMED(hnxdp_capture, HNXDP_MAP_CAPTURE);
 
 struct hnxdp_capture_ctl hnxdp_capture_ctl SEC(HNXDP_CAPTURE_CTL_SECTION) = {};
 
@@ -295,9 +294,9 @@ int hnxdp_vf_ingress(struct __sk_buff *skb)
 
 	/* Loop guard: never move a frame twice, never redirect to ourselves. */
 	if (skb->tc_index == HNXDP_REDIRECT_MARK)
-		return TCX_NEXT;
+		return HNXDP_TCX_NEXT;
 	if (!lookup_dev(ifindex, HNXDP_ROLE_VF, &vf) || !vf.peer_ifindex || vf.peer_ifindex == ifindex)
-		return TCX_NEXT;
+		return HNXDP_TCX_NEXT;
 	/*
 	 * Only in the pair's namespace: a VF moved elsewhere keeps this program,
 	 * and there the pair's ifindexes name other devices. Three guarded loads
@@ -307,10 +306,10 @@ int hnxdp_vf_ingress(struct __sk_buff *skb)
 	 */
 #ifdef HNXDP_COMPAT
 	if (!joined_vf(vf.slot, ifindex))
-		return TCX_NEXT;
+		return HNXDP_TCX_NEXT;
 #else
 	if (((struct sk_buff___hnxdp *)bpf_cast_to_kern_ctx(skb))->dev->nd_net.net->ns.inum != hnxdp_netns_inum)
-		return TCX_NEXT;
+		return HNXDP_TCX_NEXT;
 #endif
 
 	st = stats_for(vf.slot);
@@ -322,6 +321,7 @@ int hnxdp_vf_ingress(struct __sk_buff *skb)
 	skb->tc_index = HNXDP_REDIRECT_MARK;
 	return bpf_redirect(vf.peer_ifindex, BPF_F_INGRESS);
 }
+HNXDP_NAMED(hnxdp_vf_ingress, HNXDP_PROG_VF_INGRESS);
 
 /* tcx ingress on the synthetic: count its own receive path (B20). */
 SEC("tc")
@@ -333,18 +333,19 @@ int hnxdp_syn_ingress(struct __sk_buff *skb)
 	if (skb->tc_index == HNXDP_REDIRECT_MARK) {
 		/* Came in through the VF; already counted there. */
 		skb->tc_index = 0;
-		return TCX_NEXT;
+		return HNXDP_TCX_NEXT;
 	}
 	if (!lookup_dev(skb->ifindex, HNXDP_ROLE_SYNTHETIC, &syn))
-		return TCX_NEXT;
+		return HNXDP_TCX_NEXT;
 	st = stats_for(syn.slot);
 	if (st) {
 		st->syn_rx_packets++;
 		st->syn_rx_bytes += skb->len;
 	}
 	maybe_capture(skb, skb->ifindex, HNXDP_CAPTURE_PATH_SYN_RX, skb->ifindex);
-	return TCX_NEXT;
+	return HNXDP_TCX_NEXT;
 }
+HNXDP_NAMED(hnxdp_syn_ingress, HNXDP_PROG_SYN_INGRESS);
 
 /* tcx egress on the synthetic: leave through the VF while it can carry (B9). */
 SEC("tc")
@@ -356,7 +357,7 @@ int hnxdp_syn_egress(struct __sk_buff *skb)
 	struct hnxdp_dev syn;
 
 	if (!lookup_dev(ifindex, HNXDP_ROLE_SYNTHETIC, &syn))
-		return TCX_NEXT;
+		return HNXDP_TCX_NEXT;
 	st = stats_for(syn.slot);
 
 	if (syn.state == HNXDP_STATE_ACTIVE && syn.peer_ifindex) {
@@ -377,5 +378,6 @@ int hnxdp_syn_egress(struct __sk_buff *skb)
 		st->syn_tx_bytes += skb->len;
 	}
 	maybe_capture(skb, ifindex, HNXDP_CAPTURE_PATH_SYN_TX, ifindex);
-	return TCX_NEXT;
+	return HNXDP_TCX_NEXT;
 }
+HNXDP_NAMED(hnxdp_syn_egress, HNXDP_PROG_SYN_EGRESS);

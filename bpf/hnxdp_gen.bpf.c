@@ -20,6 +20,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bpf_devmap_val);
 } hnxdp_gen_tx SEC(".maps");
+HNXDP_NAMED(hnxdp_gen_tx, HNXDP_GEN_MAP_TX);
 
 SEC("xdp")
 int hnxdp_gen(struct xdp_md *ctx)
@@ -27,3 +28,4 @@ int hnxdp_gen(struct xdp_md *ctx)
 	/* XDP_ABORTED if the slot is empty: the kernel counts, nothing is sent. */
 	return bpf_redirect_map(&hnxdp_gen_tx, 0, XDP_ABORTED);
 }
+HNXDP_NAMED(hnxdp_gen, HNXDP_GEN_PROG);

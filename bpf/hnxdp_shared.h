@@ -23,6 +23,34 @@
 /* BPF link type reported for tcx links (bpftool 7.1 prints "type 11"). */
 #define HNXDP_BPF_LINK_TYPE_TCX 11
 
+/*
+ * tcx verdicts (the 6.1 UAPI headers predate them). They are the same numbers
+ * as classic tc's TC_ACT_UNSPEC and TC_ACT_REDIRECT, so the datapath serves
+ * both attachments. TCX_NEXT lets any tcx program behind ours run, and is
+ * "pass" when ours is the last.
+ */
+#define HNXDP_TCX_NEXT (-1)
+#define HNXDP_TCX_REDIRECT 7
+
+/*
+ * The BPF objects embedded in the binary, by source file (bpf/<name>.bpf.c).
+ * Every program and map of hnxdp is named HNXDP_NAME_PREFIX...: a tc filter or
+ * program with that prefix is hnxdp's.
+ */
+#define HNXDP_OBJ_DATAPATH "hnxdp"               /* the datapath (kfuncs, Linux 6.2+) */
+#define HNXDP_OBJ_DATAPATH_COMPAT "hnxdp_compat" /* the same without kfuncs (Linux < 6.2) */
+#define HNXDP_OBJ_XSK "hnxdp_xsk"                /* AF_XDP steering, one copy per pair */
+#define HNXDP_OBJ_GEN "hnxdp_gen"                /* `hnxdp gen`'s traffic generator */
+#define HNXDP_NAME_PREFIX "hnxdp_"
+
+/*
+ * In bpf/<name>.bpf.c, after a program or map: a compile error unless a
+ * program or map `ident` exists and the name given here (the name Swift and
+ * the pins use) is its name.
+ */
+#define HNXDP_NAMED(ident, name) \
+	_Static_assert(sizeof(&ident) && __builtin_strcmp(#ident, name) == 0, #ident " must be named " name " (hnxdp_shared.h)")
+
 /* Capacity: pairs per network namespace (stats slots). */
 #define HNXDP_MAX_PAIRS 1024
 /* ethtool feature bitmap words (64 bits each); the kernel has < 128 features. */
@@ -46,6 +74,12 @@
 #define HNXDP_PROG_VF_INGRESS "hnxdp_vf_ingress"   /* tcx ingress on the VF */
 #define HNXDP_PROG_SYN_EGRESS "hnxdp_syn_egress"   /* tcx egress on the synthetic */
 #define HNXDP_PROG_SYN_INGRESS "hnxdp_syn_ingress" /* tcx ingress on the synthetic */
+
+/*
+ * The section of the datapath's one load-time constant (const volatile
+ * __u32 hnxdp_netns_inum): the inode of the network namespace the copy serves.
+ */
+#define HNXDP_NETNS_SECTION ".rodata.netns"
 
 /* Link pin names inside the per-pair directory. */
 #define HNXDP_LINK_VF_INGRESS "link_vf_ingress"
@@ -288,6 +322,11 @@ _Static_assert(sizeof(struct hnxdp_capture_ctl) == 16, "struct hnxdp_capture_ctl
 _Static_assert(sizeof(struct hnxdp_capture_hdr) == 24, "struct hnxdp_capture_hdr layout is part of the contract");
 #endif
 /* ========================= end of capture section =================== */
+
+
+/* The traffic generator (bpf/hnxdp_gen.bpf.c, `hnxdp gen`); never pinned. */
+#define HNXDP_GEN_PROG "hnxdp_gen"     /* XDP, run by BPF_PROG_TEST_RUN live frames */
+#define HNXDP_GEN_MAP_TX "hnxdp_gen_tx" /* DEVMAP [1]: the device frames leave through */
 
 
 #endif /* HNXDP_SHARED_H */

@@ -52,6 +52,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } hnxdp_xsks SEC(".maps");
+HNXDP_NAMED(hnxdp_xsks, HNXDP_XSK_MAP_XSKS);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -59,6 +60,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct hnxdp_xsk_config);
 } hnxdp_xsk_cfg SEC(".maps");
+HNXDP_NAMED(hnxdp_xsk_cfg, HNXDP_XSK_MAP_CONFIG);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -66,6 +68,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct hnxdp_xsk_stats);
 } hnxdp_xsk_stats SEC(".maps");
+HNXDP_NAMED(hnxdp_xsk_stats, HNXDP_XSK_MAP_STATS);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -73,6 +76,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } hnxdp_xdp_user SEC(".maps");
+HNXDP_NAMED(hnxdp_xdp_user, HNXDP_XDP_MAP_USER);
 
 /* True when the frame is IPv4/IPv6 UDP to `port` (no IPv6 extension headers). */
 static __always_inline int is_udp_to(struct xdp_md *ctx, __u16 port)
@@ -182,3 +186,4 @@ int hnxdp_xsk_steer(struct xdp_md *ctx)
 		st->pass_packets[role & 1]++;
 	return XDP_PASS;
 }
+HNXDP_NAMED(hnxdp_xsk_steer, HNXDP_XSK_PROG_STEER);

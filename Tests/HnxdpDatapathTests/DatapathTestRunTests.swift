@@ -9,8 +9,9 @@ import XCTest
 /// malformed frames. Needs root (CI runs as root; without it the test fails
 /// with the reason, it does not skip silently).
 final class DatapathTestRunTests: XCTestCase {
-    static let tcxNext = UInt32(bitPattern: -1)
-    static let tcxRedirect: UInt32 = 7
+    /// The verdicts as the test run reports them (retval is unsigned).
+    static let tcxNext = UInt32(bitPattern: HNXDP_TCX_NEXT)
+    static let tcxRedirect = UInt32(HNXDP_TCX_REDIRECT)
 
     var netnsName = ""
     var originalNetns: Int32 = -1
@@ -319,11 +320,11 @@ func sh(_ command: String) throws -> String {
 /// The AF_XDP steering program (bpf/hnxdp_xsk.bpf.c) under BPF_PROG_TEST_RUN:
 /// with no socket bound it passes every frame, good or malformed, to the stack.
 final class XSKSteeringTestRunTests: XCTestCase {
-    static let xdpPass: UInt32 = 2
+    static let xdpPass = XDP_PASS.rawValue
 
     func testSteeringPassesEveryFrameWhenNoSocketIsBound() throws {
         XCTAssertEqual(geteuid(), 0, "loading BPF programs needs root")
-        let object = try EmbeddedObject("hnxdp_xsk")
+        let object = try EmbeddedObject(HNXDP_OBJ_XSK)
         let program = try object.program(HNXDP_XSK_PROG_STEER)
         let config = try BPFMap<UInt32, hnxdp_xsk_config>(name: HNXDP_XSK_MAP_CONFIG, descriptor: try object.map(HNXDP_XSK_MAP_CONFIG))
         for match in [UInt32(HNXDP_XSK_MATCH_ALL), UInt32(HNXDP_XSK_MATCH_UDP_PORT)] {

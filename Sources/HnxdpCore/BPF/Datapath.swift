@@ -93,7 +93,7 @@ public final class Datapath {
             throw HnxdpError(.runtime, "incomplete hnxdp pins in \(layout.namespaceDirectory) (missing \(missing.joined(separator: ", "))); run `hnxdp detach --all` to clean up")
         }
         // Trust nothing pinned: every pin must be the object this build would have made.
-        let mapTypes = try EmbeddedObject.declaredMapTypes("hnxdp")
+        let mapTypes = try EmbeddedObject.declaredMapTypes(HNXDP_OBJ_DATAPATH)
         for (name, d) in maps {
             try d.requireIdentity(path: layout.objectPath(name), program: false, expectedName: name,
                                   expectedType: mapTypes[name] ?? UInt32.max)
@@ -164,7 +164,7 @@ public final class Datapath {
         try kernel.requireSupported()
         let object = try EmbeddedObject(kernel.datapathObject, verbose: verbose) { object in
             // The namespace this copy serves (hnxdp_netns_inum in bpf/hnxdp.bpf.c).
-            try EmbeddedObject.setConstant(in: object, section: ".rodata.netns", UInt32(truncatingIfNeeded: netnsInode))
+            try EmbeddedObject.setConstant(in: object, section: HNXDP_NETNS_SECTION, UInt32(truncatingIfNeeded: netnsInode))
         }
         var maps: [String: BPFDescriptor] = [:]
         for name in mapNames { maps[name] = try object.map(name) }

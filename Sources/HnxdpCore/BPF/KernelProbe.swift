@@ -61,7 +61,7 @@ public struct KernelCapabilities: Sendable, Codable, Equatable {
 
     /// The embedded datapath object this kernel loads: the main one, or the
     /// variant without kfuncs (bpf/hnxdp_compat.bpf.c).
-    public var datapathObject: String { kfuncs ? "hnxdp" : "hnxdp_compat" }
+    public var datapathObject: String { kfuncs ? HNXDP_OBJ_DATAPATH : HNXDP_OBJ_DATAPATH_COMPAT }
 
     /// Refuses a kernel below hnxdp's floor, naming what is missing (exit 3).
     public func requireSupported() throws {

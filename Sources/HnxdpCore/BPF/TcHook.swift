@@ -106,7 +106,7 @@ public enum TcHook {
         var present: UInt32 = 0
         if hnxdp_tc_query(ifindex, ingress ? 1 : 0, UInt32(HNXDP_TC_HANDLE), UInt32(HNXDP_TC_PRIORITY), &present) == 0 {
             let name = BPFDescriptor.programName(id: present) ?? "?"
-            guard name.hasPrefix("hnxdp_") else {
+            guard name.hasPrefix(HNXDP_NAME_PREFIX) else {
                 throw HnxdpError(.runtime, "the \(hook) has a filter at priority \(HNXDP_TC_PRIORITY) handle 0x\(String(HNXDP_TC_HANDLE, radix: 16)) running program \(present) (\(name)), not hnxdp's: remove it or move it to another priority")
             }
         }

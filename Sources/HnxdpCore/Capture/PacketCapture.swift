@@ -55,7 +55,7 @@ public enum CaptureMaps {
     /// The capture pins that exist (none for a datapath pinned by a build
     /// without capture), each checked to be this build's map.
     static func openPinned(_ layout: PinLayout) throws -> [String: BPFDescriptor] {
-        let types = try EmbeddedObject.declaredMapTypes("hnxdp")
+        let types = try EmbeddedObject.declaredMapTypes(HNXDP_OBJ_DATAPATH)
         var out: [String: BPFDescriptor] = [:]
         for (pin, name) in objectNames {
             guard let d = try BPFDescriptor.openPinned(layout.objectPath(pin)) else { continue }

@@ -21,11 +21,11 @@ public final class TrafficGenerator {
     let device: LinkInfo
 
     public init(device: LinkInfo, verbose: Bool = false) throws {
-        let object = try EmbeddedObject("hnxdp_gen", verbose: verbose)
-        let tx = try object.map("hnxdp_gen_tx")
+        let object = try EmbeddedObject(HNXDP_OBJ_GEN, verbose: verbose)
+        let tx = try object.map(HNXDP_GEN_MAP_TX)
         let rc = hnxdp_devmap_set(tx.fd, 0, UInt32(bitPattern: device.ifindex))
         if rc < 0 { throw HnxdpError.system("put \(device.name) in the generator's devmap", errno: -rc) }
-        self.program = try object.program("hnxdp_gen")
+        self.program = try object.program(HNXDP_GEN_PROG)
         self.device = device
     }
 

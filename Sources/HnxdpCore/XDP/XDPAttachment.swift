@@ -70,7 +70,7 @@ public final class XDPPairObjects {
 
     /// Loads the embedded hnxdp_xsk object for the pair and pins it.
     static func create(layout: PinLayout, synthetic: Int32, verbose: Bool) throws -> XDPPairObjects {
-        let object = try EmbeddedObject("hnxdp_xsk", verbose: verbose)
+        let object = try EmbeddedObject(HNXDP_OBJ_XSK, verbose: verbose)
         var d: [String: BPFDescriptor] = [:]
         let maps = [(HNXDP_XSK_MAP_XSKS, HNXDP_XDP_PIN_XSKS), (HNXDP_XSK_MAP_CONFIG, HNXDP_XDP_PIN_CONFIG),
                     (HNXDP_XSK_MAP_STATS, HNXDP_XDP_PIN_STATS), (HNXDP_XDP_MAP_USER, HNXDP_XDP_PIN_USER_ARRAY)]
