@@ -9,8 +9,8 @@ final class DumpReportTests: XCTestCase {
         var p = hnxdp_pair()
         p.syn_ifindex = 5
         p.vf_ifindex = 7
-        p.state = UInt32(HNXDP_STATE_ACTIVE.rawValue)
-        p.flags = UInt32(HNXDP_PAIR_F_TRANSPARENT | HNXDP_PAIR_F_EXPLICIT)
+        p.pairState = .active
+        p.pairFlags = [.transparent, .explicit]
         p.slot = 2
         p.mtu = 1500
         p.saved_gso_max_size = 65536
@@ -77,10 +77,26 @@ final class DumpReportTests: XCTestCase {
     }
 
     func testStateNames() {
-        XCTAssertEqual(PairReport.stateName(UInt32(HNXDP_STATE_IDLE.rawValue)), "idle")
-        XCTAssertEqual(PairReport.stateName(UInt32(HNXDP_STATE_SETTLING.rawValue)), "settling")
-        XCTAssertEqual(PairReport.stateName(UInt32(HNXDP_STATE_HELD_DOWN.rawValue)), "held-down")
-        XCTAssertEqual(PairReport.stateName(UInt32(HNXDP_STATE_DISABLED.rawValue)), "disabled")
+        XCTAssertEqual(PairState(rawValue: UInt32(HNXDP_STATE_IDLE.rawValue)).name, "idle")
+        XCTAssertEqual(PairState(rawValue: UInt32(HNXDP_STATE_SETTLING.rawValue)).name, "settling")
+        XCTAssertEqual(PairState(rawValue: UInt32(HNXDP_STATE_ACTIVE.rawValue)).name, "active")
+        XCTAssertEqual(PairState(rawValue: UInt32(HNXDP_STATE_HELD_DOWN.rawValue)).name, "held-down")
+        XCTAssertEqual(PairState(rawValue: UInt32(HNXDP_STATE_DISABLED.rawValue)).name, "disabled")
+        XCTAssertEqual(PairState(rawValue: 99), .unknown(99))
+        XCTAssertEqual(PairState(rawValue: 99).name, "unknown(99)")
+        for state in PairState.allCases { XCTAssertEqual(PairState(rawValue: state.rawValue), state) }
+        // The state machine publishes each phase under the same name.
+        XCTAssertEqual(PairPhase.heldDown(vf: nil, deadline: 0).state, .heldDown)
+    }
+
+    func testPairFlagsAreTheHeaders() {
+        var p = hnxdp_pair()
+        p.pairFlags = [.vfWasUp, .hasGSOIPv4]
+        XCTAssertEqual(p.flags, UInt32(HNXDP_PAIR_F_VF_WAS_UP | HNXDP_PAIR_F_HAS_GSO_IPV4))
+        p.pairFlags.subtract(.vfWasUp)
+        XCTAssertEqual(p.flags, UInt32(HNXDP_PAIR_F_HAS_GSO_IPV4))
+        p.flags = UInt32(HNXDP_PAIR_F_MTU_FALLBACK)
+        XCTAssertEqual(p.pairFlags, .mtuFallback)
     }
 
     /// `dump --json` and `status --json` say which binary wrote them and which layout they have.

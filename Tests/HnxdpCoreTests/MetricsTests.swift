@@ -6,7 +6,7 @@ import XCTest
 /// escaping, one-hot states, histograms; the endpoint's address rules; the
 /// config keys. The real maps and promtool are exercised by scripts/tests/88-metrics.sh.
 final class MetricsTests: XCTestCase {
-    func pair(_ syn: Int32, _ name: String?, vf: Int32? = nil, vfName: String? = nil, state: UInt32 = 2) -> PairCounters {
+    func pair(_ syn: Int32, _ name: String?, vf: Int32? = nil, vfName: String? = nil, state: PairState = .active) -> PairCounters {
         var stats = PairReport.Stats()
         stats.vf_rx_packets = 10; stats.vf_rx_bytes = 640; stats.vf_tx_packets = 3; stats.vf_tx_bytes = 300
         stats.syn_rx_packets = 1; stats.syn_rx_bytes = 60; stats.syn_tx_packets = 2; stats.syn_tx_bytes = 120
@@ -30,7 +30,7 @@ final class MetricsTests: XCTestCase {
     }
 
     func testCountersStatesAndInfoPerPair() {
-        let out = MetricsExposition.render(pairs: [pair(5, "hn0", vf: 7, vfName: "vf0"), pair(9, "hn1", state: 0)], version: "1.2.3")
+        let out = MetricsExposition.render(pairs: [pair(5, "hn0", vf: 7, vfName: "vf0"), pair(9, "hn1", state: .idle)], version: "1.2.3")
         let s = samples(out)
         XCTAssertEqual(s[#"hnxdp_build_info{version="1.2.3"}"#], "1.0")
         XCTAssertEqual(s["hnxdp_pairs"], "2.0")

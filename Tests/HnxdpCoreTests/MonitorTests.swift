@@ -10,7 +10,7 @@ final class MonitorTests: XCTestCase {
         stats.vf_rx_bytes = rxBytes
         stats.drops = drops
         return MonitorPair(synthetic: ifindex, syntheticName: "hn0", vf: 7, vfName: "vf0", vfCarrier: true, slot: slot,
-                           state: "active", datapath: "vf", switches: 1, stats: stats, readNs: readNs)
+                           state: .active, datapath: "vf", switches: 1, stats: stats, readNs: readNs)
     }
 
     // MARK: rates

@@ -121,11 +121,11 @@ final class DatapathTestRunTests: XCTestCase {
         return (rc, retval)
     }
 
-    func installPair(state: UInt32 = UInt32(HNXDP_STATE_ACTIVE.rawValue)) throws {
+    func installPair(state: PairState = .active) throws {
         var pair = hnxdp_pair()
         pair.syn_ifindex = UInt32(synIndex)
         pair.vf_ifindex = UInt32(vfIndex)
-        pair.state = state
+        pair.pairState = state
         pair.slot = 3
         try datapath.storePair(pair)
         try datapath.storeVF(UInt32(vfIndex), synthetic: UInt32(synIndex), slot: 3)
@@ -255,7 +255,7 @@ final class DatapathTestRunTests: XCTestCase {
     }
 
     func testSyntheticEgressIdlePairTakesTheSyntheticPath() throws {
-        try installPair(state: UInt32(HNXDP_STATE_IDLE.rawValue))
+        try installPair(state: .idle)
         let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxNext)
         let c = try datapath.counters(slot: 3)
         XCTAssertEqual(c.syn_tx_packets, UInt64(n))
@@ -270,7 +270,7 @@ final class DatapathTestRunTests: XCTestCase {
         var pair = hnxdp_pair()
         pair.syn_ifindex = UInt32(synIndex)
         pair.vf_ifindex = UInt32(big)
-        pair.state = UInt32(HNXDP_STATE_ACTIVE.rawValue)
+        pair.pairState = .active
         pair.slot = 3
         try datapath.storePair(pair)
         try datapath.storeVF(UInt32(big), synthetic: UInt32(synIndex), slot: 3)

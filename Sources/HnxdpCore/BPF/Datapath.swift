@@ -225,7 +225,7 @@ public final class Datapath {
         try vfs.update(vf, hnxdp_vf_entry(syn_ifindex: synthetic, slot: slot))
         if vf < UInt32(HNXDP_FAST_IFINDEXES) {
             try devs.update(vf, hnxdp_dev(role: UInt32(HNXDP_ROLE_VF), peer_ifindex: synthetic, slot: slot,
-                                          state: UInt32(HNXDP_STATE_ACTIVE.rawValue)))
+                                          state: PairState.active.rawValue))
         }
     }
 

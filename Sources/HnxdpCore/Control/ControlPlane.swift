@@ -392,7 +392,7 @@ public final class ControlPlane {
             log.info(vf.map { "VF \($0.name)(\($0.ifindex)) present; transparent mode off: reported only, nothing changed" }
                      ?? "VF gone; transparent mode off: nothing to undo")
             if var pair = try datapath.pairs.lookup(UInt32(bitPattern: synIndex)),
-               pair.state == UInt32(HNXDP_STATE_DISABLED.rawValue) {
+               pair.pairState == .disabled {
                 pair.vf_ifindex = vfIndex.map { UInt32(bitPattern: $0) } ?? 0
                 try datapath.storePair(pair)
             }
@@ -406,7 +406,7 @@ public final class ControlPlane {
             do {
                 let start = monotonicNanoseconds()
                 // The entry still shows the phase the machine left (publish): held down or settling.
-                let afterHoldDown = try datapath.pairs.lookup(UInt32(bitPattern: synIndex))?.state == UInt32(HNXDP_STATE_HELD_DOWN.rawValue)
+                let afterHoldDown = try datapath.pairs.lookup(UInt32(bitPattern: synIndex))?.pairState == .heldDown
                 let result = try lifecycle.joinVF(synthetic: syn, vf: vf, netlink: netlink, datapath: datapath,
                                                   switchReason: afterHoldDown ? .holdDownEnded : .joined)
                 multicastAdded[synIndex] = []
@@ -443,17 +443,11 @@ public final class ControlPlane {
         guard let datapath, let machine = machines[synIndex] else { return }
         let key = UInt32(bitPattern: synIndex)
         guard var pair = try datapath.pairs.lookup(key) else { return }
-        let state: hnxdp_pair_state
-        switch machine.phase {
-        case .idle: state = HNXDP_STATE_IDLE
-        case .settling: state = HNXDP_STATE_SETTLING
-        case .active: return // joinVF writes it
-        case .heldDown: state = HNXDP_STATE_HELD_DOWN
-        case .disabled: state = HNXDP_STATE_DISABLED
-        }
+        let state = machine.phase.state
+        if state == .active { return } // joinVF writes it
         // Never claim a non-active state while a VF is still joined in the map.
-        if pair.vf_ifindex != 0 && pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue) { return }
-        pair.state = UInt32(state.rawValue)
+        if pair.vf_ifindex != 0 && pair.pairState == .active { return }
+        pair.pairState = state
         try datapath.storePair(pair)
     }
 
@@ -492,12 +486,12 @@ public final class ControlPlane {
     /// Starts managing a synthetic: install its pair (transparent) and a machine.
     func manage(_ syn: LinkInfo) throws {
         if settings.transparent, let datapath {
-            try lifecycle.install(synthetic: syn, flags: UInt32(HNXDP_PAIR_F_TRANSPARENT), datapath: datapath)
+            try lifecycle.install(synthetic: syn, flags: .transparent, datapath: datapath)
         } else if let datapath, try datapath.pairs.lookup(UInt32(bitPattern: syn.ifindex)) == nil {
             // Report only: an entry for `dump`, nothing on the devices.
             var pair = hnxdp_pair()
             pair.syn_ifindex = UInt32(bitPattern: syn.ifindex)
-            pair.state = UInt32(HNXDP_STATE_DISABLED.rawValue)
+            pair.pairState = .disabled
             pair.slot = try lifecycle.freeSlot(datapath)
             pair.mtu = syn.mtu
             try datapath.storePair(pair)
@@ -512,7 +506,7 @@ public final class ControlPlane {
     /// B19: takes over a pinned pair as it is, reconciled with the devices now.
     func adopt(syn: LinkInfo, pair: hnxdp_pair) throws {
         guard let datapath else { return }
-        if pair.state == UInt32(HNXDP_STATE_DISABLED.rawValue) {
+        if pair.pairState == .disabled {
             // Report-only pair of a run with transparent mode off: nothing was changed.
             if settings.transparent {
                 try datapath.removePair(synthetic: UInt32(bitPattern: syn.ifindex))
@@ -526,7 +520,7 @@ public final class ControlPlane {
         log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
         if pair.vf_ifindex != 0 {
             let vfIndex = Int32(bitPattern: pair.vf_ifindex)
-            if let vf = links[vfIndex], matches(vf: vf, syn: syn) || pair.flags & UInt32(HNXDP_PAIR_F_EXPLICIT) != 0 {
+            if let vf = links[vfIndex], matches(vf: vf, syn: syn) || pair.pairFlags.contains(.explicit) {
                 // Still joined: keep it, repair a missing link without touching the rest.
                 let repaired = try lifecycle.reattachLinks(synthetic: syn, vf: vf, datapath: datapath)
                 if !repaired.isEmpty { log.warning("adopted pair had lost links: re-attached \(repaired.joined(separator: ", "))") }
@@ -539,7 +533,7 @@ public final class ControlPlane {
                                   switchReason: .departedWhileStopped)
             log.info("adopted: VF ifindex \(vfIndex) left meanwhile, restored the synthetic, state idle")
         }
-        try lifecycle.install(synthetic: syn, flags: pair.flags, datapath: datapath)
+        try lifecycle.install(synthetic: syn, flags: pair.pairFlags, datapath: datapath)
         machines[syn.ifindex] = PairStateMachine(timing: settings.timing, transparent: settings.transparent)
         try publish(synIndex: syn.ifindex)
     }

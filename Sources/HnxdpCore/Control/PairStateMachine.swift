@@ -27,16 +27,19 @@ public enum PairPhase: Equatable, Sendable {
     /// Transparent mode off (B3): the VF is only reported.
     case disabled(vf: Int32?)
 
-    /// The name `dump` shows.
-    public var name: String {
+    /// The pair state this phase is published as in the pair entry.
+    public var state: PairState {
         switch self {
-        case .idle: return "idle"
-        case .settling: return "settling"
-        case .active: return "active"
-        case .heldDown: return "held-down"
-        case .disabled: return "disabled"
+        case .idle: return .idle
+        case .settling: return .settling
+        case .active: return .active
+        case .heldDown: return .heldDown
+        case .disabled: return .disabled
         }
     }
+
+    /// The name `dump` shows.
+    public var name: String { state.name }
 
     /// The VF this phase is about, if any.
     public var vf: Int32? {

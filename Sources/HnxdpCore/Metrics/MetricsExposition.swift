@@ -36,10 +36,7 @@ public enum MetricsExposition {
     ]
 
     /// The states `hnxdp_pair_state` has one series for each, as `dump` names them.
-    public static let states: [UInt32] = [
-        UInt32(HNXDP_STATE_IDLE.rawValue), UInt32(HNXDP_STATE_SETTLING.rawValue), UInt32(HNXDP_STATE_ACTIVE.rawValue),
-        UInt32(HNXDP_STATE_HELD_DOWN.rawValue), UInt32(HNXDP_STATE_DISABLED.rawValue),
-    ]
+    public static let states: [PairState] = PairState.allCases
 
     /// The `synthetic` label of a pair: its name, or `ifindex-N` when it has none (gone meanwhile).
     public static func syntheticLabel(_ pair: PairCounters) -> String {
@@ -65,7 +62,7 @@ public enum MetricsExposition {
             }
             for state in states {
                 registry.makeGauge(descriptor: describe("hnxdp_pair_state", "1 for the pair's state (idle, settling, active, held-down, disabled), 0 for the others."),
-                                   labels: [("synthetic", synthetic), ("state", PairReport.stateName(state))])
+                                   labels: [("synthetic", synthetic), ("state", state.name)])
                     .set(to: pair.state == state ? 1 : 0)
             }
             registry.makeGauge(descriptor: describe("hnxdp_pair_info", "Always 1: the pair's synthetic ifindex and the VF its entry names (empty: none)."),

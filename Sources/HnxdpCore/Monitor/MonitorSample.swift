@@ -15,8 +15,7 @@ public struct MonitorPair: Equatable, Sendable {
     public var vfCarrier: Bool?
     /// The pair's slot in `hnxdp_stats`: a pair made again may get another.
     public var slot: UInt32
-    /// "idle", "settling", "active", "held-down", "disabled".
-    public var state: String
+    public var state: PairState
     /// "vf" or "synthetic", as in `dump`.
     public var datapath: String
     public var switches: UInt32
@@ -31,7 +30,7 @@ public struct MonitorPair: Equatable, Sendable {
     public var readNs: UInt64
 
     public init(synthetic: Int32, syntheticName: String? = nil, vf: Int32? = nil, vfName: String? = nil, vfCarrier: Bool? = nil,
-                slot: UInt32 = 0, state: String = "idle", datapath: String = "synthetic", switches: UInt32 = 0,
+                slot: UInt32 = 0, state: PairState = .idle, datapath: String = "synthetic", switches: UInt32 = 0,
                 lastSwitchNs: UInt64 = 0, lastSwitch: SwitchEvent? = nil, stats: PairReport.Stats = PairReport.Stats(), readNs: UInt64 = 0) {
         self.synthetic = synthetic
         self.syntheticName = syntheticName
@@ -77,11 +76,11 @@ public struct MonitorSample: Equatable, Sendable {
         for c in counters {
             let vfLink = c.vf.flatMap { links[$0] }
             let tx = try datapath.transmitDevice(slot: c.slot)
-            let active = c.state == UInt32(HNXDP_STATE_ACTIVE.rawValue)
+            let active = c.state == .active
             let usable = active && tx != nil && tx == c.vf.map(UInt32.init(bitPattern:)) && (vfLink?.carrier ?? false)
             pairs.append(MonitorPair(
                 synthetic: c.synthetic, syntheticName: c.syntheticName, vf: c.vf, vfName: c.vfName, vfCarrier: vfLink?.carrier,
-                slot: c.slot, state: c.stateName, datapath: usable ? "vf" : "synthetic",
+                slot: c.slot, state: c.state, datapath: usable ? "vf" : "synthetic",
                 switches: c.switches, lastSwitchNs: c.lastSwitchNs,
                 lastSwitch: c.switches == 0 ? nil : histories.load(synthetic: c.synthetic).last(switches: c.switches),
                 stats: c.stats, readNs: readNs))

@@ -114,8 +114,8 @@ public enum MonitorView {
             } else {
                 title.append(Span(" <- no VF"))
             }
-            let stateStyle: Span.Style = p.state == "active" ? .good : (p.state == "idle" || p.state == "disabled") ? .plain : .warn
-            title += [Span(": "), Span(p.state, stateStyle), Span(", datapath "),
+            let stateStyle: Span.Style = p.state == .active ? .good : (p.state == .idle || p.state == .disabled) ? .plain : .warn
+            title += [Span(": "), Span(p.state.name, stateStyle), Span(", datapath "),
                       Span(p.datapath, p.datapath == "vf" ? .good : .plain), Span(", switches \(p.switches)")]
             if p.lastSwitchNs != 0 {
                 var last = ", last \(clock(p.lastSwitchNs)) (\(age(nowNs: sample.realtimeNs, thenNs: p.lastSwitchNs)) ago)"
@@ -216,7 +216,7 @@ public enum MonitorView {
             return Line.Pair(
                 synthetic: Line.Device(name: p.syntheticName, ifindex: p.synthetic, carrier: nil),
                 vf: p.vf.map { Line.Device(name: p.vfName, ifindex: $0, carrier: p.vfCarrier) },
-                state: p.state, datapath: p.datapath, switches: p.switches,
+                state: p.state.name, datapath: p.datapath, switches: p.switches,
                 last_switch: p.lastSwitchNs == 0 ? nil : iso8601UTC(nanosecondsSinceEpoch: p.lastSwitchNs),
                 last_switch_direction: p.lastSwitch?.direction, last_switch_reason: p.lastSwitch?.reason,
                 slot: p.slot, stats: p.stats, rates: r, elapsed_s: elapsed)

@@ -16,8 +16,8 @@ public struct PairCounters: Equatable, Sendable {
     public var vfName: String?
     /// The pair's slot in `hnxdp_stats` (and `hnxdp_txdev`).
     public var slot: UInt32
-    /// `enum hnxdp_pair_state` as stored in the pair entry.
-    public var state: UInt32
+    /// The state the pair entry holds.
+    public var state: PairState
     /// Datapath switches (VF <-> synthetic) since the pair was installed.
     public var switches: UInt32
     /// CLOCK_REALTIME (ns) of the last switch; 0: none yet.
@@ -26,7 +26,7 @@ public struct PairCounters: Equatable, Sendable {
     public var stats: PairReport.Stats
 
     public init(synthetic: Int32, syntheticName: String? = nil, vf: Int32? = nil, vfName: String? = nil,
-                slot: UInt32 = 0, state: UInt32 = 0, switches: UInt32 = 0, lastSwitchNs: UInt64 = 0,
+                slot: UInt32 = 0, state: PairState = .idle, switches: UInt32 = 0, lastSwitchNs: UInt64 = 0,
                 stats: PairReport.Stats = PairReport.Stats()) {
         self.synthetic = synthetic
         self.syntheticName = syntheticName
@@ -38,9 +38,6 @@ public struct PairCounters: Equatable, Sendable {
         self.lastSwitchNs = lastSwitchNs
         self.stats = stats
     }
-
-    /// "idle", "settling", "active", "held-down", "disabled" (as `dump` prints it).
-    public var stateName: String { PairReport.stateName(state) }
 
     /// Every pair of the namespace, sorted by the synthetic's ifindex, read from
     /// the maps now. `names` gives a device's name by ifindex (e.g. from
@@ -54,7 +51,7 @@ public struct PairCounters: Equatable, Sendable {
             let vf: Int32? = pair.vf_ifindex == 0 ? nil : Int32(bitPattern: pair.vf_ifindex)
             result.append(PairCounters(
                 synthetic: syn, syntheticName: names[syn], vf: vf, vfName: vf.flatMap { names[$0] },
-                slot: pair.slot, state: pair.state, switches: pair.switches, lastSwitchNs: pair.last_switch_ns,
+                slot: pair.slot, state: pair.pairState, switches: pair.switches, lastSwitchNs: pair.last_switch_ns,
                 stats: PairReport.Stats(try datapath.counters(slot: pair.slot))))
         }
         return result

@@ -50,7 +50,7 @@ public struct PairLifecycle {
     }
 
     /// Checks an explicit pair by name and joins it. Bad input throws before anything changes.
-    public func attach(synthetic synName: String, vf vfName: String, force: Bool, flags: UInt32 = 0) throws -> JoinResult {
+    public func attach(synthetic synName: String, vf vfName: String, force: Bool, flags: PairFlags = []) throws -> JoinResult {
         let netlink = try RTNetlink()
         var syn = try netlink.requireLink(named: synName, option: "--synthetic")
         var vf = try netlink.requireLink(named: vfName, option: "--vf")
@@ -103,13 +103,13 @@ public struct PairLifecycle {
             return JoinResult(synthetic: syn, vf: vf, alreadyAttached: true, featuresTurnedOff: [],
                               gsoMaxSize: syn.gsoMaxSize, gsoMaxSegs: syn.gsoMaxSegs, mtu: syn.mtu, mtuFallback: false)
         case .join:
-            return try join(synthetic: syn, vf: vf, netlink: netlink, flags: flags | UInt32(HNXDP_PAIR_F_EXPLICIT))
+            return try join(synthetic: syn, vf: vf, netlink: netlink, flags: flags.union(.explicit))
         }
     }
 
     /// Joins an eligible, checked pair: installs the pair if needed, then joins the VF.
     /// On failure nothing is left: a pair installed by this call is removed again.
-    public func join(synthetic syn: LinkInfo, vf: LinkInfo, netlink: RTNetlink, flags: UInt32,
+    public func join(synthetic syn: LinkInfo, vf: LinkInfo, netlink: RTNetlink, flags: PairFlags,
                      switchReason: SwitchReason = .attach) throws -> JoinResult {
         let undo = UndoStack(logger: logger)
         do {
@@ -132,7 +132,7 @@ public struct PairLifecycle {
     /// no VF, its own stats slot) and the synthetic's two tcx links. Returns
     /// false when it already was one (nothing changed).
     @discardableResult
-    public func install(synthetic syn: LinkInfo, flags: UInt32, datapath: Datapath) throws -> Bool {
+    public func install(synthetic syn: LinkInfo, flags: PairFlags, datapath: Datapath) throws -> Bool {
         let synKey = UInt32(bitPattern: syn.ifindex)
         let linksPresent = [DatapathProgram.synIngress, .synEgress].allSatisfy {
             TcHook.isAttached(pinPath: layout.linkPath(synthetic: syn.ifindex, $0.linkName))
@@ -146,8 +146,8 @@ public struct PairLifecycle {
         do {
             var pair = hnxdp_pair()
             pair.syn_ifindex = synKey
-            pair.state = UInt32(HNXDP_STATE_IDLE.rawValue)
-            pair.flags = flags
+            pair.pairState = .idle
+            pair.pairFlags = flags
             pair.slot = try freeSlot(datapath)
             pair.mtu = syn.mtu
             try datapath.resetCounters(slot: pair.slot)
@@ -234,10 +234,10 @@ public struct PairLifecycle {
             }
             let original = pair
             pair.vf_ifindex = vfKey
-            pair.flags &= ~UInt32(HNXDP_PAIR_F_VF_WAS_UP | HNXDP_PAIR_F_MTU_FALLBACK | HNXDP_PAIR_F_HAS_GSO_IPV4)
+            pair.pairFlags.subtract([.vfWasUp, .mtuFallback, .hasGSOIPv4])
             pair.saved_syn_mtu = syn.mtu
             pair.saved_vf_mtu = vf.mtu
-            if vf.isUp { pair.flags |= UInt32(HNXDP_PAIR_F_VF_WAS_UP) }
+            if vf.isUp { pair.pairFlags.insert(.vfWasUp) }
             // B4: capabilities.
             let synFeatures = try Ethtool.features(of: syn.name)
             let vfFeatures = try Ethtool.features(of: vf.name)
@@ -278,7 +278,7 @@ public struct PairLifecycle {
             if let s = syn.gsoIPv4MaxSize, let v = vf.gsoIPv4MaxSize ?? vf.gsoMaxSize, v < s {
                 limits.gsoIPv4MaxSize = v
             }
-            if syn.gsoIPv4MaxSize != nil { pair.flags |= UInt32(HNXDP_PAIR_F_HAS_GSO_IPV4) }
+            if syn.gsoIPv4MaxSize != nil { pair.pairFlags.insert(.hasGSOIPv4) }
             if limits != LinkChange() {
                 try netlink.setLink(index: syn.ifindex, name: syn.name, limits)
             }
@@ -299,7 +299,7 @@ public struct PairLifecycle {
                     mtu = 1500
                     mtuFallback = true
                     record.mtuFallback = true
-                    pair.flags |= UInt32(HNXDP_PAIR_F_MTU_FALLBACK)
+                    pair.pairFlags.insert(.mtuFallback)
                 }
             }
             pair.mtu = mtu
@@ -321,7 +321,7 @@ public struct PairLifecycle {
             logQdisc(qdisc.state, pairLog: pairLog, syn: syn, vf: vf, what: "joined")
 
             // B8/B9: datapath. Maps first, so the programs see a complete pair.
-            pair.state = UInt32(HNXDP_STATE_ACTIVE.rawValue)
+            pair.pairState = .active
             pair.switches &+= 1
             pair.last_switch_ns = realtimeNanoseconds()
             try datapath.storeVF(vfKey, synthetic: synKey, slot: pair.slot)
@@ -373,7 +373,7 @@ public struct PairLifecycle {
         let synKey = UInt32(bitPattern: ifindex)
         let entry = try datapath?.pairs.lookup(synKey)
         // A report-only pair (transparent off) names its VF but never joined it.
-        let joined = entry.map { $0.vf_ifindex != 0 && $0.state != UInt32(HNXDP_STATE_DISABLED.rawValue) } ?? false
+        let joined = entry.map { $0.vf_ifindex != 0 && $0.pairState != .disabled } ?? false
         var record = try records.load(synthetic: ifindex)
         if record == nil, joined, let entry {
             logger.warning("pair ifindex \(ifindex): no write-ahead record in \(records.state.namespaceDirectory); restoring from the pinned pair entry")
@@ -386,8 +386,8 @@ public struct PairLifecycle {
         var switches: UInt32 = 0
         if let datapath, var pair = entry {
             // 1. Transmit falls back now.
-            if pair.vf_ifindex != 0 && pair.state != UInt32(HNXDP_STATE_DISABLED.rawValue) {
-                pair.state = UInt32(HNXDP_STATE_IDLE.rawValue)
+            if pair.vf_ifindex != 0 && pair.pairState != .disabled {
+                pair.pairState = .idle
                 pair.switches &+= 1
                 pair.last_switch_ns = realtimeNanoseconds()
                 pair.vf_ifindex = 0
@@ -478,15 +478,15 @@ public struct PairLifecycle {
         s.mtu = pair.saved_syn_mtu
         s.gsoMaxSize = pair.saved_gso_max_size
         s.gsoMaxSegs = pair.saved_gso_max_segs
-        s.gsoIPv4MaxSize = pair.flags & UInt32(HNXDP_PAIR_F_HAS_GSO_IPV4) != 0 ? pair.saved_gso_ipv4_max_size : nil
+        s.gsoIPv4MaxSize = pair.pairFlags.contains(.hasGSOIPv4) ? pair.saved_gso_ipv4_max_size : nil
         s.features = FeatureWords.array(pair.saved_features)
         // The VF: only what the entry holds (MTU, admin state); the rest stays as it is.
         var v: DeviceOriginals
         if let vf = try netlink.link(index: vfIndex) { v = DeviceOriginals(vf) } else { v = DeviceOriginals(LinkInfo(ifindex: vfIndex, name: "")) }
         v.mtu = pair.saved_vf_mtu != 0 ? pair.saved_vf_mtu : v.mtu
-        v.up = pair.flags & UInt32(HNXDP_PAIR_F_VF_WAS_UP) != 0
+        v.up = pair.pairFlags.contains(.vfWasUp)
         var record = PairRecord(phase: .joined, netnsCookie: NetworkNamespace.currentCookie(), synthetic: s, vf: v)
-        record.mtuFallback = pair.flags & UInt32(HNXDP_PAIR_F_MTU_FALLBACK) != 0
+        record.mtuFallback = pair.pairFlags.contains(.mtuFallback)
         return record
     }
 

@@ -103,24 +103,12 @@ public struct PairReport: Encodable, Equatable, Sendable {
         try c.encode(qdisc, forKey: .qdisc)
     }
 
-    /// "idle", "settling", "active", "held-down", "disabled".
-    public static func stateName(_ raw: UInt32) -> String {
-        switch raw {
-        case UInt32(HNXDP_STATE_IDLE.rawValue): return "idle"
-        case UInt32(HNXDP_STATE_SETTLING.rawValue): return "settling"
-        case UInt32(HNXDP_STATE_ACTIVE.rawValue): return "active"
-        case UInt32(HNXDP_STATE_HELD_DOWN.rawValue): return "held-down"
-        case UInt32(HNXDP_STATE_DISABLED.rawValue): return "disabled"
-        default: return "unknown(\(raw))"
-        }
-    }
-
     /// The report of one pair from its map entry, counters and the devices as they are now.
     /// Pure: the caller looks up the devices and features.
     static func make(pair: hnxdp_pair, counters: hnxdp_stats, synthetic: LinkInfo?, vf: LinkInfo?,
                      txdevPresent: Bool, featureNames: [String], layout: PinLayout, vfAddresses: [String] = [],
                      qdisc: QdiscState = .none, history: [SwitchEvent] = []) -> PairReport {
-        let active = pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue)
+        let active = pair.pairState == .active
         let vfUsable = active && txdevPresent && (vf?.carrier ?? false)
         func names(_ t: (UInt64, UInt64)) -> [String] {
             let words = FeatureWords.array(t)
@@ -137,7 +125,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
         return PairReport(
             synthetic: Device(name: synthetic?.name, ifindex: synIndex, mac: synthetic?.macString, carrier: nil),
             vf: vf.map { Device(name: $0.name, ifindex: $0.ifindex, mac: nil, carrier: $0.carrier, addresses: vfAddresses) },
-            state: stateName(pair.state),
+            state: pair.pairState.name,
             datapath: vfUsable ? "vf" : "synthetic",
             mtu: synthetic?.mtu ?? pair.mtu,
             features: Features(saved: names(pair.saved_active), vf: names(pair.vf_features), effective: names(pair.effective_features)),
@@ -147,8 +135,8 @@ public struct PairReport: Encodable, Equatable, Sendable {
             switches: pair.switches,
             last_switch: lastSwitch,
             switch_history: history,
-            transparent: pair.flags & UInt32(HNXDP_PAIR_F_TRANSPARENT) != 0,
-            explicit: pair.flags & UInt32(HNXDP_PAIR_F_EXPLICIT) != 0,
+            transparent: pair.pairFlags.contains(.transparent),
+            explicit: pair.pairFlags.contains(.explicit),
             slot: pair.slot,
             pins: layout.pairDirectory(synthetic: synIndex),
             qdisc: qdisc.description)
@@ -230,7 +218,7 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             let tx = try datapath.transmitDevice(slot: pair.slot)
             // The egress shaping of a joined pair, as the devices read now.
             var qdisc = QdiscState.none
-            if pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue), let syn, let vf {
+            if pair.pairState == .active, let syn, let vf {
                 do { qdisc = try QdiscMirror.observe(netlink: netlink, syn: syn, vf: vf) } catch {
                     qdisc = .notFaithful("cannot read the qdiscs: \(error)")
                 }

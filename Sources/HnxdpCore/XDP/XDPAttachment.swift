@@ -269,7 +269,7 @@ public enum XDPAttachment {
         if try objects.attach(device: .synthetic, ifindex: synthetic.ifindex, ifname: synthetic.name) {
             undo.push("XDP on \(synthetic.name)") { try objects.detach(device: .synthetic) }
         }
-        if pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue), pair.vf_ifindex != 0,
+        if pair.pairState == .active, pair.vf_ifindex != 0,
            let vf = try netlink.link(index: Int32(bitPattern: pair.vf_ifindex)),
            try objects.attach(device: .vf, ifindex: vf.ifindex, ifname: vf.name) {
             undo.push("XDP on \(vf.name)") { try objects.detach(device: .vf) }

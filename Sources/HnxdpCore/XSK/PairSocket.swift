@@ -266,7 +266,7 @@ public final class PairSocket {
         guard let pair = try pairs.lookup(UInt32(bitPattern: synthetic.ifindex)) else {
             throw HnxdpError(.runtime, "pair \(synthetic.name) was detached while its AF_XDP sockets were open")
         }
-        let wanted: Int32? = pair.state == UInt32(HNXDP_STATE_ACTIVE.rawValue) && pair.vf_ifindex != 0
+        let wanted: Int32? = pair.pairState == .active && pair.vf_ifindex != 0
             ? Int32(bitPattern: pair.vf_ifindex) : nil
         if let vf = members[PairDevice.vf.rawValue] {
             var reason: String? = nil
