@@ -26,7 +26,7 @@ final class DumpReportTests: XCTestCase {
     }
 
     func report(vfCarrier: Bool?, txdev: Bool = true) throws -> [String: Any] {
-        var counters = hnxdp_stats()
+        var counters = PairReport.Stats()
         counters.vf_rx_packets = 10
         counters.tx_fallback_packets = 3
         let syn = LinkInfo(ifindex: 5, name: "hn0", mac: [2, 0, 0, 0, 0, 1], mtu: 1500, gsoMaxSize: 32768, gsoMaxSegs: 100)
@@ -87,6 +87,22 @@ final class DumpReportTests: XCTestCase {
         for state in PairState.allCases { XCTAssertEqual(PairState(rawValue: state.rawValue), state) }
         // The state machine publishes each phase under the same name.
         XCTAssertEqual(PairPhase.heldDown(vf: nil, deadline: 0).state, .heldDown)
+    }
+
+    func testStatsSumEveryFieldOverCPUs() {
+        // Each CPU's struct hnxdp_stats holds 1...10 in its fields (times the CPU number).
+        func cpu(_ k: UInt64) -> hnxdp_stats {
+            hnxdp_stats(vf_rx_packets: 1 * k, vf_rx_bytes: 2 * k, vf_tx_packets: 3 * k, vf_tx_bytes: 4 * k,
+                        syn_rx_packets: 5 * k, syn_rx_bytes: 6 * k, syn_tx_packets: 7 * k, syn_tx_bytes: 8 * k,
+                        tx_fallback_packets: 9 * k, drops: 10 * k)
+        }
+        let s = PairReport.Stats(summing: [cpu(1), cpu(2), cpu(3)])
+        XCTAssertEqual([s.vf_rx_packets, s.vf_rx_bytes, s.vf_tx_packets, s.vf_tx_bytes, s.syn_rx_packets, s.syn_rx_bytes,
+                        s.syn_tx_packets, s.syn_tx_bytes, s.tx_fallback_packets, s.drops], (1...10).map { UInt64($0) * 6 })
+        XCTAssertEqual(PairReport.Stats(summing: []), PairReport.Stats())
+        var wrap = hnxdp_stats()
+        wrap.drops = UInt64.max
+        XCTAssertEqual(PairReport.Stats(summing: [wrap, cpu(1)]).drops, 9, "wraps like the kernel's counters")
     }
 
     func testPairFlagsAreTheHeaders() {

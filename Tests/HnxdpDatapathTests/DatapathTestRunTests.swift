@@ -155,7 +155,7 @@ final class DatapathTestRunTests: XCTestCase {
     func testVFIngressRedirectsEveryFrameToTheSynthetic() throws {
         try installPair()
         let n = assertCorpus(.vfIngress, on: vfIndex, expect: Self.tcxRedirect)
-        let c = try datapath.counters(slot: 3)
+        let c = try PairCounters.stats(datapath, slot: 3)
         XCTAssertEqual(c.vf_rx_packets, UInt64(n))
         XCTAssertEqual(c.syn_rx_packets, 0)
     }
@@ -163,7 +163,7 @@ final class DatapathTestRunTests: XCTestCase {
     func testVFIngressPassesFramesOfUnknownDevices() throws {
         try installPair()
         _ = assertCorpus(.vfIngress, on: synIndex, expect: Self.tcxNext)
-        XCTAssertEqual(try datapath.counters(slot: 3).vf_rx_packets, 0)
+        XCTAssertEqual(try PairCounters.stats(datapath, slot: 3).vf_rx_packets, 0)
     }
 
     func testVFIngressLoopGuard() throws {
@@ -173,7 +173,7 @@ final class DatapathTestRunTests: XCTestCase {
     }
 
     func assertNothingCounted(slot: UInt32 = 3, file: StaticString = #filePath, line: UInt = #line) throws {
-        let c = try datapath.counters(slot: slot)
+        let c = try PairCounters.stats(datapath, slot: slot)
         XCTAssertEqual([c.vf_rx_packets, c.vf_rx_bytes, c.syn_rx_packets, c.vf_tx_packets, c.syn_tx_packets, c.tx_fallback_packets],
                        [0, 0, 0, 0, 0, 0], "counters of slot \(slot)", file: file, line: line)
     }
@@ -228,7 +228,7 @@ final class DatapathTestRunTests: XCTestCase {
     func testSyntheticEgressLeavesThroughTheVF() throws {
         try installPair()
         let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxRedirect)
-        let c = try datapath.counters(slot: 3)
+        let c = try PairCounters.stats(datapath, slot: 3)
         XCTAssertEqual(c.vf_tx_packets, UInt64(n))
         XCTAssertEqual(c.syn_tx_packets, 0)
         XCTAssertEqual(c.tx_fallback_packets, 0)
@@ -239,7 +239,7 @@ final class DatapathTestRunTests: XCTestCase {
         // Taking the VF's peer down drops the VF's carrier.
         try sh("ip -n \(netnsName) link set vf0p down")
         let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxNext)
-        let c = try datapath.counters(slot: 3)
+        let c = try PairCounters.stats(datapath, slot: 3)
         XCTAssertEqual(c.vf_tx_packets, 0)
         XCTAssertEqual(c.tx_fallback_packets, UInt64(n))
         XCTAssertEqual(c.syn_tx_packets, UInt64(n))
@@ -251,13 +251,13 @@ final class DatapathTestRunTests: XCTestCase {
         // The kernel removes the devmap entry on unregister.
         XCTAssertNil(try datapath.transmitDevice(slot: 3))
         let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxNext)
-        XCTAssertEqual(try datapath.counters(slot: 3).tx_fallback_packets, UInt64(n))
+        XCTAssertEqual(try PairCounters.stats(datapath, slot: 3).tx_fallback_packets, UInt64(n))
     }
 
     func testSyntheticEgressIdlePairTakesTheSyntheticPath() throws {
         try installPair(state: .idle)
         let n = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxNext)
-        let c = try datapath.counters(slot: 3)
+        let c = try PairCounters.stats(datapath, slot: 3)
         XCTAssertEqual(c.syn_tx_packets, UInt64(n))
         XCTAssertEqual(c.tx_fallback_packets, 0)
     }
@@ -278,7 +278,7 @@ final class DatapathTestRunTests: XCTestCase {
         try datapath.resetCounters(slot: 3)
         let n = assertCorpus(.vfIngress, on: big, expect: Self.tcxRedirect)
         _ = assertCorpus(.synEgress, on: synIndex, expect: Self.tcxRedirect)
-        let c = try datapath.counters(slot: 3)
+        let c = try PairCounters.stats(datapath, slot: 3)
         XCTAssertEqual(c.vf_rx_packets, UInt64(n))
         XCTAssertEqual(c.vf_tx_packets, UInt64(n))
         try datapath.removeVF(UInt32(big))
@@ -288,7 +288,7 @@ final class DatapathTestRunTests: XCTestCase {
     func testSyntheticIngressCountsItsOwnPath() throws {
         try installPair()
         let n = assertCorpus(.synIngress, on: synIndex, expect: Self.tcxNext)
-        XCTAssertEqual(try datapath.counters(slot: 3).syn_rx_packets, UInt64(n))
+        XCTAssertEqual(try PairCounters.stats(datapath, slot: 3).syn_rx_packets, UInt64(n))
     }
 
     func testProgramsPassFramesOnDevicesWithoutAPair() throws {

@@ -255,23 +255,7 @@ public final class Datapath {
         try devs.update(ifindex, hnxdp_dev())
     }
 
-    /// Sum of the per-CPU counters of one slot.
-    public func counters(slot: UInt32) throws -> hnxdp_stats {
-        var total = hnxdp_stats()
-        for s in try stats.lookupPerCPU(slot) ?? [] {
-            total.vf_rx_packets &+= s.vf_rx_packets
-            total.vf_rx_bytes &+= s.vf_rx_bytes
-            total.vf_tx_packets &+= s.vf_tx_packets
-            total.vf_tx_bytes &+= s.vf_tx_bytes
-            total.syn_rx_packets &+= s.syn_rx_packets
-            total.syn_rx_bytes &+= s.syn_rx_bytes
-            total.syn_tx_packets &+= s.syn_tx_packets
-            total.syn_tx_bytes &+= s.syn_tx_bytes
-            total.tx_fallback_packets &+= s.tx_fallback_packets
-            total.drops &+= s.drops
-        }
-        return total
-    }
+    // Reading the counters (summed over CPUs): PairCounters.stats(_:slot:).
 
     /// Zeroes the counters of a slot (on every CPU).
     public func resetCounters(slot: UInt32) throws {

@@ -52,9 +52,15 @@ public struct PairCounters: Equatable, Sendable {
             result.append(PairCounters(
                 synthetic: syn, syntheticName: names[syn], vf: vf, vfName: vf.flatMap { names[$0] },
                 slot: pair.slot, state: pair.pairState, switches: pair.switches, lastSwitchNs: pair.last_switch_ns,
-                stats: PairReport.Stats(try datapath.counters(slot: pair.slot))))
+                stats: try stats(datapath, slot: pair.slot)))
         }
         return result
+    }
+
+    /// The counters of one stats slot, summed over CPUs, as the datapath holds
+    /// them now: the one reader of `hnxdp_stats` (dump, status, monitor, metrics).
+    public static func stats(_ datapath: Datapath, slot: UInt32) throws -> PairReport.Stats {
+        PairReport.Stats(summing: try datapath.stats.lookupPerCPU(slot) ?? [])
     }
 
     /// The namespace's pairs with device names, opening the pinned datapath of

@@ -44,12 +44,20 @@ public struct PairReport: Encodable, Equatable, Sendable {
         public var drops: UInt64 = 0
 
         public init() {}
-        init(_ s: hnxdp_stats) {
-            vf_rx_packets = s.vf_rx_packets; vf_rx_bytes = s.vf_rx_bytes
-            vf_tx_packets = s.vf_tx_packets; vf_tx_bytes = s.vf_tx_bytes
-            syn_rx_packets = s.syn_rx_packets; syn_rx_bytes = s.syn_rx_bytes
-            syn_tx_packets = s.syn_tx_packets; syn_tx_bytes = s.syn_tx_bytes
-            tx_fallback_packets = s.tx_fallback_packets; drops = s.drops
+
+        /// The sum of the per-CPU values of one slot of `hnxdp_stats`
+        /// (`PairCounters.stats` reads them).
+        public init(summing perCPU: [hnxdp_stats]) {
+            for s in perCPU { add(s) }
+        }
+
+        /// Adds one CPU's counters: the one place that knows `struct hnxdp_stats`'s fields.
+        mutating func add(_ s: hnxdp_stats) {
+            vf_rx_packets &+= s.vf_rx_packets; vf_rx_bytes &+= s.vf_rx_bytes
+            vf_tx_packets &+= s.vf_tx_packets; vf_tx_bytes &+= s.vf_tx_bytes
+            syn_rx_packets &+= s.syn_rx_packets; syn_rx_bytes &+= s.syn_rx_bytes
+            syn_tx_packets &+= s.syn_tx_packets; syn_tx_bytes &+= s.syn_tx_bytes
+            tx_fallback_packets &+= s.tx_fallback_packets; drops &+= s.drops
         }
     }
 
@@ -105,7 +113,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
 
     /// The report of one pair from its map entry, counters and the devices as they are now.
     /// Pure: the caller looks up the devices and features.
-    static func make(pair: hnxdp_pair, counters: hnxdp_stats, synthetic: LinkInfo?, vf: LinkInfo?,
+    static func make(pair: hnxdp_pair, counters: Stats, synthetic: LinkInfo?, vf: LinkInfo?,
                      txdevPresent: Bool, featureNames: [String], layout: PinLayout, vfAddresses: [String] = [],
                      qdisc: QdiscState = .none, history: [SwitchEvent] = []) -> PairReport {
         let active = pair.pairState == .active
@@ -131,7 +139,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
             features: Features(saved: names(pair.saved_active), vf: names(pair.vf_features), effective: names(pair.effective_features)),
             gso: GSO(saved_max_size: pair.saved_gso_max_size, max_size: synthetic?.gsoMaxSize ?? pair.gso_max_size,
                      saved_max_segs: pair.saved_gso_max_segs, max_segs: synthetic?.gsoMaxSegs ?? pair.gso_max_segs),
-            stats: Stats(counters),
+            stats: counters,
             switches: pair.switches,
             last_switch: lastSwitch,
             switch_history: history,
@@ -224,7 +232,7 @@ public struct DumpReport: Encodable, Equatable, Sendable {
                 }
             }
             var entry = PairReport.make(
-                pair: pair, counters: try datapath.counters(slot: pair.slot), synthetic: syn, vf: vf,
+                pair: pair, counters: try PairCounters.stats(datapath, slot: pair.slot), synthetic: syn, vf: vf,
                 txdevPresent: tx != nil && tx == pair.vf_ifindex,
                 featureNames: featureNames ?? [], layout: layout, vfAddresses: own, qdisc: qdisc,
                 history: histories.load(synthetic: Int32(bitPattern: key)).switches)
