@@ -43,6 +43,10 @@
 #   run_dump_watch_start SECS DESC COND [SYN] [...]  the same in the background
 #   run_dump_watch_end          wait for it; sets/fails like run_wait_dump
 #   run_state [SYN]             the pair's state from dump ("missing" when none)
+#   run_pair_map                path of a file with the pinned pair map's name,
+#                               value layout and state numbers (`dump --json`'s
+#                               pair_map; fetched once per test, by run_start): the python
+#                               helpers read the map by it
 # Precise reaction times (a python process inside the guest netns that starts
 # an action and polls the pinned pair map and the devices every ~2 ms):
 #   run_react [--after-act] [--trace SYN] [--vanish DEV] SECS DESC ACTION COND...
@@ -50,8 +54,8 @@
 #                               and polls until every COND holds (with
 #                               --after-act: only once ACTION has returned, for
 #                               conditions that already hold before it). CONDs:
-#                                 state:SYN=N   pair map state (0 idle, 1 settling,
-#                                               2 active, 3 held-down, 4 disabled)
+#                                 state:SYN=S   pair map state, by name as dump
+#                                               prints it (active, idle, ...)
 #                                 vf:SYN=N      pair map vf_ifindex (0: none)
 #                                 mtu:DEV=N     device MTU
 #                                 up:DEV=0|1 promisc:DEV=0|1 allmulti:DEV=0|1
@@ -184,7 +188,26 @@ def map_lookup(fd, key_bytes, value_size):
         raise
     return v.raw
 
-PAIR_SIZE = 136  # struct hnxdp_pair (hnxdp_shared.h)
+# The pair map's name, value layout and state numbers: from `hnxdp dump --json`
+# (pair_map, see run_pair_map), never repeated here.
+class PairMap:
+    def __init__(self, path):
+        with open(path) as f:
+            m = json.load(f)
+        self.name, self.size, self.states = m["name"], m["value_size"], m["states"]
+        self.fields = m["fields"]
+        self.names = {v: k for k, v in self.states.items()}
+
+    def state(self, word):
+        """A state given by name ("active") or number."""
+        return self.states[word] if word in self.states else int(word)
+
+    def field(self, value, name):
+        f = self.fields[name]
+        return int.from_bytes(value[f["offset"]:f["offset"] + f["size"]], sys.byteorder)
+
+    def lookup(self, fd, ifindex):
+        return map_lookup(fd, struct.pack("=I", ifindex), self.size)
 
 # ---- device attributes by ioctl (in the current netns; /sys would be the host's)
 SIOCGIFFLAGS, SIOCGIFMTU = 0x8913, 0x8921
@@ -209,6 +232,7 @@ def cmd_react(args):
     ap = argparse.ArgumentParser()
     ap.add_argument("--timeout", type=float, required=True)
     ap.add_argument("--pins", required=True)
+    ap.add_argument("--layout", required=True, help="the pair map's layout (run_pair_map)")
     ap.add_argument("--interval", type=float, default=0.002)
     ap.add_argument("--act", required=True)
     ap.add_argument("--after-act", action="store_true")
@@ -216,6 +240,7 @@ def cmd_react(args):
     ap.add_argument("--vanish", default=None, help="also time from when this device vanished")
     ap.add_argument("conds", nargs="+")
     a = ap.parse_args(args)
+    pm = PairMap(a.layout)
     pairs_fd = None
     checks = []
     for c in a.conds:
@@ -224,15 +249,15 @@ def cmd_react(args):
             checks.append((c, lambda dev=rest: ifreq(dev, SIOCGIFMTU) is None))
             continue
         lhs, _, want = rest.partition("=")
-        want = int(want)
+        want = pm.state(want) if kind == "state" else int(want)
         if kind in ("state", "vf"):
             idx = socket.if_nametoindex(lhs)
             if pairs_fd is None:
-                pairs_fd = obj_get(a.pins + "/hnxdp_pairs")
-            off = 8 if kind == "state" else 4
-            def f(idx=idx, off=off, want=want):
-                v = map_lookup(pairs_fd, struct.pack("=I", idx), PAIR_SIZE)
-                return v is not None and struct.unpack_from("=I", v, off)[0] == want
+                pairs_fd = obj_get(a.pins + "/" + pm.name)
+            field = "state" if kind == "state" else "vf_ifindex"
+            def f(idx=idx, field=field, want=want):
+                v = pm.lookup(pairs_fd, idx)
+                return v is not None and pm.field(v, field) == want
             checks.append((c, f))
         elif kind == "mtu":
             checks.append((c, lambda dev=lhs, want=want: ifreq(dev, SIOCGIFMTU) == want))
@@ -250,10 +275,10 @@ def cmd_react(args):
     if a.trace:
         tidx = socket.if_nametoindex(a.trace)
         if pairs_fd is None:
-            pairs_fd = obj_get(a.pins + "/hnxdp_pairs")
+            pairs_fd = obj_get(a.pins + "/" + pm.name)
         def tracer(t):
-            v = map_lookup(pairs_fd, struct.pack("=I", tidx), PAIR_SIZE)
-            st = None if v is None else struct.unpack_from("=I", v, 8)[0]
+            v = pm.lookup(pairs_fd, tidx)
+            st = None if v is None else pm.field(v, "state")
             if not trace or trace[-1][0] != st:
                 trace.append((st, t))
     gone_ms = None
@@ -286,7 +311,7 @@ def cmd_react(args):
             proc.wait()
         act_ms = now_ms() - t0
     failing = [c for c, f in checks if not f()]
-    names = {0: "idle", 1: "settling", 2: "active", 3: "held-down", 4: "disabled", None: "none"}
+    names = {**pm.names, None: "none"}
     tr = ",".join(f"{names.get(st, st)}@{t:.0f}" for st, t in trace) or "-"
     since = "none" if hit_ms is None or gone_ms is None else "%.1f" % max(0.0, hit_ms - gone_ms)
     print(f"react {'%.1f' % hit_ms if hit_ms is not None else 'none'} {'%.1f' % act_ms} rc={proc.returncode} failing={','.join(failing) or '-'} trace={tr} since_vanish={since}")
@@ -453,6 +478,8 @@ run_start() {
 	shift
 	RUN_N=$((RUN_N + 1))
 	RUN_LOG="$RIG_TMP/run-$RUN_N.log"
+	# The pair map's layout now, not in the middle of a timed run_react.
+	run_pair_map >/dev/null || fatal "no pair map layout from \`hnxdp dump --json\` ($(rig__short "$(cat "$RIG_TMP/pair_map.err")"))"
 	# A simple command in the background: $! is timeout's pid; nsenter execs hnxdp
 	# as timeout's child. timeout forwards SIGTERM, so rig_cleanup (which stops
 	# the wrapper) also stops hnxdp; RUN_MAX_SECONDS bounds a forgotten one.
@@ -592,6 +619,18 @@ run_state() { rig_dump_get "pairs[synthetic.name=${1:-hn0}].state"; }
 
 # ---------------------------------------------------------------- reaction times
 
+# The pinned pair map's layout (`dump --json`'s pair_map, from this build), in a
+# file; fetched once per test (by run_start, so never during a timed wait).
+run_pair_map() {
+	local f="$RIG_TMP/pair_map.json"
+	if [[ ! -s "$f" ]]; then
+		hnxdp_g dump --json 2>"$RIG_TMP/pair_map.err" |
+			"$RIG_PY" -c 'import json, sys; json.dump(json.load(sys.stdin)["pair_map"], sys.stdout)' >"$f.new" &&
+			mv "$f.new" "$f" || { rm -f "$f.new"; return 1; }
+	fi
+	echo "$f"
+}
+
 run_react() { # [--after-act] [--trace SYN] [--vanish DEV] SECS DESC ACTION COND...
 	local opts=()
 	while [[ $1 == --* ]]; do
@@ -604,8 +643,10 @@ run_react() { # [--after-act] [--trace SYN] [--vanish DEV] SECS DESC ACTION COND
 	done
 	local secs=$1 desc=$2 act=$3 out rc=0
 	shift 3
+	local layout
+	layout=$(run_pair_map) || fatal "run_react: no pair map layout from \`hnxdp dump --json\`"
 	out=$(nsenter --net="/run/netns/$RIG_GUEST" -- "$RIG_PY" -c "$RUN_PY" react --timeout "$secs" \
-		--pins "$RIG_PIN_DIR" --act "$act" "${opts[@]}" "$@" 2>"$RIG_TMP/react.err") || rc=$?
+		--pins "$RIG_PIN_DIR" --layout "$layout" --act "$act" "${opts[@]}" "$@" 2>"$RIG_TMP/react.err") || rc=$?
 	local word hit act_ms arc failing trace since
 	read -r word hit act_ms arc failing trace since <<<"$out"
 	RUN_REACT_MS=${hit:-none}
@@ -638,7 +679,7 @@ run_assert_departure() { # DESC SYN VF [LIMIT_MS] [COND...]
 	shift 3
 	(($# == 0)) || shift
 	local conds=("$@")
-	((${#conds[@]} > 0)) || conds=("state:$syn=0" "vf:$syn=0")
+	((${#conds[@]} > 0)) || conds=("state:$syn=idle" "vf:$syn=0")
 	if run_react --vanish "$vf" --trace "$syn" 3 "$desc" "ip link del $vf" "${conds[@]}"; then
 		assert_ms_le "$desc: within $limit ms of $vf vanishing (${RUN_REACT_MS} ms after \`ip link del\` started)" \
 			"$RUN_SINCE_VANISH_MS" "$limit"
@@ -796,8 +837,10 @@ run_tcp_client() { rig_r "$RIG_PY" -c "$RUN_PY" tcpclient "$@"; }
 
 # ---------------------------------------------------------------- pair waiter
 pw_start() {
+	local layout
+	layout=$(run_pair_map) || fatal "pw_start: no pair map layout from \`hnxdp dump --json\`"
 	coproc PW { exec nsenter --net="/run/netns/$RIG_GUEST" -- "$RIG_PY" "$RIG_TOOLS/pair_wait.py" \
-		--pins "$RIG_PIN_DIR" --records "${STATE_ROOT:-${HNXDP_STATE_DIR:-/run/hnxdp}}/$RIG_GUEST_INO" --syn hn0 --seconds "$RUN_MAX_SECONDS" \
+		--pins "$RIG_PIN_DIR" --layout "$layout" --records "${STATE_ROOT:-${HNXDP_STATE_DIR:-/run/hnxdp}}/$RIG_GUEST_INO" --syn hn0 --seconds "$RUN_MAX_SECONDS" \
 		2>"$RIG_TMP/pair_wait.err"; }
 	RIG_BG_PIDS+=("$PW_PID")
 	PW_IN=${PW[1]}

@@ -58,7 +58,7 @@ vf_ifindex=$(rig_ifindex "$RIG_GUEST" vf0)
 run_dump_watch_start 15 "pair hn0 active with vf0, datapath vf" \
 	"p and p['state'] == 'active' and p['datapath'] == 'vf' and (p['vf'] or {}).get('name') == 'vf0'"
 if run_react --trace hn0 15 "vf0 takes hn0's MAC: pair active with vf0 in the map" "$(run_vf_take_mac_cmd)" \
-	state:hn0=2 "vf:hn0=$vf_ifindex"; then
+	state:hn0=active "vf:hn0=$vf_ifindex"; then
 	note "map states: $RUN_TRACE"
 	assert_ge "the join waited for the settle delay ($SETTLE ms)" "${RUN_REACT_MS%.*}" "$SETTLE"
 	assert_le "the join came soon after the settle delay (<= $SETTLE + 300 ms)" "${RUN_REACT_MS%.*}" $((SETTLE + 300))

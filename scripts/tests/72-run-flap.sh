@@ -76,7 +76,7 @@ done
 note "$CYCLES departures and $((CYCLES - 1)) arrivals in $((SECONDS - t0)) s; state now $(run_state)"
 # The last arrival, timed on the pinned map (vf0 prepared first, then it takes hn0's MAC).
 run_vf_prepare "${VF_SETUP[@]}"
-if run_react --trace hn0 10 "last arrival: pair active again" "$(run_vf_take_mac_cmd)" state:hn0=2; then
+if run_react --trace hn0 10 "last arrival: pair active again" "$(run_vf_take_mac_cmd)" state:hn0=active; then
 	note "map states after the last arrival: $RUN_TRACE"
 	assert_ge "the last arrival was held down for the hold-down ($HOLD ms), not the settle delay" \
 		"${RUN_REACT_MS%.*}" "$HOLD"
@@ -126,7 +126,7 @@ run_vf_add_prepared "${VF_SETUP[@]}"
 run_wait_dump 5 "vf0 joined again" "p and p['state'] == 'active' and (p['vf'] or {}).get('name') == 'vf0'" || true
 elapsed_ms=$(awk -v a="$t_first" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }')
 run_assert_departure "third departure within the hold-down, of a joined VF: held-down with no VF in the pinned map" \
-	hn0 vf0 100 state:hn0=3 vf:hn0=0
+	hn0 vf0 100 state:hn0=held-down vf:hn0=0
 note "the three departures took $elapsed_ms ms (hold-down $HOLD ms)"
 assert_le "precondition: the three departures fell within the hold-down" "$elapsed_ms" "$HOLD"
 assert_eq "dump: held-down after the third departure" "$(run_state)" held-down

@@ -73,7 +73,7 @@ vf_ifindex_old=$(grep "^hn$K:" <<<"$table0" | cut -d: -f4)
 mac=$(run_pair_mac "$K")
 add="ip link add vf$K type veth peer name vf${K}h netns $RIG_HOST && ip link set vf$K address $mac"
 add+=" && ip -n $RIG_HOST link set vf${K}h up && ip link set vf$K up"
-if run_react --trace "hn$K" 10 "vf$K returns: pair $K active again" "$add" "state:hn$K=2"; then
+if run_react --trace "hn$K" 10 "vf$K returns: pair $K active again" "$add" "state:hn$K=active"; then
 	note "pair $K map states: $RUN_TRACE"
 	assert_ge "pair $K joined after the settle delay" "${RUN_REACT_MS%.*}" "$SETTLE"
 else

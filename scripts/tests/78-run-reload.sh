@@ -91,7 +91,7 @@ vf_ifindex=$(rig_ifindex "$RIG_GUEST" vf0)
 run_dump_watch_start 15 "pair hn0 active with the returned vf0" \
 	"p and p['state'] == 'active' and (p['vf'] or {}).get('name') == 'vf0'"
 if run_react --trace hn0 15 "vf0 returns: pair active with it in the map" "$(run_vf_take_mac_cmd)" \
-	state:hn0=2 "vf:hn0=$vf_ifindex"; then
+	state:hn0=active "vf:hn0=$vf_ifindex"; then
 	note "map states: $RUN_TRACE"
 	assert_ge "the join waited for the new settle delay ($NEW_SETTLE ms)" "${RUN_REACT_MS%.*}" "$NEW_SETTLE"
 	if [[ "$RUN_TRACE" =~ ^idle@0,settling@[0-9]+,active@[0-9]+$ ]]; then

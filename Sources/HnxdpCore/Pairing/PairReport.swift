@@ -162,6 +162,8 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     /// What the running kernel offers (decides the attachment and the datapath object).
     public var kernel: KernelReport?
     public var pairs: [PairReport]
+    /// The pinned pair map's value layout and state numbers, for tools that read it directly.
+    public var pair_map: PairMapLayout = .current
 
     public struct KernelReport: Encodable, Equatable, Sendable {
         public var release: String
