@@ -263,12 +263,10 @@ public final class PacketCapture {
     }
 
     static func realtimeMinusMonotonicNs() -> Int64 {
-        var rt = timespec(), mono = timespec(), mono2 = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &mono)
-        clock_gettime(CLOCK_REALTIME, &rt)
-        clock_gettime(CLOCK_MONOTONIC, &mono2)
-        func ns(_ t: timespec) -> Int64 { Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec) }
-        return ns(rt) - (ns(mono) + ns(mono2)) / 2
+        let mono = monotonicNanoseconds()
+        let rt = realtimeNanoseconds()
+        let mono2 = monotonicNanoseconds()
+        return Int64(rt) - Int64((mono + mono2) / 2)
     }
 }
 

@@ -726,14 +726,6 @@ public final class ControlPlane {
     }
 }
 
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-func monotonicMilliseconds() -> UInt64 { monotonicNanoseconds() / 1_000_000 }
-
 extension LinkInfo {
     /// IFF_ALLMULTI as requested on the device.
     var isAllMulticast: Bool { flags & 0x200 != 0 }

@@ -543,9 +543,3 @@ public struct PairLifecycle {
     }
 }
 
-/// CLOCK_REALTIME in nanoseconds.
-func realtimeNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}

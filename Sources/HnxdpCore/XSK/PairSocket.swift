@@ -176,7 +176,7 @@ public final class PairSocket {
     /// return). Returns the number of frames received.
     @discardableResult
     public func process(_ handler: (inout XSKFrame) -> XSKVerdict) throws -> Int {
-        let now = xskClockNanoseconds()
+        let now = monotonicNanoseconds()
         if now &- lastMaintain >= options.maintainIntervalMs * 1_000_000 {
             lastMaintain = now
             try maintain(handler)
@@ -281,7 +281,7 @@ public final class PairSocket {
             if let reason { depart(vf, reason: reason, handler) }
         }
         if members[PairDevice.vf.rawValue] == nil, let w = wanted {
-            let now = xskClockNanoseconds()
+            let now = monotonicNanoseconds()
             guard now >= nextVFAttempt, let name = interfaceName(w) else { return }
             do {
                 let queues = hnxdp_xsk_rx_queues(name)
@@ -416,13 +416,6 @@ public final class PairSocket {
     }
 
     private func event(_ text: String) { onEvent?(text) }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds.
-fileprivate func xskClockNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 /// Name of the interface with `ifindex` in this network namespace (SIOCGIFNAME), nil when none.
