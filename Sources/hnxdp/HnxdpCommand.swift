@@ -121,10 +121,9 @@ enum LoggingBootstrap {
     }
 }
 
-/// Validates an interface name the way the kernel would (1..15 bytes, no '/', no whitespace).
+/// Refuses an interface name the kernel could never have (`InterfaceName`).
 func validateInterfaceName(_ name: String, option: String) throws {
-    let bytes = Array(name.utf8)
-    if bytes.isEmpty || bytes.count > 15 || name.contains("/") || name.contains(where: { $0.isWhitespace }) || name == "." || name == ".." {
+    if !InterfaceName.isValid(name) {
         throw ValidationError("\(option) '\(name)' is not a valid interface name")
     }
 }

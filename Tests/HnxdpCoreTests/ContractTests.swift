@@ -1,4 +1,5 @@
 import CHnxdpShim
+import Glibc
 @testable import HnxdpCore
 import XCTest
 
@@ -57,5 +58,17 @@ final class ContractTests: XCTestCase {
         XCTAssertEqual(try read("last_switch_ns"), 0x1122_3344_5566_7788)
         let json = try DumpReport(netns_inode: 1, bpffs: "/sys/fs/bpf/hnxdp", pairs: []).json()
         XCTAssertTrue(json.contains("\"pair_map\" : {"), json)
+    }
+
+}
+
+/// The one interface-name check (CLI options, --config, lookups, ethtool).
+final class InterfaceNameTests: XCTestCase {
+    func testKernelRules() {
+        for good in ["hn0", "enp0s3", "a", "abcdefghijklmno", "vf-0.1"] { XCTAssertTrue(InterfaceName.isValid(good), good) }
+        for bad in ["", "abcdefghijklmnop", ".", "..", "hn/0", "eth0:1", "hn 0", "hn\t0", "hn\n", "hn\u{0}0"] {
+            XCTAssertFalse(InterfaceName.isValid(bad), bad.debugDescription)
+        }
+        XCTAssertEqual(InterfaceName.maxLength, Int(IF_NAMESIZE) - 1)
     }
 }

@@ -64,7 +64,7 @@ public enum RunConfig {
             }
             switch key {
             case "synthetic":
-                guard value.utf8.count <= 15, !value.contains("/"), !value.contains(where: { $0 == " " || $0 == "\t" }) else {
+                guard InterfaceName.isValid(value) else {
                     throw bad("\(quoted(value)) is not a valid interface name")
                 }
                 if s.synthetics.contains(value) { throw bad("synthetic \(quoted(value)) is listed twice") }

@@ -291,8 +291,8 @@ public enum Ethtool {
     }
 
     private static func checkName(_ ifname: String) throws {
-        guard !ifname.isEmpty, ifname.utf8.count <= RTNetlinkCodec.maxInterfaceNameLength, !ifname.utf8.contains(0) else {
-            throw HnxdpError(.badInput, "invalid interface name \"\(ifname)\" (1 to \(RTNetlinkCodec.maxInterfaceNameLength) bytes)")
+        guard InterfaceName.isValid(ifname) else {
+            throw HnxdpError(.badInput, "invalid interface name \"\(ifname)\" (1 to \(InterfaceName.maxLength) bytes, no '/', ':' or whitespace)")
         }
     }
 

@@ -112,8 +112,8 @@ public final class RTNetlink {
     /// The link with this name (or alternative name); nil when there is none (ENODEV).
     /// Throws `.badInput` for a name the kernel could never accept (empty, longer than 15 bytes).
     public func link(named name: String) throws -> LinkInfo? {
-        guard !name.isEmpty, name.utf8.count <= RTNetlinkCodec.maxInterfaceNameLength, !name.utf8.contains(0) else {
-            throw HnxdpError(.badInput, "invalid interface name \"\(name)\" (1 to \(RTNetlinkCodec.maxInterfaceNameLength) bytes)")
+        guard InterfaceName.isValid(name) else {
+            throw HnxdpError(.badInput, "invalid interface name \"\(name)\" (1 to \(InterfaceName.maxLength) bytes, no '/', ':' or whitespace)")
         }
         return try getLink("get link \(name)", ifindex: nil, name: name)
     }

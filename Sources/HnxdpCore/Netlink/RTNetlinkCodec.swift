@@ -122,8 +122,6 @@ public enum RTNetlinkCodec {
     static let attrHeaderLength = 4
     /// NLA_F_NESTED | NLA_F_NET_BYTEORDER: flag bits in nla_type that are not part of the type.
     static let attrTypeMask: UInt16 = 0x3FFF
-    /// IFNAMSIZ - 1: the longest interface name the kernel accepts.
-    public static let maxInterfaceNameLength = 15
 
     /// NLMSG_ALIGN / NLA_ALIGN: round up to a multiple of 4.
     @inlinable
