@@ -1,3 +1,4 @@
+import CHnxdpShim
 @testable import HnxdpCore
 import XCTest
 
@@ -29,9 +30,9 @@ final class KernelProbeTests: XCTestCase {
     }
 
     func testObjectFollowsTheKfuncs() {
-        XCTAssertEqual(k612.datapathObject, "hnxdp")
-        XCTAssertEqual(k65.datapathObject, "hnxdp")
-        XCTAssertEqual(k61.datapathObject, "hnxdp_compat")
+        XCTAssertEqual(k612.datapathObject, HNXDP_OBJ_DATAPATH)
+        XCTAssertEqual(k65.datapathObject, HNXDP_OBJ_DATAPATH)
+        XCTAssertEqual(k61.datapathObject, HNXDP_OBJ_DATAPATH_COMPAT)
     }
 
     func testNoBTFIsBelowTheFloor() {
