@@ -123,10 +123,19 @@ public final class Datapath {
 
     /// Pins this datapath's maps and programs again (they live on in this process
     /// while their pins were removed, e.g. by an unmount of bpffs or `rm -r`).
+    ///
+    /// When the namespace directory is gone, everything is pinned at once (staging
+    /// directory renamed into place); when it is still there (some pins removed, or
+    /// a `rm -r` still under way), the missing pins are made in place.
     public func pinAgain() throws {
         let maps = [pairs.descriptor, vfs.descriptor, devs.descriptor, txdev.descriptor, stats.descriptor]
         let all = Dictionary(uniqueKeysWithValues: zip(Datapath.mapNames, maps)).merging(captureMaps, uniquingKeysWith: { a, _ in a })
-        try Datapath.pinAtomically(layout, maps: all, programs: programs)
+        if FileSystem.exists(layout.namespaceDirectory) {
+            let pins = all.map { (layout.objectPath($0.key), $0.value) } + programs.map { (layout.objectPath($0.key.name), $0.value) }
+            for (path, d) in pins where !FileSystem.exists(path) { try d.pin(at: path) }
+        } else {
+            try Datapath.pinAtomically(layout, maps: all, programs: programs)
+        }
     }
 
     /// Pins the namespace's objects in a staging directory renamed into place.

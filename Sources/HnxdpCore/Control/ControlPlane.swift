@@ -91,6 +91,10 @@ public final class ControlPlane {
     /// burst of tc notifications (one `tc` command makes several) is handled once,
     /// `qdiscDebounceMs` after its first.
     var qdiscDeadline: UInt64?
+    /// When to check the pins after removals were seen (monotonic ms): `pinSettleMs`
+    /// after the last removal event.
+    var pinCheckDeadline: UInt64?
+    static let pinSettleMs: UInt64 = 100
     static let qdiscDebounceMs: UInt64 = 50
     /// The last outcome of copying each joined pair's egress configuration, by
     /// synthetic ifindex: both devices still reading the same means nothing to do.
@@ -223,7 +227,13 @@ public final class ControlPlane {
                     multicastDeadline = 0
                 }
                 if fds[3].revents != 0 {
+                    // Repaired once the removal is over (`rm -r` walks the tree): a
+                    // repair racing with it would only be removed again.
                     drainPinWatch()
+                    pinCheckDeadline = monotonicMilliseconds() + Self.pinSettleMs
+                }
+                if let deadline = pinCheckDeadline, deadline <= monotonicMilliseconds() {
+                    pinCheckDeadline = nil
                     try checkPins()
                 }
                 if fds[4].revents != 0 {
@@ -258,6 +268,7 @@ public final class ControlPlane {
         var deadlines = machines.values.compactMap(\.deadline)
         if hasActivePair { deadlines.append(multicastDeadline) }
         if let qdiscDeadline { deadlines.append(qdiscDeadline) }
+        if let pinCheckDeadline { deadlines.append(pinCheckDeadline) }
         if notifier?.watchdogIntervalMs != nil, let watchdog = notifier?.watchdogDeadline { deadlines.append(watchdog) }
         guard let next = deadlines.min() else { return -1 }
         return next <= now ? 0 : Int32(clamping: next - now)

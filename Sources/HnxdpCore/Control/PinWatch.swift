@@ -28,17 +28,29 @@ extension ControlPlane {
     func checkPins() throws {
         guard let datapath, settings.transparent else { return }
         var repaired: [String] = []
+        // A removal may still be under way (`rm -r` walks the tree while we pin):
+        // what it races with (ENOENT, EEXIST, ENOTEMPTY) is tried again for up to a second.
+        var attempt = 0
         do {
-            if !FileSystem.exists(layout.objectPath(HNXDP_MAP_PAIRS)) {
-                try HostEnvironment.requireBPFFS(root: layout.root)
-                try datapath.pinAgain()
-                repaired.append("maps and programs")
-            }
-            for synIndex in machines.keys.sorted() {
-                guard let syn = links[synIndex], try datapath.pairs.lookup(UInt32(bitPattern: synIndex)) != nil else { continue }
-                var vf: LinkInfo? = nil
-                if case .active(let v) = machines[synIndex]?.phase { vf = links[v] }
-                repaired += try lifecycle.reattachLinks(synthetic: syn, vf: vf, datapath: datapath)
+            while true {
+                do {
+                    if !FileSystem.exists(layout.objectPath(HNXDP_MAP_PAIRS)) {
+                        try HostEnvironment.requireBPFFS(root: layout.root)
+                        try datapath.pinAgain()
+                        if !repaired.contains("maps and programs") { repaired.append("maps and programs") }
+                    }
+                    for synIndex in machines.keys.sorted() {
+                        guard let syn = links[synIndex], try datapath.pairs.lookup(UInt32(bitPattern: synIndex)) != nil else { continue }
+                        var vf: LinkInfo? = nil
+                        if case .active(let v) = machines[synIndex]?.phase { vf = links[v] }
+                        repaired += try lifecycle.reattachLinks(synthetic: syn, vf: vf, datapath: datapath)
+                    }
+                    break
+                } catch let e as HnxdpError where [ENOENT, EEXIST, ENOTEMPTY].contains(e.errno ?? 0) && attempt < 40 {
+                    attempt += 1
+                    var pause = timespec(tv_sec: 0, tv_nsec: 25_000_000)
+                    nanosleep(&pause, nil)
+                }
             }
         } catch {
             logger.critical("hnxdp's pins in \(layout.namespaceDirectory) were removed and cannot be made again (\(error)): undoing every pair from its write-ahead record")
