@@ -72,7 +72,7 @@ public struct MetricsListenAddress: Equatable, Sendable, CustomStringConvertible
         if host == "localhost" { return MetricsListenAddress(address: [127, 0, 0, 1], port: port) }
         if host.contains(":") {
             // IPv6: only the loopback address, in any spelling that parses to ::1.
-            guard let bytes = parseIPv6(host) else { throw bad("not an IP address") }
+            guard let bytes = FrameTemplate.parseIP(String(host)), bytes.count == 16 else { throw bad("not an IP address") }
             guard bytes == [UInt8](repeating: 0, count: 15) + [1] else { throw bad(notLoopback) }
             return MetricsListenAddress(address: bytes, port: port)
         }
@@ -85,42 +85,5 @@ public struct MetricsListenAddress: Equatable, Sendable, CustomStringConvertible
         }
         guard bytes[0] == 127 else { throw bad(notLoopback) }
         return MetricsListenAddress(address: bytes, port: port)
-    }
-
-    /// inet_pton for IPv6, in Swift (pure, for the unit tests).
-    static func parseIPv6(_ text: Substring) -> [UInt8]? {
-        let halves = text.components(separatedBy: "::")
-        guard halves.count <= 2 else { return nil }
-        func groups(_ s: Substring) -> [UInt16]? {
-            if s.isEmpty { return [] }
-            var out: [UInt16] = []
-            for g in s.split(separator: ":", omittingEmptySubsequences: false) {
-                guard g.count >= 1 && g.count <= 4, let v = UInt16(g, radix: 16) else { return nil }
-                out.append(v)
-            }
-            return out
-        }
-        guard let head = groups(halves[0]) else { return nil }
-        var all = head
-        if halves.count == 2 {
-            guard let tail = groups(halves[1]), head.count + tail.count < 8 else { return nil }
-            all += [UInt16](repeating: 0, count: 8 - head.count - tail.count) + tail
-        }
-        guard all.count == 8 else { return nil }
-        return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
-    }
-}
-
-extension Substring {
-    /// Splits on a multi-character separator (no Foundation).
-    fileprivate func components(separatedBy separator: String) -> [Substring] {
-        var parts: [Substring] = []
-        var rest = self[...]
-        while let range = rest.firstRange(of: separator) {
-            parts.append(rest[..<range.lowerBound])
-            rest = rest[range.upperBound...]
-        }
-        parts.append(rest)
-        return parts
     }
 }
