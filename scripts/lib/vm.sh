@@ -468,6 +468,32 @@ vm_exec() {
 }
 vm_sh() { vm_exec sh -c "$1"; }
 
+# Names of the guest's net devices bound to DRIVER (their device's driver link).
+vm_dev_by_driver() {
+	vm_sh "for d in /sys/class/net/*; do [ \"\$(basename \"\$(readlink \$d/device/driver)\")\" = $1 ] && echo \${d##*/}; done; true"
+}
+vm_ifindex() { vm_exec cat "/sys/class/net/$1/ifindex"; }
+# Poll `hnxdp dump --json` in the guest (binary: VM_HNXDP, default $HNXDP) until
+# EXPR (python, on p = the first pair or None) holds; print that pair (JSON).
+# Exit 1 on timeout.
+vm_wait_pair() { # SECS EXPR
+	vm_exec python3 -c '
+import json, subprocess, sys, time
+hnxdp, secs, expr = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+end, p = time.monotonic() + secs, None
+while True:
+    try:
+        d = json.loads(subprocess.run([hnxdp, "dump", "--json"], capture_output=True, text=True).stdout)
+        p = (d.get("pairs") or [None])[0]
+    except Exception:
+        p = None
+    if eval(expr):
+        print(json.dumps(p)); sys.exit(0)
+    if time.monotonic() > end:
+        print(json.dumps(p)); sys.exit(1)
+    time.sleep(0.1)' "${VM_HNXDP:-$HNXDP}" "$1" "$2"
+}
+
 vm_unplug_vf() { "$RIG_PY" "$VM_CTL" qmp "$VM_QMP" device_del vf --timeout 30; }
 vm_plug_vf() {
 	"$RIG_PY" "$VM_CTL" qmp "$VM_QMP" device_add vf "$VM_VF_DRIVER" netdev=nvf "mac=$VM_MAC" bus=rp1 ${VM_VF_OPTS:+${VM_VF_OPTS//,/ }} --timeout 30

@@ -50,34 +50,11 @@ SURPRISE_LOSS=40   # ... in a surprise cycle (the switch moves after the unplug)
 T_START=$SECONDS
 
 # ---- helpers (all in the guest unless said otherwise)
-
-# Names of the guest's net devices bound to DRIVER.
-g_dev_by_driver() {
-	vm_sh "for d in /sys/class/net/*; do [ \"\$(basename \"\$(readlink \$d/device/driver)\")\" = $1 ] && echo \${d##*/}; done; true"
-}
+# (vm_dev_by_driver, vm_ifindex and vm_wait_pair are vm.sh's)
 g_snapshot() { # DEV FILE (host file): what "restored" means for the synthetic
 	vm_sh "ethtool -k $1; ip -d link show dev $1" >"$2" 2>&1
 }
-g_ifindex() { vm_exec cat "/sys/class/net/$1/ifindex"; }
-# Poll `hnxdp dump --json` in the guest until EXPR (python, on p = the first
-# pair or None) holds; print that pair (JSON). Exit 1 on timeout.
-g_wait_pair() { # SECS EXPR
-	vm_exec python3 -c '
-import json, subprocess, sys, time
-hnxdp, secs, expr = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-end, p = time.monotonic() + secs, None
-while True:
-    try:
-        d = json.loads(subprocess.run([hnxdp, "dump", "--json"], capture_output=True, text=True).stdout)
-        p = (d.get("pairs") or [None])[0]
-    except Exception:
-        p = None
-    if eval(expr):
-        print(json.dumps(p)); sys.exit(0)
-    if time.monotonic() > end:
-        print(json.dumps(p)); sys.exit(1)
-    time.sleep(0.1)' "$HNXDP" "$1" "$2"
-}
+
 pair_field() { rig_json --default missing "$1"; }
 
 # Host side: a ping in the background of the switch namespace, and its loss.
@@ -125,7 +102,7 @@ cycle() {
 	vm_unplug_vf 2>"$VM_TMP/qmp.err" || fail "cycle $n ($kind): device_del: $(cat "$VM_TMP/qmp.err")"
 	note "cycle $n ($kind): $(cat "$VM_TMP/qmp.err")"
 	if [[ $kind == surprise ]]; then vm_switch syn; fi
-	if p=$(g_wait_pair 20 "p and p['state'] == 'idle' and p['vf'] is None and p['datapath'] == 'synthetic'"); then
+	if p=$(vm_wait_pair 20 "p and p['state'] == 'idle' and p['vf'] is None and p['datapath'] == 'synthetic'"); then
 		pass "cycle $n ($kind): VF unplugged: pair idle, datapath synthetic, no VF"
 	else
 		fail "cycle $n ($kind): pair not idle after the unplug: $p"
@@ -141,15 +118,15 @@ cycle() {
 	new_vf=""
 	local i
 	for ((i = 0; i < 100; i++)); do
-		new_vf=$(g_dev_by_driver "$VM_VF_DRIVER")
+		new_vf=$(vm_dev_by_driver "$VM_VF_DRIVER")
 		[[ -n "$new_vf" ]] && break
 		sleep 0.2
 	done
 	[[ -n "$new_vf" ]] || fatal "cycle $n ($kind): no $VM_VF_DRIVER device in the guest after device_add"
-	new_idx=$(g_ifindex "$new_vf")
+	new_idx=$(vm_ifindex "$new_vf")
 	note "cycle $n: $new_vf (ifindex $new_idx) in the guest $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s after device_add"
 	assert_ne "cycle $n ($kind): the new VF has a new ifindex" "$new_idx" "$VF_IDX"
-	if p=$(g_wait_pair 30 "p and p['state'] == 'active' and p['datapath'] == 'vf' and (p['vf'] or {}).get('ifindex') == $new_idx"); then
+	if p=$(vm_wait_pair 30 "p and p['state'] == 'active' and p['datapath'] == 'vf' and (p['vf'] or {}).get('ifindex') == $new_idx"); then
 		pass "cycle $n ($kind): VF back: pair active, datapath vf, VF $new_vf ifindex $new_idx"
 	else
 		fail "cycle $n ($kind): pair not active with the new VF: $p"
@@ -182,10 +159,10 @@ vm_start
 BOOT_S=$VM_BOOT_S
 
 # ---- guest network setup
-SYN=$(g_dev_by_driver virtio_net)
-VF=$(g_dev_by_driver "$VM_VF_DRIVER")
+SYN=$(vm_dev_by_driver virtio_net)
+VF=$(vm_dev_by_driver "$VM_VF_DRIVER")
 [[ -n "$SYN" && -n "$VF" ]] || fatal "guest devices: synthetic '$SYN', VF '$VF'"
-VF_IDX=$(g_ifindex "$VF")
+VF_IDX=$(vm_ifindex "$VF")
 note "guest: synthetic $SYN (virtio_net), VF $VF ($VM_VF_DRIVER, ifindex $VF_IDX), MAC $VM_MAC"
 vm_sh "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 	ip addr add $VM_G4/24 dev $SYN && ip -6 addr add $VM_G6/64 dev $SYN nodad && ip link set $SYN up && ip link set $VF up"
@@ -245,7 +222,7 @@ rig_try vm_exec "$HNXDP" attach --synthetic "$SYN" --vf "$VF"
 assert_eq "attach --synthetic $SYN --vf $VF: exit 0" "$RIG_RC" 0
 [[ $RIG_RC == 0 ]] || note "attach stderr: $RIG_ERR"
 vm_switch vf
-p=$(g_wait_pair 20 "p and p['state'] == 'active' and p['datapath'] == 'vf'") || true
+p=$(vm_wait_pair 20 "p and p['state'] == 'active' and p['datapath'] == 'vf'") || true
 assert_eq "attach: pair active" "$(pair_field state <<<"$p")" active
 assert_eq "attach: attachment $WANT_MODE" "$(pair_field attachment <<<"$p")" "$WANT_MODE"
 assert_eq "attach: one hnxdp program on each hook (syn in, syn out, VF in)" "$(g_progs "$VF")" "1 1 1"
@@ -282,7 +259,7 @@ assert_eq "detach: the synthetic answers pings again" "$(ping_n 3)" 3
 # ---- 2. run follows hot-unplug/-plug cycles.
 vm_sh "setsid $HNXDP run --settle-ms 200 </dev/null >/tmp/run.log 2>&1 & echo \$! >/tmp/run.pid"
 RUN_PID=$(vm_exec cat /tmp/run.pid)
-if p=$(g_wait_pair 30 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX"); then
+if p=$(vm_wait_pair 30 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX"); then
 	pass "run: joined $VF (ifindex $VF_IDX)"
 else
 	fail "run: $VF not joined: $p"
@@ -339,13 +316,13 @@ wait_until 30 "xsk count bound to $VF" vm_sh "grep -q 'bound to VF $VF (ifindex 
 xsk_send
 vm_switch syn
 vm_unplug_vf 2>/dev/null || fail "xsk: device_del failed"
-g_wait_pair 20 "p and p['state'] == 'idle'" >/dev/null || fail "xsk: pair not idle after the unplug"
+vm_wait_pair 20 "p and p['state'] == 'idle'" >/dev/null || fail "xsk: pair not idle after the unplug"
 xsk_send
 vm_plug_vf 2>/dev/null || fail "xsk: device_add failed"
-wait_until 30 "a $VM_VF_DRIVER device is back" test -n "$(g_dev_by_driver "$VM_VF_DRIVER")"
-VF=$(g_dev_by_driver "$VM_VF_DRIVER")
-VF_IDX=$(g_ifindex "$VF")
-g_wait_pair 30 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX" >/dev/null || fail "xsk: pair not active with the new VF"
+wait_until 30 "a $VM_VF_DRIVER device is back" test -n "$(vm_dev_by_driver "$VM_VF_DRIVER")"
+VF=$(vm_dev_by_driver "$VM_VF_DRIVER")
+VF_IDX=$(vm_ifindex "$VF")
+vm_wait_pair 30 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX" >/dev/null || fail "xsk: pair not active with the new VF"
 vm_switch vf
 wait_until 30 "xsk count bound to the new $VF" vm_sh "grep -q 'bound to VF $VF (ifindex $VF_IDX)' /tmp/xsk.ev"
 xsk_send
@@ -402,7 +379,7 @@ res=$(ping_stop "$VM_TMP/ping.kill")
 read -r sent recv <<<"$res"
 note "kill -9 and adoption: ping: $sent sent, $recv received"
 assert_le "kill -9 and adoption: pings lost" $((${sent:-0} - ${recv:-0})) 1
-p=$(g_wait_pair 10 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX") || true
+p=$(vm_wait_pair 10 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX") || true
 assert_eq "adopted: pair active with $VF" "$(pair_field state <<<"$p")" active
 assert_eq "adopted: attachment still $WANT_MODE" "$(pair_field attachment <<<"$p")" "$WANT_MODE"
 assert_eq "adopted: still one hnxdp program on each hook" "$(g_progs "$VF")" "1 1 1"

@@ -36,33 +36,12 @@ VM_INIT=systemd
 . "$(dirname "$0")/../lib/vm.sh"
 
 G_HNXDP=/usr/sbin/hnxdp # the packaged binary, installed in the guest
+VM_HNXDP=$G_HNXDP       # what vm_wait_pair polls
 CONF=/etc/hnxdp/hnxdp.conf
 T_START=$SECONDS
 
-# ---- helpers (in the guest unless said otherwise; as in 95-vm-guest)
-g_dev_by_driver() {
-	vm_sh "for d in /sys/class/net/*; do [ \"\$(basename \"\$(readlink \$d/device/driver)\")\" = $1 ] && echo \${d##*/}; done; true"
-}
-g_ifindex() { vm_exec cat "/sys/class/net/$1/ifindex"; }
-# Poll `hnxdp dump --json` until EXPR (python, on p = the first pair or None)
-# holds; print that pair (JSON). Exit 1 on timeout.
-g_wait_pair() { # SECS EXPR
-	vm_exec python3 -c '
-import json, subprocess, sys, time
-hnxdp, secs, expr = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-end, p = time.monotonic() + secs, None
-while True:
-    try:
-        d = json.loads(subprocess.run([hnxdp, "dump", "--json"], capture_output=True, text=True).stdout)
-        p = (d.get("pairs") or [None])[0]
-    except Exception:
-        p = None
-    if eval(expr):
-        print(json.dumps(p)); sys.exit(0)
-    if time.monotonic() > end:
-        print(json.dumps(p)); sys.exit(1)
-    time.sleep(0.1)' "$G_HNXDP" "$1" "$2"
-}
+# ---- helpers (in the guest unless said otherwise; vm_dev_by_driver, vm_ifindex
+# and vm_wait_pair are vm.sh's)
 pair_field() { rig_json --default missing "$1"; }
 g_pair() { vm_exec "$G_HNXDP" dump --json | pair_field "pairs[0].$1"; }
 # One property of the unit (systemctl show --value).
@@ -162,12 +141,12 @@ fi
 assert_eq "the service was never restarted (NRestarts)" "$(g_show NRestarts)" 0
 assert_eq "bpffs is mounted in the system's mount namespace" "$(vm_exec findmnt -n -o FSTYPE /sys/fs/bpf)" bpf
 
-SYN=$(g_dev_by_driver virtio_net)
-VF=$(g_dev_by_driver "$VM_VF_DRIVER")
+SYN=$(vm_dev_by_driver virtio_net)
+VF=$(vm_dev_by_driver "$VM_VF_DRIVER")
 [[ -n "$SYN" && -n "$VF" ]] || fatal "guest devices: synthetic '$SYN', VF '$VF'"
-VF_IDX=$(g_ifindex "$VF")
+VF_IDX=$(vm_ifindex "$VF")
 note "guest: synthetic $SYN (virtio_net), VF $VF ($VM_VF_DRIVER, ifindex $VF_IDX), MAC $VM_MAC"
-if p=$(g_wait_pair 45 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX"); then
+if p=$(vm_wait_pair 45 "p and p['state'] == 'active' and (p['vf'] or {}).get('ifindex') == $VF_IDX"); then
 	pass "the service joined $VF (ifindex $VF_IDX) to $SYN by itself"
 else
 	fail "the service did not join $VF: $p"
@@ -175,7 +154,7 @@ fi
 assert_contains "journal: managing the synthetic" "$(g_journal)" "managing synthetic $SYN"
 # Nothing configured the network: the synthetic up (hnxdp passes it down to the VF).
 vm_sh "ip addr add $VM_G4/24 dev $SYN && ip link set $SYN up"
-if p=$(g_wait_pair 45 "p and p['state'] == 'active' and p['datapath'] == 'vf'"); then
+if p=$(vm_wait_pair 45 "p and p['state'] == 'active' and p['datapath'] == 'vf'"); then
 	pass "$SYN up: the VF is up too, datapath vf"
 else
 	fail "$SYN up: datapath not vf: $p"
@@ -187,20 +166,20 @@ check_via_vf "started at boot"
 # ---- 2. a planned unplug and a replug are followed.
 vm_switch syn
 vm_unplug_vf 2>"$VM_TMP/qmp.err" || fail "device_del: $(cat "$VM_TMP/qmp.err")"
-if p=$(g_wait_pair 30 "p and p['state'] == 'idle' and p['vf'] is None and p['datapath'] == 'synthetic'"); then
+if p=$(vm_wait_pair 30 "p and p['state'] == 'idle' and p['vf'] is None and p['datapath'] == 'synthetic'"); then
 	pass "unplug: pair idle, datapath synthetic, no VF"
 else
 	fail "unplug: pair not idle: $p"
 fi
 assert_eq "unplug: the synthetic answers pings" "$(ping_n 3)" 3
 vm_plug_vf 2>"$VM_TMP/qmp.err" || fail "device_add: $(cat "$VM_TMP/qmp.err")"
-wait_until 30 "a $VM_VF_DRIVER device is back" test -n "$(g_dev_by_driver "$VM_VF_DRIVER")"
-VF=$(g_dev_by_driver "$VM_VF_DRIVER")
-NEW_IDX=$(g_ifindex "$VF")
+wait_until 30 "a $VM_VF_DRIVER device is back" test -n "$(vm_dev_by_driver "$VM_VF_DRIVER")"
+VF=$(vm_dev_by_driver "$VM_VF_DRIVER")
+NEW_IDX=$(vm_ifindex "$VF")
 assert_ne "replug: the new VF has a new ifindex" "$NEW_IDX" "$VF_IDX"
 OLD_IDX=$VF_IDX
 VF_IDX=$NEW_IDX
-if p=$(g_wait_pair 45 "p and p['state'] == 'active' and p['datapath'] == 'vf' and (p['vf'] or {}).get('ifindex') == $VF_IDX"); then
+if p=$(vm_wait_pair 45 "p and p['state'] == 'active' and p['datapath'] == 'vf' and (p['vf'] or {}).get('ifindex') == $VF_IDX"); then
 	pass "replug: pair active with $VF (ifindex $VF_IDX)"
 else
 	fail "replug: pair not active with the new VF: $p"
