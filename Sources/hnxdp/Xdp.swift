@@ -25,7 +25,7 @@ struct XdpAttach: ParsableCommand {
         abstract: "Attach OBJ.o's XDP program to the pair (replaces one attached before)."
     )
 
-    @Option(help: ArgumentHelp("The synthetic interface of an attached pair.", valueName: "IF"))
+    @Option(help: ArgumentHelp("The synthetic interface of an attached pair, or any device of a pair the kernel made (a net_failover master, standby or primary; an hv_netvsc device): hnxdp then changes no device and follows the kernel's VF.", valueName: "IF"))
     var synthetic: String
 
     @Argument(help: ArgumentHelp("BPF object file with the XDP program.", valueName: "OBJ.o"))
@@ -48,11 +48,10 @@ struct XdpAttach: ParsableCommand {
         let lock = try InvocationLock()
         defer { withExtendedLifetime(lock) {} }
         let netlink = try RTNetlink()
-        let syn = try netlink.requireLink(named: synthetic, option: "--synthetic")
-        let result = try XDPAttachment.attachUser(layout: try common.layout(), synthetic: syn, objectPath: object,
-                                                  programName: prog, netlink: netlink, logger: logger,
-                                                  verbose: common.verbose)
-        print("attached XDP program \(result.name) (id \(result.id)) from \(object) to the pair of \(synthetic)")
+        let pair = try XDPPair.resolve(synthetic, option: "--synthetic", layout: try common.layout(), netlink: netlink)
+        let result = try XDPAttachment.attachUser(pair: pair, objectPath: object, programName: prog, netlink: netlink,
+                                                  logger: logger, verbose: common.verbose)
+        print("attached XDP program \(result.name) (id \(result.id)) from \(object) to \(pair.description)")
     }
 }
 
@@ -62,7 +61,7 @@ struct XdpDetach: ParsableCommand {
         abstract: "Remove the user's XDP program from the pair (and hnxdp's XDP program when no AF_XDP application runs)."
     )
 
-    @Option(help: ArgumentHelp("The synthetic interface of the pair.", valueName: "IF"))
+    @Option(help: ArgumentHelp("The synthetic interface of an attached pair, or any device of a pair the kernel made (a net_failover master, standby or primary; an hv_netvsc device): hnxdp then changes no device and follows the kernel's VF.", valueName: "IF"))
     var synthetic: String
 
     @OptionGroup var common: CommonOptions
@@ -77,12 +76,11 @@ struct XdpDetach: ParsableCommand {
         let lock = try InvocationLock()
         defer { withExtendedLifetime(lock) {} }
         let netlink = try RTNetlink()
-        let syn = try netlink.requireLink(named: synthetic, option: "--synthetic")
-        let layout = try common.layout()
-        let running = XSKPairLock.isHeld(layout: layout, synthetic: syn.ifindex)
-        guard try XDPAttachment.detachUser(layout: layout, synthetic: syn.ifindex, applicationRunning: running) else {
-            throw HnxdpError(.badInput, "no XDP program is attached to the pair of \(synthetic)")
+        let pair = try XDPPair.resolve(synthetic, option: "--synthetic", layout: try common.layout(), netlink: netlink)
+        let running = XSKPairLock.isHeld(layout: pair.layout, synthetic: pair.synthetic.ifindex)
+        guard try XDPAttachment.detachUser(pair: pair, applicationRunning: running) else {
+            throw HnxdpError(.badInput, "no XDP program is attached to \(pair.description)")
         }
-        print("detached the XDP program from the pair of \(synthetic)")
+        print("detached the XDP program from \(pair.description)")
     }
 }

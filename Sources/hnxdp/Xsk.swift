@@ -18,7 +18,12 @@ struct Xsk: ParsableCommand {
         queue while the pair is active on it; a VF departure or return rebinds them without \
         re-opening. Zero-copy is tried first, copy mode is the fallback (veth: copy). One AF_XDP \
         application per pair at a time. When it exits, its sockets leave the XSKMAP and every frame \
-        takes the stack path again (also after kill -9).
+        takes the stack path again (also after kill -9). \
+
+        On a pair the kernel made itself (KVM's net_failover, Hyper-V's hv_netvsc), the sockets \
+        bind to the always-there device (the failover standby, the netvsc device) and to the VF the \
+        kernel has enslaved, and follow the kernel's joins and releases; hnxdp steers nothing there \
+        and changes no setting of any device (coexistence).
         """,
         subcommands: [XskCount.self, XskReflect.self]
     )
@@ -26,7 +31,7 @@ struct Xsk: ParsableCommand {
 
 /// Options of the xsk subcommands.
 struct XskOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The synthetic interface of an attached pair.", valueName: "IF"))
+    @Option(help: ArgumentHelp("The synthetic interface of an attached pair, or any device of a pair the kernel made (a net_failover master, standby or primary; an hv_netvsc device): hnxdp then changes no device and follows the kernel's VF.", valueName: "IF"))
     var synthetic: String
 
     @Option(help: ArgumentHelp("Stop after N seconds (default: run until SIGINT/SIGTERM).", valueName: "N"))

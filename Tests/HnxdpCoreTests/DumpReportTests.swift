@@ -121,7 +121,7 @@ final class DumpReportTests: XCTestCase {
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         XCTAssertEqual(object["version"] as? String, HnxdpVersion.string)
         XCTAssertEqual(object["schema_version"] as? Int, 1)
-        XCTAssertEqual(Set(object.keys), ["version", "schema_version", "netns_inode", "bpffs", "pairs", "pair_map"])
+        XCTAssertEqual(Set(object.keys), ["version", "schema_version", "netns_inode", "bpffs", "pairs", "pair_map", "kernel_pairs"])
         // Semantic version: three dot-separated numbers.
         let parts = HnxdpVersion.string.split(separator: ".")
         XCTAssertEqual(parts.count, 3)

@@ -64,7 +64,10 @@
 #   (60), VM_VF_DRIVER (e1000e or vmxnet3), VM_APPEND (extra guest kernel command
 #   line, for debugging), VM_SYN_OPTS / VM_VF_OPTS (more -device properties of the
 #   synthetic / the VF, e.g. failover=on / failover_pair_id=syn for QEMU's virtio-net
-#   failover), VM_INIT and VM_PREBOOT (below; set them before sourcing).
+#   failover), VM_VF_AT_BOOT (1; 0 boots without the VF, for vm_plug_vf: QEMU keeps
+#   the id of a failover primary given on its command line after device_del, so a
+#   failover primary that is replugged must have been plugged by QMP), VM_INIT and
+#   VM_PREBOOT (below; set them before sourcing).
 #
 # VM_INIT=systemd (opt-in; the default, busybox, is the pid 1 described above):
 # the guest boots Debian's systemd (the host's /lib/systemd/systemd) as pid 1 in
@@ -358,6 +361,9 @@ vm__append_init() {
 }
 
 vm__qemu_boot() { # one attempt: 0 when the guest agent answers (systemd: and the boot is done)
+	# The VF at boot (VM_VF_AT_BOOT=0: none, the test plugs it with vm_plug_vf).
+	local vf_device=""
+	[[ ${VM_VF_AT_BOOT:-1} == 1 ]] && vf_device="$VM_VF_DRIVER,netdev=nvf,mac=$VM_MAC,id=vf,bus=rp1${VM_VF_OPTS:+,$VM_VF_OPTS}"
 	local log="$VM_TMP/console.log"
 	: >"$log"
 	rm -f "$VM_QMP" "$VM_QGA"
@@ -377,7 +383,7 @@ vm__qemu_boot() { # one attempt: 0 when the guest agent answers (systemd: and th
 		-device "virtio-net-pci,netdev=nsyn,mac=$VM_MAC,id=syn${VM_SYN_OPTS:+,$VM_SYN_OPTS}" \
 		-device pcie-root-port,id=rp1,chassis=1,slot=1 \
 		-netdev tap,id=nvf,ifname=tvf,script=no,downscript=no,vhost=off,vnet_hdr=on \
-		-device "$VM_VF_DRIVER,netdev=nvf,mac=$VM_MAC,id=vf,bus=rp1${VM_VF_OPTS:+,$VM_VF_OPTS}" \
+		${vf_device:+-device "$vf_device"} \
 		>"$VM_TMP/qemu.out" 2>&1 </dev/null &
 	VM_PID=$!
 	local t0=$SECONDS

@@ -10,7 +10,14 @@
 #      kernel's pairs); run --synthetic MASTER / STANDBY refuses each with a
 #      warning; attach of any combination exits 2 with one line naming the
 #      master and net_failover; nothing is pinned, no device changed.
-#   3. the kernel's own failover keeps working with hnxdp around: pings to the
+#   3. coexistence: status and dump show the kernel's pair; `hnxdp xsk count`
+#      named by the master binds to the standby and the primary, goes on
+#      counting through the standby while the primary is unplugged and through
+#      the new primary after a replug; a user's XDP program (`hnxdp xdp attach`)
+#      runs on the primary's path (generic XDP, e1000e) and the standby's; the
+#      master's and standby's settings are the same before and after, and no
+#      XDP program or pin is left.
+#   4. the kernel's own failover keeps working with hnxdp around: pings to the
 #      master's address go through the VF's tap, and after an unplug of the VF
 #      through the standby's.
 . "$(dirname "$0")/../lib/rig.sh"
@@ -18,6 +25,9 @@
 
 VM_SYN_OPTS=failover=on
 VM_VF_OPTS=failover_pair_id=syn
+# The primary is plugged after boot: QEMU keeps the id of a failover primary from its
+# command line after device_del, so only a primary plugged by QMP can be replugged.
+VM_VF_AT_BOOT=0
 T_START=$SECONDS
 
 g_dev_by_driver() { # the guest devices bound to DRIVER (ethtool's name)
@@ -27,9 +37,18 @@ g_snapshot() { vm_sh "ip -d link show; tc qdisc show; ls -A /sys/fs/bpf" >"$1" 2
 ping_n() { vm_sw ping -n -c "$1" -i 0.2 -W 2 "$VM_G4" 2>/dev/null | sed -n 's/.* \([0-9]*\) received.*/\1/p'; }
 
 rig_begin
-vm_deadline 300
+vm_deadline 420
 vm_prepare
+# The user's XDP program (section 3), built on the host before the guest boots
+# (the guest sees the host's /tmp as it was then, through its overlay).
+XDP_DIR=$(mktemp -d "/tmp/hnxvm-$$.xdp.XXXXXX")
+CLANG=${CLANG:-$(command -v clang || true)}
+[[ -n "$CLANG" ]] || CLANG="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
+"$CLANG" -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -DDROP_PORT=5555 \
+	-c "$RIG_TOOLS/xdp_drop_udp_port.bpf.c" -o "$XDP_DIR/drop.bpf.o" || fatal "building the test XDP program failed"
 vm_start
+vm_plug_vf 2>"$VM_TMP/qmp.err" || fatal "device_add of the primary failed: $(cat "$VM_TMP/qmp.err")"
+wait_until 60 "the primary is enslaved to the failover master" vm_sh "ls /sys/class/net/*/master >/dev/null 2>&1 && [ \$(ls -d /sys/class/net/*/master | wc -l) -ge 2 ]"
 
 MASTER=$(g_dev_by_driver net_failover)
 STANDBY=$(g_dev_by_driver virtio_net)
@@ -79,7 +98,80 @@ done
 g_snapshot "$VM_TMP/after"
 assert_files_equal "nothing changed in the guest (links, qdiscs, bpffs)" "$VM_TMP/before" "$VM_TMP/after"
 
-# ---- 3. the kernel's failover keeps working
+# ---- 3. coexistence: AF_XDP and XDP on the kernel's pair, following its VF
+g_settings() { vm_sh "ip -d link show dev $MASTER; ip -d link show dev $STANDBY; ethtool -k $MASTER; ethtool -k $STANDBY" >"$1" 2>&1; }
+g_xdp_devices() { vm_sh "ip -d link show | grep -c 'prog/xdp'; true"; }
+g_settings "$VM_TMP/coex.before"
+DUMP=$(vm_exec "$HNXDP" dump --json)
+assert_eq "dump: one kernel pair" "$(rig_json --default 0 'len:kernel_pairs' <<<"$DUMP")" 1
+assert_eq "dump: its master" "$(rig_json 'kernel_pairs[0].master.name' <<<"$DUMP")" "$MASTER"
+assert_eq "dump: its driver" "$(rig_json 'kernel_pairs[0].driver' <<<"$DUMP")" net_failover
+assert_eq "dump: the standby is its synthetic" "$(rig_json 'kernel_pairs[0].synthetic.name' <<<"$DUMP")" "$STANDBY"
+assert_eq "dump: the primary is its VF" "$(rig_json 'kernel_pairs[0].vf.name' <<<"$DUMP")" "$PRIMARY"
+assert_eq "dump: not steered by hnxdp" "$(rig_json 'kernel_pairs[0].steered' <<<"$DUMP")" false
+assert_eq "dump: no hnxdp pairs" "$(rig_json --default 0 'len:pairs' <<<"$DUMP")" 0
+assert_contains "status: names the kernel's pair" "$(vm_exec "$HNXDP" status)" "$MASTER($(vm_ifindex "$MASTER")): the kernel's pair (net_failover): standby $STANDBY"
+
+xsk_send() { vm_sw "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$VM_G4" --port 6000 --count 300 --rate 300 --seconds 10 >/dev/null || true; }
+vm_sh "rm -f /tmp/xsk.ev /tmp/xsk.json; setsid $HNXDP xsk count --synthetic $MASTER --udp-port 6000 --seconds 200 --json --events </dev/null >/tmp/xsk.json 2>/tmp/xsk.ev & echo \$! >/tmp/xsk.pid"
+XSK_PID=$(vm_exec cat /tmp/xsk.pid)
+PRIMARY_IDX=$(vm_ifindex "$PRIMARY")
+wait_until 60 "xsk count bound to the primary $PRIMARY" vm_sh "grep -q 'bound to VF $PRIMARY (ifindex $PRIMARY_IDX)' /tmp/xsk.ev"
+assert_contains "xsk: says it coexists with the kernel's pair" "$(vm_exec cat /tmp/xsk.ev)" "coexistence with the kernel's pair $MASTER"
+assert_eq "xsk: hnxdp's XDP on the standby and the primary" "$(g_xdp_devices)" 2
+assert_eq "dump: the kernel pair has hnxdp's XDP (AF_XDP)" "$(vm_exec "$HNXDP" dump --json | rig_json 'kernel_pairs[0].xdp_steering')" true
+xsk_send
+vm_switch syn
+vm_unplug_vf 2>/dev/null || fail "xsk: device_del of the primary failed"
+wait_until 30 "the primary is gone" vm_sh "! test -e /sys/class/net/$PRIMARY"
+wait_until 30 "xsk count saw the primary leave" vm_sh "grep -q 'VF $PRIMARY (ifindex $PRIMARY_IDX) left' /tmp/xsk.ev"
+xsk_send
+vm_plug_vf 2>"$VM_TMP/qmp.err" || fail "xsk: device_add of the primary failed: $(cat "$VM_TMP/qmp.err")"
+wait_until 60 "a new primary is enslaved to $MASTER" vm_sh "p=\$(for d in /sys/class/net/*; do [ \"\$(ethtool -i \${d##*/} 2>/dev/null | sed -n 's/^driver: //p')\" = e1000e ] && echo \${d##*/}; done); [ -n \"\$p\" ] && [ -e /sys/class/net/\$p/master ] && [ \"\$(basename \$(readlink /sys/class/net/\$p/master))\" = $MASTER ]"
+PRIMARY=$(g_dev_by_driver e1000e)
+PRIMARY_IDX=$(vm_ifindex "$PRIMARY")
+vm_switch vf
+wait_until 60 "xsk count bound to the new primary $PRIMARY" vm_sh "grep -q 'bound to VF $PRIMARY (ifindex $PRIMARY_IDX)' /tmp/xsk.ev"
+wait_until 30 "the new primary has carrier" vm_sh "test \$(cat /sys/class/net/$PRIMARY/carrier) = 1"
+xsk_send
+vm_exec kill -INT "$XSK_PID"
+wait_until 30 "xsk count printed its result" vm_sh "test -s /tmp/xsk.json"
+XSK=$(vm_exec cat /tmp/xsk.json)
+note "xsk count: $XSK"
+note "xsk events: $(vm_exec cat /tmp/xsk.ev | tr '\n' ';' | head -c 700)"
+assert_ge "xsk: frames counted in all (3 x 300 sent)" "$(rig_json --default 0 total <<<"$XSK")" 850
+assert_ge "xsk: frames counted on the standby while the primary was unplugged" "$(rig_json --default 0 "per_device.$STANDBY" <<<"$XSK")" 280
+assert_ge "xsk: frames counted on the primaries, before and after the replug" \
+	$(($(rig_json --default 0 total <<<"$XSK") - $(rig_json --default 0 "per_device.$STANDBY" <<<"$XSK"))) 560
+assert_ge "xsk: it followed the primary's departure" "$(rig_json --default 0 departures <<<"$XSK")" 1
+assert_ge "xsk: it bound to the primary twice" "$(rig_json --default 0 rebinds <<<"$XSK")" 2
+wait_until 20 "xsk: no XDP program left on any guest device" vm_sh "! ip -d link show | grep -q prog/xdp"
+
+# A user's XDP program on the kernel's pair: drops UDP port 5555 on the primary's path.
+g_udp_count() { # PORT -> datagrams a socket bound to the master got of 200 sent
+	vm_sh "rm -f /tmp/u.ready /tmp/u.count; setsid python3 $RIG_TOOLS/udp_sink.py --dev $MASTER --port $1 --seconds 8 --expect 200 --linger 1 --ready-file /tmp/u.ready </dev/null >/tmp/u.count 2>&1 &"
+	wait_until 20 "the guest's UDP socket on port $1 is bound" vm_exec test -e /tmp/u.ready
+	vm_sw "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$VM_G4" --port "$1" --count 200 --rate 400 >/dev/null
+	wait_until 20 "the guest's UDP socket on port $1 is done" vm_sh "test -s /tmp/u.count"
+	vm_exec cat /tmp/u.count
+}
+rig_try vm_exec "$HNXDP" xdp attach --synthetic "$MASTER" "$XDP_DIR/drop.bpf.o" --prog drop_udp_port
+assert_eq "xdp attach on the kernel's pair: exit 0 ($RIG_ERR)" "$RIG_RC" 0
+assert_contains "xdp attach: names the kernel's pair" "$RIG_OUT" "the kernel's pair $MASTER"
+assert_eq "XDP on the primary $PRIMARY in generic mode (e1000e)" \
+	"$(vm_exec ip -j -d link show dev "$PRIMARY" | rig_json --default none '[0].xdp.mode')" 2
+assert_eq "dump: the kernel pair has a user XDP program" "$(vm_exec "$HNXDP" dump --json | rig_json 'kernel_pairs[0].xdp_user_program')" true
+assert_eq "the user's XDP program drops port 5555 on the primary's path" "$(g_udp_count 5555)" 0
+assert_eq "the user's XDP program lets port 5556 through" "$(g_udp_count 5556)" 200
+rig_try vm_exec "$HNXDP" xdp detach --synthetic "$STANDBY"
+assert_eq "xdp detach named by the standby: exit 0 ($RIG_ERR)" "$RIG_RC" 0
+assert_eq "xdp detach: no XDP program left on any guest device" "$(g_xdp_devices)" 0
+assert_eq "xdp detach: port 5555 gets through again" "$(g_udp_count 5555)" 200
+assert_eq "coexistence: no hnxdp pins left in the guest" "$(vm_sh 'ls -A /sys/fs/bpf/hnxdp 2>/dev/null | wc -l')" 0
+g_settings "$VM_TMP/coex.after"
+assert_files_equal "coexistence: the master's and standby's settings as before" "$VM_TMP/coex.before" "$VM_TMP/coex.after"
+
+# ---- 4. the kernel's failover keeps working
 vrx=$(vm_tap_stat tvf rx)
 assert_eq "kernel failover: pings answered" "$(ping_n 10)" 10
 assert_ge "kernel failover: answers through the VF's tap" $(($(vm_tap_stat tvf rx) - vrx)) 9
@@ -89,5 +181,6 @@ wait_until 20 "the primary is gone" vm_sh "! test -e /sys/class/net/$PRIMARY"
 srx=$(vm_tap_stat tsyn rx)
 assert_ge "kernel failover, primary unplugged: pings answered" "$(ping_n 10)" 9
 assert_ge "kernel failover: answers through the standby's tap" $(($(vm_tap_stat tsyn rx) - srx)) 9
+rm -rf "$XDP_DIR"
 note "whole test $((SECONDS - T_START)) s"
 rig_finish

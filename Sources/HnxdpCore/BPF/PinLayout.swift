@@ -4,6 +4,7 @@ import Glibc
 ///
 ///     <root>/<netns inode>/hnxdp_*              maps and programs of the namespace
 ///     <root>/<netns inode>/<synthetic ifindex>/ link pins of one pair
+///     <root>/kernel/<netns inode>/<ifindex>/    XDP pins of a pair the kernel made
 ///
 /// Pins are global to the mount namespace while ifindexes are per network
 /// namespace, hence the namespace level. Directories are mode 0700.
@@ -30,6 +31,11 @@ public struct PinLayout: Sendable, Equatable {
     public func linkPath(synthetic ifindex: Int32, _ name: String) -> String {
         "\(pairDirectory(synthetic: ifindex))/\(name)"
     }
+
+    /// Where the XDP objects of pairs the kernel made (coexistence: `KernelPair`) are
+    /// pinned: `<root>/kernel/<netns inode>/<synthetic ifindex>/`, apart from the
+    /// namespace directory, whose datapath pins appear and go all at once.
+    public var kernelPairs: PinLayout { PinLayout(root: "\(root)/kernel", netnsInode: netnsInode) }
 
     /// Synthetic ifindexes that have a pair directory (link pins), sorted.
     public func pairDirectories() -> [Int32] {

@@ -54,7 +54,30 @@ public struct PairDetach {
         }
         // Namespace level: maps, programs, directories.
         try Datapath.removePins(layout)
+        removeKernelPairXDP()
         return synthetics.count
+    }
+
+    /// The XDP programs hnxdp put on pairs the kernel made (coexistence), unless
+    /// an AF_XDP application still holds them; no device setting is involved.
+    func removeKernelPairXDP() {
+        let kernel = layout.kernelPairs
+        for ifindex in kernel.pairDirectories() {
+            if XSKPairLock.isHeld(layout: kernel, synthetic: ifindex) {
+                logger.warning("the kernel's pair with ifindex \(ifindex): an AF_XDP application holds its XDP program; left alone")
+                continue
+            }
+            do {
+                try XDPAttachment.remove(layout: kernel, synthetic: ifindex)
+                FileSystem.removeDirectoryIfEmpty(kernel.pairDirectory(synthetic: ifindex))
+                logger.info("the kernel's pair with ifindex \(ifindex): hnxdp's XDP programs removed")
+            } catch {
+                logger.warning("the kernel's pair with ifindex \(ifindex): \(error)")
+            }
+        }
+        FileSystem.removeDirectoryIfEmpty(kernel.namespaceDirectory)
+        FileSystem.removeDirectoryIfEmpty(kernel.root)
+        FileSystem.removeDirectoryIfEmpty(layout.root)
     }
 
     /// Detaches one pair: the VF leaves (restoring both devices), then the

@@ -164,6 +164,39 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     public var pairs: [PairReport]
     /// The pinned pair map's value layout and state numbers, for tools that read it directly.
     public var pair_map: PairMapLayout = .current
+    /// Pairs the kernel made itself (net_failover, hv_netvsc): never steered by hnxdp;
+    /// AF_XDP and XDP programs may run on them (coexistence).
+    public var kernel_pairs: [KernelPairReport] = []
+
+    public struct KernelPairReport: Encodable, Equatable, Sendable {
+        public struct Device: Encodable, Equatable, Sendable {
+            public var name: String
+            public var ifindex: Int32
+        }
+        /// "net_failover" or "hv_netvsc".
+        public var driver: String
+        /// The device the stack uses (the failover master, the netvsc device).
+        public var master: Device
+        /// The path that is always there (the failover standby; the netvsc device itself).
+        public var synthetic: Device
+        /// The VF the kernel has joined now.
+        public var vf: Device?
+        /// Always false: the kernel steers these.
+        public var steered: Bool = false
+        /// hnxdp's XDP program on the pair's devices (for `hnxdp xsk`), and a user's behind it (`hnxdp xdp`).
+        public var xdp_steering: Bool
+        public var xdp_user_program: Bool
+
+        init(_ p: KernelPair, layout: PinLayout) {
+            driver = p.kind.rawValue
+            master = Device(name: p.master.name, ifindex: p.master.ifindex)
+            synthetic = Device(name: p.synthetic.name, ifindex: p.synthetic.ifindex)
+            vf = p.vf.map { Device(name: $0.name, ifindex: $0.ifindex) }
+            let objects = try? XDPPairObjects.openPinned(layout: layout.kernelPairs, synthetic: p.synthetic.ifindex)
+            xdp_steering = objects != nil
+            xdp_user_program = (try? objects?.hasUserProgram()) == true
+        }
+    }
 
     public struct KernelReport: Encodable, Equatable, Sendable {
         public var release: String
@@ -208,6 +241,10 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             let link = try netlink.requireLink(named: synthetic, option: "--synthetic")
             only = link.ifindex
         }
+        if synthetic == nil {
+            report.kernel_pairs = KernelPair.find(in: try KernelPair.devices(netlink: netlink))
+                .map { KernelPairReport($0, layout: layout) }
+        }
         guard let datapath = try Datapath.openPinned(layout) else { return report }
         // ethtool's feature names (ETH_SS_FEATURES) are the kernel's, the same for
         // every device: read them once, from the first synthetic that exists.
@@ -247,13 +284,19 @@ public struct DumpReport: Encodable, Equatable, Sendable {
 
     /// `status`: one line per pair.
     public func statusLines() -> [String] {
-        if pairs.isEmpty { return ["no pairs attached in this network namespace"] }
+        let kernel = kernel_pairs.map { k in
+            let vf = k.vf.map { "VF \($0.name)(\($0.ifindex))" } ?? "no VF"
+            let standby = k.driver == "net_failover" ? "standby \(k.synthetic.name)(\(k.synthetic.ifindex)), " : ""
+            let xdp = k.xdp_user_program ? "hnxdp XDP + your XDP program" : k.xdp_steering ? "hnxdp XDP (AF_XDP)" : "no XDP"
+            return "\(k.master.name)(\(k.master.ifindex)): the kernel's pair (\(k.driver)): \(standby)\(vf); hnxdp steers nothing (coexistence), \(xdp)"
+        }
+        if pairs.isEmpty { return ["no pairs attached in this network namespace"] + kernel }
         return pairs.map { p in
             let syn = "\(p.synthetic.name ?? "?")(\(p.synthetic.ifindex))"
             let vf = p.vf.map { "\($0.name ?? "?")(\($0.ifindex)) carrier \($0.carrier == true ? "up" : "down")" } ?? "no VF"
             let warning = (p.vf?.addresses ?? []).isEmpty ? "" : "; warning: the VF has addresses of its own (\(p.vf!.addresses!.joined(separator: ", "))): traffic routed by them bypasses the pair"
             let qdisc = p.qdisc == "none" ? "" : ", qdisc \(p.qdisc)"
             return "\(syn) <- \(vf): \(p.state), datapath \(p.datapath), mtu \(p.mtu), rx vf/syn \(p.stats.vf_rx_packets)/\(p.stats.syn_rx_packets), tx vf/syn \(p.stats.vf_tx_packets)/\(p.stats.syn_tx_packets), fallback \(p.stats.tx_fallback_packets), switches \(p.switches), attachment \(p.attachment)\(qdisc)\(warning)"
-        }
+        } + kernel
     }
 }

@@ -252,26 +252,29 @@ public enum XDPAttachment {
     }
 
     /// The pair's XDP objects, loaded, pinned and attached to the synthetic
-    /// and to the current VF (if the pair is active and the VF exists) when
-    /// they are not yet. The pair must be installed. Caller holds the invocation lock.
-    /// Whatever it creates goes on `undo` (the objects, or the links it adds
-    /// to objects that were there), so a caller can take it all back.
-    static func ensure(layout: PinLayout, synthetic: LinkInfo, netlink: RTNetlink, verbose: Bool,
-                       undo: UndoStack) throws -> XDPPairObjects {
-        let pair = try installedPair(layout: layout, synthetic: synthetic)
+    /// and to the current VF (an hnxdp pair active on it, or the VF the kernel
+    /// enslaved) when they are not yet. An hnxdp pair must be installed; a
+    /// kernel pair's devices are not changed otherwise. Caller holds the
+    /// invocation lock. Whatever it creates goes on `undo` (the objects, or the
+    /// links it adds to objects that were there), so a caller can take it all back.
+    static func ensure(pair: XDPPair, netlink: RTNetlink, verbose: Bool, undo: UndoStack) throws -> XDPPairObjects {
+        let synthetic = pair.synthetic
+        let vf = try pair.currentVF(netlink: netlink)
         let objects: XDPPairObjects
-        if let existing = try XDPPairObjects.openPinned(layout: layout, synthetic: synthetic.ifindex) {
+        if let existing = try XDPPairObjects.openPinned(layout: pair.layout, synthetic: synthetic.ifindex) {
             objects = existing
         } else {
-            objects = try XDPPairObjects.create(layout: layout, synthetic: synthetic.ifindex, verbose: verbose)
-            undo.push("XDP objects of \(synthetic.name)") { try remove(layout: layout, synthetic: synthetic.ifindex) }
+            if case .kernel = pair.source {
+                try FileSystem.makeDirectories(pair.layout.pairDirectory(synthetic: synthetic.ifindex))
+                undo.push("XDP directory of \(synthetic.name)") { pair.removeEmptyDirectories() }
+            }
+            objects = try XDPPairObjects.create(layout: pair.layout, synthetic: synthetic.ifindex, verbose: verbose)
+            undo.push("XDP objects of \(synthetic.name)") { try remove(layout: pair.layout, synthetic: synthetic.ifindex) }
         }
         if try objects.attach(device: .synthetic, ifindex: synthetic.ifindex, ifname: synthetic.name) {
             undo.push("XDP on \(synthetic.name)") { try objects.detach(device: .synthetic) }
         }
-        if pair.pairState == .active, pair.vf_ifindex != 0,
-           let vf = try netlink.link(index: Int32(bitPattern: pair.vf_ifindex)),
-           try objects.attach(device: .vf, ifindex: vf.ifindex, ifname: vf.name) {
+        if let vf, !pair.kernelPropagatesXDP, try objects.attach(device: .vf, ifindex: vf.ifindex, ifname: vf.name) {
             undo.push("XDP on \(vf.name)") { try objects.detach(device: .vf) }
         }
         return objects
@@ -279,9 +282,11 @@ public enum XDPAttachment {
 
     /// Attaches the steering program to `vf` if the pair's XDP is in use
     /// (used by AF_XDP sockets following a returned VF). Caller holds the invocation lock.
-    public static func ensureVF(layout: PinLayout, synthetic: Int32, vfIndex: Int32, vfName: String) throws {
-        guard let objects = try XDPPairObjects.openPinned(layout: layout, synthetic: synthetic) else {
-            throw HnxdpError(.runtime, "XDP objects of pair ifindex \(synthetic) were removed (hnxdp detach or xdp detach?)")
+    static func ensureVF(pair: XDPPair, vfIndex: Int32, vfName: String) throws {
+        // hv_netvsc gives its program to the VF itself.
+        if pair.kernelPropagatesXDP { return }
+        guard let objects = try XDPPairObjects.openPinned(layout: pair.layout, synthetic: pair.synthetic.ifindex) else {
+            throw HnxdpError(.runtime, "XDP objects of \(pair.description) were removed (hnxdp detach or xdp detach?)")
         }
         try objects.attach(device: .vf, ifindex: vfIndex, ifname: vfName)
     }
@@ -299,13 +304,12 @@ public enum XDPAttachment {
     /// changes, and a later failure undoes every step, so the pair's XDP state
     /// (steering program, links, pins, a user program attached before) is as
     /// it was. Caller holds the invocation lock.
-    public static func attachUser(layout: PinLayout, synthetic: LinkInfo, objectPath: String, programName: String?,
+    public static func attachUser(pair: XDPPair, objectPath: String, programName: String?,
                                   netlink: RTNetlink, logger: Logger, verbose: Bool) throws -> UserProgram {
-        _ = try installedPair(layout: layout, synthetic: synthetic)
         let user = try UserXDPProgram(path: objectPath, programName: programName, verbose: verbose)
         let undo = UndoStack(logger: logger)
         do {
-            let objects = try ensure(layout: layout, synthetic: synthetic, netlink: netlink, verbose: verbose, undo: undo)
+            let objects = try ensure(pair: pair, netlink: netlink, verbose: verbose, undo: undo)
             try objects.setUserProgram(user.program, undo: undo)
         } catch {
             undo.rollback()
@@ -323,7 +327,8 @@ public enum XDPAttachment {
     /// devices are back to no XDP at all. Returns false when no user program
     /// was attached. Caller holds the invocation lock.
     @discardableResult
-    public static func detachUser(layout: PinLayout, synthetic: Int32, applicationRunning: Bool) throws -> Bool {
+    public static func detachUser(pair: XDPPair, applicationRunning: Bool) throws -> Bool {
+        let layout = pair.layout, synthetic = pair.synthetic.ifindex
         guard let objects = try XDPPairObjects.openPinned(layout: layout, synthetic: synthetic) else { return false }
         let had = try objects.hasUserProgram()
         var cfg = try objects.config.lookup(0) ?? hnxdp_xsk_config()
@@ -331,7 +336,10 @@ public enum XDPAttachment {
         try objects.config.update(0, cfg)
         try objects.userPrograms.delete(UInt32(HNXDP_XDP_USER_SLOT))
         try FileSystem.remove(objects.pinPath(HNXDP_XDP_PIN_USER_PROG))
-        if !applicationRunning { try remove(layout: layout, synthetic: synthetic) }
+        if !applicationRunning {
+            try remove(layout: layout, synthetic: synthetic)
+            pair.removeEmptyDirectories()
+        }
         return had
     }
 

@@ -101,9 +101,9 @@ public final class PairSocket {
     /// Called with a one-line description of every bind, departure and rebind.
     public var onEvent: ((String) -> Void)?
 
-    let layout: PinLayout
+    let pair: XDPPair
     let objects: XDPPairObjects
-    let pairs: BPFMap<UInt32, hnxdp_pair>
+    let follower: VFFollower
     private let area: UnsafeMutableRawPointer
     private let areaSize: Int
     private var umem: OpaquePointer?
@@ -119,9 +119,10 @@ public final class PairSocket {
 
     /// Opens the pair socket of `queue`. The pair's XDP objects must be in
     /// place (`XDPAttachment.ensure`); the synthetic's socket is bound now,
-    /// the VF's by the first `process` call.
-    public init(layout: PinLayout, synthetic: LinkInfo, queue: UInt32, objects: XDPPairObjects,
-                pairs: BPFMap<UInt32, hnxdp_pair>, options: XSKOptions = XSKOptions()) throws {
+    /// the VF's by the first `process` call. `follower` says where the VF is.
+    init(pair: XDPPair, queue: UInt32, objects: XDPPairObjects, follower: VFFollower,
+         options: XSKOptions = XSKOptions()) throws {
+        let synthetic = pair.synthetic
         guard queue < UInt32(HNXDP_XSK_MAX_QUEUES) else {
             throw HnxdpError(.badInput, "queue \(queue) of \(synthetic.name) is beyond the \(HNXDP_XSK_MAX_QUEUES) queues hnxdp steers")
         }
@@ -129,11 +130,11 @@ public final class PairSocket {
               options.frameCount >= 2 * Int(options.ringSize) else {
             throw HnxdpError(.badInput, "AF_XDP sizes: frame and ring sizes must be powers of two and frames >= 2 x ring size")
         }
-        self.layout = layout
+        self.pair = pair
         self.synthetic = synthetic
         self.queue = queue
         self.objects = objects
-        self.pairs = pairs
+        self.follower = follower
         self.options = options
         ledger = FrameLedger(frameCount: options.frameCount, frameSize: options.frameSize)
         descs = [hnxdp_xsk_desc](repeating: hnxdp_xsk_desc(), count: options.batchSize)
@@ -263,11 +264,7 @@ public final class PairSocket {
         if synErr != 0 || !interfaceExists(synthetic.ifindex) {
             throw HnxdpError(.runtime, "AF_XDP socket of \(synthetic.name) queue \(queue) failed (\(synErr != 0 ? errnoName(synErr) : "device gone")): the synthetic interface went away")
         }
-        guard let pair = try pairs.lookup(UInt32(bitPattern: synthetic.ifindex)) else {
-            throw HnxdpError(.runtime, "pair \(synthetic.name) was detached while its AF_XDP sockets were open")
-        }
-        let wanted: Int32? = pair.pairState == .active && pair.vf_ifindex != 0
-            ? Int32(bitPattern: pair.vf_ifindex) : nil
+        let wanted = try follower.currentVF()
         if let vf = members[PairDevice.vf.rawValue] {
             var reason: String? = nil
             let err = hnxdp_xsk_socket_error(vf.handle)
@@ -289,7 +286,7 @@ public final class PairSocket {
                     throw HnxdpError(.runtime, "\(name) has \(queues) receive queue(s), none numbered \(queue)")
                 }
                 let lock = try InvocationLock()
-                try XDPAttachment.ensureVF(layout: layout, synthetic: synthetic.ifindex, vfIndex: w, vfName: name)
+                try XDPAttachment.ensureVF(pair: pair, vfIndex: w, vfName: name)
                 withExtendedLifetime(lock) {}
                 let m = try bind(device: .vf, ifindex: w, ifname: name)
                 counters.rebinds += 1

@@ -4,12 +4,15 @@ import Logging
 
 /// An AF_XDP application's hold on a pair: the pair lock (one application
 /// per pair), the pair's XDP objects attached to its devices, and one
-/// `PairSocket` per receive queue of the synthetic. `close` (or the process
+/// `PairSocket` per receive queue of the synthetic. The pair is an hnxdp pair
+/// or one the kernel made (coexistence, `KernelPair`): then the sockets bind to
+/// its standby (or netvsc device) and the VF the kernel enslaved, and follow
+/// the kernel's joins and releases. `close` (or the process
 /// ending, even by SIGKILL) gives the sockets back; the kernel then removes
 /// them from the XSKMAP and every frame takes the stack path again.
 public final class PairSocketSession {
     public let synthetic: LinkInfo
-    public let layout: PinLayout
+    public let pair: XDPPair
     public let objects: XDPPairObjects
     public private(set) var sockets: [PairSocket] = []
     private var lock: XSKPairLock?
@@ -26,22 +29,22 @@ public final class PairSocketSession {
                 logger: Logger = Logger(label: "hnxdp.xsk"),
                 onEvent: ((String) -> Void)? = nil) throws {
         let netlink = try RTNetlink()
-        let syn = try netlink.requireLink(named: name, option: "--synthetic")
-        guard let datapath = try Datapath.openPinned(layout),
-              try datapath.pairs.lookup(UInt32(bitPattern: syn.ifindex)) != nil else {
-            throw HnxdpError(.badInput, "\(name) is not attached (see `hnxdp status`); run `hnxdp attach --synthetic \(name) --vf VF` or `hnxdp run` first")
-        }
+        let pair = try XDPPair.resolve(name, option: "--synthetic", layout: layout, netlink: netlink)
+        let syn = pair.synthetic
         self.synthetic = syn
-        self.layout = layout
-        lock = try XSKPairLock(layout: layout, synthetic: syn)
+        self.pair = pair
+        lock = try XSKPairLock(layout: pair.layout, synthetic: syn)
+        if case .kernel(let p) = pair.source {
+            onEvent?("coexistence with the kernel's pair \(p.summary): the kernel steers, hnxdp changes no device")
+        }
         // Held through the set-up, so a failure can be undone before anyone else looks.
         let invocation = try InvocationLock()
         defer { withExtendedLifetime(invocation) {} }
         let undo = UndoStack(logger: logger)
         var opened: [PairSocket] = []
         do {
-            let objects = try XDPAttachment.ensure(layout: layout, synthetic: syn, netlink: netlink, verbose: verbose,
-                                                   undo: undo)
+            let objects = try XDPAttachment.ensure(pair: pair, netlink: netlink, verbose: verbose, undo: undo)
+            let follower = try pair.follower()
             let previous = try objects.steering()
             try objects.setSteering(udpPort: udpPort)
             undo.push("steering of \(syn.name)") { try objects.setSteering(udpPort: previous) }
@@ -54,8 +57,7 @@ public final class PairSocketSession {
                 queues = (0..<UInt32(min(Int(n), Int(HNXDP_XSK_MAX_QUEUES)))).map { $0 }
             }
             for q in queues {
-                let s = try PairSocket(layout: layout, synthetic: syn, queue: q, objects: objects,
-                                       pairs: datapath.pairs, options: options)
+                let s = try PairSocket(pair: pair, queue: q, objects: objects, follower: follower, options: options)
                 s.onEvent = onEvent
                 onEvent?("queue \(q): bound to synthetic \(syn.name) (ifindex \(syn.ifindex)), \(s.mode.rawValue) mode")
                 opened.append(s)
@@ -122,8 +124,9 @@ public final class PairSocketSession {
         if let lock {
             if let invocation = try? InvocationLock() {
                 if (try? objects.hasUserProgram()) == false,
-                   FileSystem.isDirectory(layout.pairDirectory(synthetic: synthetic.ifindex)) {
-                    try? XDPAttachment.remove(layout: layout, synthetic: synthetic.ifindex)
+                   FileSystem.isDirectory(pair.layout.pairDirectory(synthetic: synthetic.ifindex)) {
+                    try? XDPAttachment.remove(layout: pair.layout, synthetic: synthetic.ifindex)
+                    pair.removeEmptyDirectories()
                 } else {
                     try? objects.setSteering(udpPort: nil)
                 }

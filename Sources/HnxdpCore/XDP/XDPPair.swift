@@ -1,0 +1,173 @@
+import CHnxdpShim
+import Glibc
+
+/// The pair `hnxdp xsk` and `hnxdp xdp` work on: one hnxdp steers (its pinned
+/// entry says which VF is active), or one the kernel made itself (`KernelPair`,
+/// coexistence: netlink says which VF is enslaved, and hnxdp changes no device).
+/// Either way the XDP objects are pinned in `layout`'s pair directory of
+/// `synthetic`, and the sockets bind to `synthetic` and the current VF.
+public struct XDPPair {
+    public enum Source: Equatable {
+        /// An hnxdp pair (attach or run).
+        case hnxdp
+        /// A pair the kernel made (net_failover, hv_netvsc), by its master.
+        case kernel(KernelPair)
+    }
+
+    public let synthetic: LinkInfo
+    /// Where its XDP objects are pinned: the namespace's layout for an hnxdp pair,
+    /// `PinLayout.kernelPairs` for a kernel pair (kept apart from the datapath's
+    /// pins, which appear and go all at once).
+    public let layout: PinLayout
+    public let source: Source
+
+    /// hv_netvsc gives the netvsc device's XDP program to its VF itself.
+    public var kernelPropagatesXDP: Bool {
+        if case .kernel(let pair) = source { return pair.kernelPropagatesXDP }
+        return false
+    }
+
+    /// What the user named, for messages: "the pair of hn0" or "kernel failover eth0".
+    public var description: String {
+        switch source {
+        case .hnxdp: return "the pair of \(synthetic.name)"
+        case .kernel(let p): return "the kernel's pair \(p.master.name) (\(p.kind.rawValue), coexistence)"
+        }
+    }
+
+    public init(synthetic: LinkInfo, layout: PinLayout, source: Source) {
+        self.synthetic = synthetic
+        self.layout = layout
+        self.source = source
+    }
+
+    /// Resolves `name`: the synthetic of an attached hnxdp pair, or any device of a
+    /// pair the kernel made (its master, standby or VF). Throws (bad input) naming
+    /// what to do when it is neither.
+    public static func resolve(_ name: String, option: String, layout: PinLayout, netlink: RTNetlink) throws -> XDPPair {
+        let link = try netlink.requireLink(named: name, option: option)
+        if let datapath = try Datapath.openPinned(layout),
+           try datapath.pairs.lookup(UInt32(bitPattern: link.ifindex)) != nil,
+           FileSystem.isDirectory(layout.pairDirectory(synthetic: link.ifindex)) {
+            return XDPPair(synthetic: link, layout: layout, source: .hnxdp)
+        }
+        if let pair = KernelPair.containing(name, in: try KernelPair.devices(netlink: netlink)) {
+            return XDPPair(synthetic: pair.synthetic, layout: layout.kernelPairs, source: .kernel(pair))
+        }
+        throw HnxdpError(.badInput, "\(name) is not attached (see `hnxdp status`) and is in no pair the kernel made; run `hnxdp attach --synthetic \(name) --vf VF` or `hnxdp run` first")
+    }
+
+    /// The VF the pair carries now, read once (`ensure`); `VFFollower` follows it.
+    func currentVF(netlink: RTNetlink) throws -> LinkInfo? {
+        switch source {
+        case .hnxdp:
+            let pair = try XDPAttachment.installedPair(layout: layout, synthetic: synthetic)
+            guard pair.pairState == .active, pair.vf_ifindex != 0 else { return nil }
+            return try netlink.link(index: Int32(bitPattern: pair.vf_ifindex))
+        case .kernel(let p):
+            return try KernelPairFollower.enslavedVF(of: p, links: netlink.links())
+        }
+    }
+
+    /// The follower that tells an AF_XDP socket where the VF is now.
+    func follower() throws -> VFFollower {
+        switch source {
+        case .hnxdp:
+            guard let datapath = try Datapath.openPinned(layout) else {
+                throw HnxdpError(.badInput, "\(synthetic.name) is not attached (see `hnxdp status`)")
+            }
+            return PinnedPairFollower(pairs: datapath.pairs, synthetic: synthetic)
+        case .kernel(let p):
+            return try KernelPairFollower(pair: p)
+        }
+    }
+
+    /// After the XDP pins of a kernel pair are gone: removes its directories
+    /// when empty (an hnxdp pair's directory belongs to the pair's life cycle).
+    func removeEmptyDirectories() {
+        guard case .kernel = source else { return }
+        FileSystem.removeDirectoryIfEmpty(layout.pairDirectory(synthetic: synthetic.ifindex))
+        FileSystem.removeDirectoryIfEmpty(layout.namespaceDirectory)
+        FileSystem.removeDirectoryIfEmpty(layout.root)
+        // hnxdp's own root, when nothing else is pinned there (as the datapath's last detach does).
+        if layout.root.hasSuffix("/kernel") { FileSystem.removeDirectoryIfEmpty(String(layout.root.dropLast(7))) }
+    }
+}
+
+/// Where an AF_XDP socket learns which VF carries its pair now.
+protocol VFFollower: AnyObject {
+    /// The current VF's ifindex, nil while there is none. Throws when the pair itself is gone.
+    func currentVF() throws -> Int32?
+}
+
+/// An hnxdp pair: the pinned pair entry (the control plane's decision).
+final class PinnedPairFollower: VFFollower {
+    let pairs: BPFMap<UInt32, hnxdp_pair>
+    let synthetic: LinkInfo
+
+    init(pairs: BPFMap<UInt32, hnxdp_pair>, synthetic: LinkInfo) {
+        self.pairs = pairs
+        self.synthetic = synthetic
+    }
+
+    func currentVF() throws -> Int32? {
+        guard let pair = try pairs.lookup(UInt32(bitPattern: synthetic.ifindex)) else {
+            throw HnxdpError(.runtime, "pair \(synthetic.name) was detached while its AF_XDP sockets were open")
+        }
+        return pair.pairState == .active && pair.vf_ifindex != 0 ? Int32(bitPattern: pair.vf_ifindex) : nil
+    }
+}
+
+/// A kernel pair: the kernel's own master/slave relationship, read again only
+/// when a link notification arrived (subscribed, not polled).
+final class KernelPairFollower: VFFollower {
+    let pair: KernelPair
+    private let netlink: RTNetlink
+    private var vf: Int32?
+    private var stale = true
+
+    init(pair: KernelPair) throws {
+        self.pair = pair
+        netlink = try RTNetlink(subscribeToLinks: true)
+    }
+
+    /// The slave of `pair`'s master that is not its synthetic (the standby).
+    static func enslavedVF(of pair: KernelPair, links: [LinkInfo]) throws -> LinkInfo? {
+        guard links.contains(where: { $0.ifindex == pair.master.ifindex }) else {
+            throw HnxdpError(.runtime, "the kernel's pair \(pair.master.name) (\(pair.kind.rawValue)) went away while its AF_XDP sockets were open")
+        }
+        return links.filter { $0.masterIndex == pair.master.ifindex && $0.ifindex != pair.synthetic.ifindex
+            && $0.ifindex != pair.master.ifindex }.min { $0.ifindex < $1.ifindex }
+    }
+
+    func currentVF() throws -> Int32? {
+        var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0)]
+        while poll(&fds, 1, 0) > 0 && fds[0].revents & Int16(POLLIN) != 0 {
+            stale = true
+            do { _ = try netlink.readEvents() } catch let e as HnxdpError where e.errno == ENOBUFS {
+                continue // notifications were lost: read the links again below
+            }
+        }
+        if stale {
+            vf = try KernelPairFollower.enslavedVF(of: pair, links: netlink.links())?.ifindex
+            stale = false
+        }
+        return vf
+    }
+}
+
+extension KernelPair {
+    /// The namespace's Ethernet links with their drivers, as `find` needs them.
+    /// Only devices with no link kind (real or paravirtual NICs) and slaves are
+    /// asked for their driver: one ethtool call each.
+    public static func devices(netlink: RTNetlink) throws -> [PairingPolicy.Device] {
+        let links = try netlink.links()
+        return links.filter { $0.isEthernet && !$0.isLoopback }.map { link in
+            // Devices with no kind (not veth, bridge, bond...) may be net_failover or hv_netvsc;
+            // slaves' drivers tell a failover standby from its primary.
+            let ask = link.kind == nil || link.masterIndex != nil
+            let info = ask ? Ethtool.driverInfo(of: link.name) : nil
+            return PairingPolicy.Device(link: link, driver: info?.driver, busInfo: info?.busInfo)
+        }
+    }
+}
