@@ -372,6 +372,35 @@ final class RTNetlinkCodecTests: XCTestCase {
         XCTAssertThrowsError(try Codec.parseAddress(NetlinkMessage(type: 20, flags: 0, seq: 0, pid: 0, payload: [2, 24])))
     }
 
+    func testRoutes() throws {
+        let request = Codec.getRoutesRequest(seq: 7)
+        XCTAssertEqual(request.count, 28, "nlmsghdr and an empty rtmsg")
+        XCTAssertEqual(Array(request[4..<8]), [26, 0, 0x01, 0x03], "RTM_GETROUTE, NLM_F_REQUEST|NLM_F_DUMP")
+        // RTM_NEWROUTE: AF_INET 198.18.60.0/24, table main, proto boot, scope link, unicast; RTA_TABLE 254, RTA_DST, RTA_OIF 5.
+        let user: [UInt8] = [2, 24, 0, 0, 254, 3, 253, 1, 0, 0, 0, 0,
+                             8, 0, 15, 0, 254, 0, 0, 0, 8, 0, 1, 0, 198, 18, 60, 0, 8, 0, 4, 0, 5, 0, 0, 0]
+        let r = try XCTUnwrap(Codec.parseRoute(NetlinkMessage(type: 24, flags: 2, seq: 7, pid: 1, payload: user)))
+        XCTAssertEqual(r.oif, 5)
+        XCTAssertEqual(r.description, "198.18.60.0/24")
+        XCTAssertTrue(r.isConfigured)
+        // The same made by the kernel for an address (proto kernel): not the VF's own.
+        var kernel = user
+        kernel[5] = 2
+        XCTAssertFalse(try XCTUnwrap(Codec.parseRoute(NetlinkMessage(type: 24, flags: 2, seq: 7, pid: 1, payload: kernel))).isConfigured)
+        // A default route (no RTA_DST) from DHCP (proto 16); the local table's routes are not configured ones.
+        let dflt: [UInt8] = [2, 0, 0, 0, 254, 16, 0, 1, 0, 0, 0, 0, 8, 0, 4, 0, 5, 0, 0, 0]
+        let d = try XCTUnwrap(Codec.parseRoute(NetlinkMessage(type: 24, flags: 2, seq: 7, pid: 1, payload: dflt)))
+        XCTAssertEqual(d.description, "default")
+        XCTAssertTrue(d.isConfigured)
+        var local = dflt
+        local[4] = 255
+        XCTAssertFalse(try XCTUnwrap(Codec.parseRoute(NetlinkMessage(type: 24, flags: 2, seq: 7, pid: 1, payload: local))).isConfigured)
+        // No output interface (a blackhole), another message type, a cut-off rtmsg.
+        XCTAssertNil(try Codec.parseRoute(NetlinkMessage(type: 24, flags: 2, seq: 7, pid: 1, payload: Array(dflt[0..<12]))))
+        XCTAssertNil(try Codec.parseRoute(NetlinkMessage(type: 16, flags: 0, seq: 0, pid: 0, payload: [])))
+        XCTAssertThrowsError(try Codec.parseRoute(NetlinkMessage(type: 24, flags: 0, seq: 0, pid: 0, payload: [2, 24])))
+    }
+
     func testDumpRequest() {
         let request = Codec.getLinkRequest(seq: 3, ifindex: nil, name: nil)
         // len 32, RTM_GETLINK, NLM_F_REQUEST|NLM_F_DUMP (0x301), seq 3, empty ifinfomsg.

@@ -53,8 +53,21 @@ assert_eq "attach a VF with an address" "$RIG_RC" 0
 assert_contains "attach warns about the VF's address" "$RIG_ERR" "vf0 has addresses of its own (198.18.9.9/24)"
 assert_eq "status --json lists it" "$(hnxdp_g status --json | rig_json 'pairs[synthetic.name=hn0].vf.addresses')" '["198.18.9.9/24"]'
 assert_contains "status warns" "$(hnxdp_g status)" "warning: the VF has addresses of its own (198.18.9.9/24)"
+assert_eq "the kernel's route for that address is not the VF's own" "$(hnxdp_g status --json | rig_json 'pairs[synthetic.name=hn0].vf.routes')" '[]'
 ip -n "$RIG_GUEST" addr del 198.18.9.9/24 dev vf0
 assert_eq "without it the list is empty" "$(hnxdp_g status --json | rig_json 'pairs[synthetic.name=hn0].vf.addresses')" '[]'
+# A route through the VF (no address of its own) is warned about too.
+ip -n "$RIG_GUEST" route add 198.18.60.0/24 dev vf0
+ip -n "$RIG_GUEST" -6 route add fd00:60::/64 dev vf0
+assert_eq "status --json lists the VF's routes" "$(hnxdp_g status --json | rig_json 'pairs[synthetic.name=hn0].vf.routes')" '["198.18.60.0/24","fd00:60::/64"]'
+assert_contains "status warns about them" "$(hnxdp_g status)" "warning: routes go through the VF (198.18.60.0/24, fd00:60::/64)"
+rig_try hnxdp_g detach --synthetic hn0
+assert_eq "detach" "$RIG_RC" 0
+rig_try hnxdp_g attach --synthetic hn0 --vf vf0
+assert_contains "attach warns about the VF's routes" "$RIG_ERR" "routes go through vf0 (198.18.60.0/24, fd00:60::/64)"
+ip -n "$RIG_GUEST" route del 198.18.60.0/24 dev vf0
+ip -n "$RIG_GUEST" -6 route del fd00:60::/64 dev vf0
+assert_eq "without them the list is empty" "$(hnxdp_g status --json | rig_json 'pairs[synthetic.name=hn0].vf.routes')" '[]'
 rig_try hnxdp_g detach --synthetic hn0
 assert_eq "detach" "$RIG_RC" 0
 

@@ -69,27 +69,35 @@ public final class RTNetlink {
     /// Every link in the namespace (RTM_GETLINK dump). Retried when the kernel reports the
     /// dump was interrupted by concurrent changes.
     public func links() throws -> [LinkInfo] {
-        let what = "dump links"
-        for _ in 0..<RTNetlink.dumpAttempts {
-            let (messages, interrupted) = try exchange(what, expectAck: false) { seq in
-                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: nil, name: nil)
-            }
-            if interrupted { continue }
-            return try messages.compactMap { try parseLink($0, what) }
-        }
-        throw HnxdpError.system("\(what) (interrupted \(RTNetlink.dumpAttempts) times by concurrent link changes)", errno: EAGAIN)
+        try dumpAll("dump links", { RTNetlinkCodec.getLinkRequest(seq: $0, ifindex: nil, name: nil) },
+                    RTNetlinkCodec.parseLink)
     }
 
     /// Every address in the namespace (RTM_GETADDR dump), retried like `links()`.
     public func addresses() throws -> [InterfaceAddress] {
-        let what = "dump addresses"
+        try dumpAll("dump addresses", RTNetlinkCodec.getAddressesRequest, RTNetlinkCodec.parseAddress)
+    }
+
+    /// Every route of every table and family (RTM_GETROUTE dump).
+    public func routes() throws -> [InterfaceRoute] {
+        try dumpAll("dump routes", RTNetlinkCodec.getRoutesRequest, RTNetlinkCodec.parseRoute)
+    }
+
+    /// Routes a user or daemon configured through one link (B24: a joined VF should
+    /// have none; traffic routed by them bypasses the pair).
+    public func ownRoutes(of ifindex: Int32) throws -> [InterfaceRoute] {
+        try routes().filter { $0.oif == ifindex && $0.isConfigured }
+    }
+
+    /// A dump request and its parsed answers, retried when the kernel reports the
+    /// dump was interrupted by concurrent changes.
+    private func dumpAll<T>(_ what: String, _ request: (UInt32) -> [UInt8],
+                            _ parse: (NetlinkMessage) throws -> T?) throws -> [T] {
         for _ in 0..<RTNetlink.dumpAttempts {
-            let (messages, interrupted) = try exchange(what, expectAck: false) { seq in
-                RTNetlinkCodec.getAddressesRequest(seq: seq)
-            }
+            let (messages, interrupted) = try exchange(what, expectAck: false, build: request)
             if interrupted { continue }
             do {
-                return try messages.compactMap { try RTNetlinkCodec.parseAddress($0) }
+                return try messages.compactMap { try parse($0) }
             } catch let error as HnxdpError {
                 throw HnxdpError(error.kind, "\(what): \(error.message)")
             }

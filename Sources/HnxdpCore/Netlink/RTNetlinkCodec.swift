@@ -49,6 +49,8 @@ public enum RTNetlinkCodec {
         public static let setLink: UInt16 = 19      // RTM_SETLINK
         public static let newAddr: UInt16 = 20      // RTM_NEWADDR
         public static let getAddr: UInt16 = 22      // RTM_GETADDR
+        public static let newRoute: UInt16 = 24     // RTM_NEWROUTE
+        public static let getRoute: UInt16 = 26     // RTM_GETROUTE
     }
 
 
@@ -182,6 +184,33 @@ public enum RTNetlinkCodec {
         }
         guard let bytes = local ?? address else { return nil }
         return InterfaceAddress(ifindex: index, family: family, prefixLength: prefix, scope: scope, bytes: bytes)
+    }
+
+    /// RTM_GETROUTE dump of every route of every family (struct rtmsg, AF_UNSPEC).
+    public static func getRoutesRequest(seq: UInt32) -> [UInt8] {
+        var w = Writer(type: Message.getRoute, flags: Flag.request | Flag.dump, seq: seq)
+        for _ in 0..<12 { w.append(u8: 0) } // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+        return w.finish()
+    }
+
+    /// One RTM_NEWROUTE with an output interface (RTA_OIF); nil for another message
+    /// type or a route without one (multipath, blackhole).
+    public static func parseRoute(_ message: NetlinkMessage) throws -> InterfaceRoute? {
+        guard message.type == Message.newRoute else { return nil }
+        let p = message.payload
+        guard p.count >= 12 else { throw malformed("rtmsg") }
+        let b = p.startIndex
+        var route = InterfaceRoute(oif: 0, family: p[b], destinationLength: p[b + 1], destination: [],
+                                   table: UInt32(p[b + 4]), protocol: p[b + 5], type: p[b + 7])
+        for attr in try parseAttributes(p[(b + 12)...], context: "route attribute") {
+            switch attr.type {
+            case 1: route.destination = Array(attr.value)             // RTA_DST
+            case 4: route.oif = Int32(bitPattern: try u32(attr.value, "RTA_OIF"))
+            case 15: route.table = try u32(attr.value, "RTA_TABLE")   // beyond 255
+            default: break
+            }
+        }
+        return route.oif == 0 ? nil : route
     }
 
     // MARK: Parsing
@@ -451,6 +480,32 @@ extension RTNetlinkCodec {
             }
             return bytes
         }
+    }
+}
+
+/// A route through an interface (`ip route`, `ip -6 route`).
+public struct InterfaceRoute: Sendable, Equatable, CustomStringConvertible {
+    public var oif: Int32
+    public var family: UInt8
+    public var destinationLength: UInt8
+    /// Empty for a default route.
+    public var destination: [UInt8]
+    /// RT_TABLE_*: 254 main, 255 local.
+    public var table: UInt32
+    /// RTPROT_*: 2 kernel (made for an address or link-local), others set by a user or daemon.
+    public var `protocol`: UInt8
+    /// RTN_*: 1 unicast.
+    public var type: UInt8
+
+    /// A unicast route of the main table that a user or a daemon (DHCP, RA, static
+    /// configuration) added, not one the kernel made for an address.
+    public var isConfigured: Bool { table == 254 && type == 1 && `protocol` != 2 }
+
+    public var description: String {
+        guard !destination.isEmpty else { return family == 10 ? "default (IPv6)" : "default" }
+        let address = InterfaceAddress(ifindex: oif, family: family, prefixLength: destinationLength, scope: 0,
+                                       bytes: destination)
+        return address.description
     }
 }
 

@@ -353,6 +353,9 @@ public struct PairLifecycle {
             if let own = try? netlink.ownAddresses(of: vf.ifindex), !own.isEmpty {
                 logger.warning("\(pairLog): \(vf.name) has addresses of its own (\(own.map(\.description).joined(separator: ", "))): traffic routed by them bypasses the pair and breaks when the VF leaves; configure \(syn.name) instead")
             }
+            if let routes = try? netlink.ownRoutes(of: vf.ifindex), !routes.isEmpty {
+                logger.warning("\(pairLog): routes go through \(vf.name) (\(routes.map(\.description).joined(separator: ", "))): traffic they carry bypasses the pair and breaks when the VF leaves; route through \(syn.name) instead")
+            }
             return JoinResult(synthetic: syn, vf: vf, alreadyAttached: false, featuresTurnedOff: turnedOff,
                               gsoMaxSize: pair.gso_max_size, gsoMaxSegs: pair.gso_max_segs, mtu: mtu, mtuFallback: mtuFallback)
         } catch {

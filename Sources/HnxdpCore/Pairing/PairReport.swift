@@ -16,6 +16,9 @@ public struct PairReport: Encodable, Equatable, Sendable {
         /// VF only: addresses it has of its own (link-local ones aside); a joined VF
         /// should have none (B24), traffic routed by them bypasses the pair.
         public var addresses: [String]?
+        /// VF only: routes a user or daemon configured through it (the kernel's own
+        /// routes for its addresses aside); same warning.
+        public var routes: [String]?
     }
 
     public struct Features: Encodable, Equatable, Sendable {
@@ -114,7 +117,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
     /// The report of one pair from its map entry, counters and the devices as they are now.
     /// Pure: the caller looks up the devices and features.
     static func make(pair: hnxdp_pair, counters: Stats, synthetic: LinkInfo?, vf: LinkInfo?,
-                     txdevPresent: Bool, featureNames: [String], layout: PinLayout, vfAddresses: [String] = [],
+                     txdevPresent: Bool, featureNames: [String], layout: PinLayout, vfAddresses: [String] = [], vfRoutes: [String] = [],
                      qdisc: QdiscState = .none, history: [SwitchEvent] = []) -> PairReport {
         let active = pair.pairState == .active
         let vfUsable = active && txdevPresent && (vf?.carrier ?? false)
@@ -132,7 +135,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
         let synIndex = Int32(bitPattern: pair.syn_ifindex)
         return PairReport(
             synthetic: Device(name: synthetic?.name, ifindex: synIndex, mac: synthetic?.macString, carrier: nil),
-            vf: vf.map { Device(name: $0.name, ifindex: $0.ifindex, mac: nil, carrier: $0.carrier, addresses: vfAddresses) },
+            vf: vf.map { Device(name: $0.name, ifindex: $0.ifindex, mac: nil, carrier: $0.carrier, addresses: vfAddresses, routes: vfRoutes) },
             state: pair.pairState.name,
             datapath: vfUsable ? "vf" : "synthetic",
             mtu: synthetic?.mtu ?? pair.mtu,
@@ -250,6 +253,7 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         // every device: read them once, from the first synthetic that exists.
         var featureNames: [String]? = nil
         var addresses: [InterfaceAddress]? = nil
+        var routes: [InterfaceRoute]? = nil
         let histories = SwitchHistoryStore(layout: layout)
         // One qdisc dump for all pairs (each dump lists every device of the namespace).
         try netlink.beginQdiscSnapshot()
@@ -261,7 +265,9 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             let vf = pair.vf_ifindex == 0 ? nil : try netlink.link(index: Int32(bitPattern: pair.vf_ifindex))
             if featureNames == nil, let syn { featureNames = try? Ethtool.features(of: syn.name).names }
             if vf != nil && addresses == nil { addresses = try netlink.addresses() }
+            if vf != nil && routes == nil { routes = try netlink.routes() }
             let own = (addresses ?? []).filter { $0.ifindex == vf?.ifindex && !$0.isLinkLocal }.map(\.description)
+            let ownRoutes = (routes ?? []).filter { $0.oif == vf?.ifindex && $0.isConfigured }.map(\.description)
             let tx = try datapath.transmitDevice(slot: pair.slot)
             // The egress shaping of a joined pair, as the devices read now.
             var qdisc = QdiscState.none
@@ -273,7 +279,7 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             var entry = PairReport.make(
                 pair: pair, counters: try PairCounters.stats(datapath, slot: pair.slot), synthetic: syn, vf: vf,
                 txdevPresent: tx != nil && tx == pair.vf_ifindex,
-                featureNames: featureNames ?? [], layout: layout, vfAddresses: own, qdisc: qdisc,
+                featureNames: featureNames ?? [], layout: layout, vfAddresses: own, vfRoutes: ownRoutes, qdisc: qdisc,
                 history: histories.load(synthetic: Int32(bitPattern: key)).switches)
             let pins = DatapathProgram.allCases.map { layout.linkPath(synthetic: Int32(bitPattern: key), $0.linkName) }
             entry.attachment = pins.lazy.compactMap { TcHook.mode(pinPath: $0) }.first?.rawValue ?? "none"
@@ -294,7 +300,10 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         return pairs.map { p in
             let syn = "\(p.synthetic.name ?? "?")(\(p.synthetic.ifindex))"
             let vf = p.vf.map { "\($0.name ?? "?")(\($0.ifindex)) carrier \($0.carrier == true ? "up" : "down")" } ?? "no VF"
-            let warning = (p.vf?.addresses ?? []).isEmpty ? "" : "; warning: the VF has addresses of its own (\(p.vf!.addresses!.joined(separator: ", "))): traffic routed by them bypasses the pair"
+            var warning = (p.vf?.addresses ?? []).isEmpty ? "" : "; warning: the VF has addresses of its own (\(p.vf!.addresses!.joined(separator: ", "))): traffic routed by them bypasses the pair"
+            if let r = p.vf?.routes, !r.isEmpty {
+                warning += "; warning: routes go through the VF (\(r.joined(separator: ", "))): traffic they carry bypasses the pair"
+            }
             let qdisc = p.qdisc == "none" ? "" : ", qdisc \(p.qdisc)"
             return "\(syn) <- \(vf): \(p.state), datapath \(p.datapath), mtu \(p.mtu), rx vf/syn \(p.stats.vf_rx_packets)/\(p.stats.syn_rx_packets), tx vf/syn \(p.stats.vf_tx_packets)/\(p.stats.syn_tx_packets), fallback \(p.stats.tx_fallback_packets), switches \(p.switches), attachment \(p.attachment)\(qdisc)\(warning)"
         } + kernel
