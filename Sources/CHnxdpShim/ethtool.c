@@ -4,9 +4,12 @@
 #include "hnxdp_ethtool.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <net/if.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
@@ -160,4 +163,44 @@ int hnxdp_ethtool_set_features(int fd, const char *ifname, uint32_t blocks,
 	if (result_flags)
 		*result_flags = (uint32_t)ret;
 	return 0;
+}
+
+/* One ethtool command on a throwaway socket of the current namespace. */
+static int ethtool_oneshot(const char *ifname, void *data)
+{
+	int fd, ret;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	ret = ethtool_ioctl(fd, ifname, data);
+	close(fd);
+	return ret < 0 ? ret : 0;
+}
+
+int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len, char *bus_info, size_t bus_len)
+{
+	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
+	int rc;
+
+	if (!len || !bus_len)
+		return -EINVAL;
+	rc = ethtool_oneshot(ifname, &info);
+	if (!rc) {
+		snprintf(driver, len, "%s", info.driver);
+		snprintf(bus_info, bus_len, "%s", info.bus_info);
+	}
+	return rc;
+}
+
+int hnxdp_ethtool_rx_queues(const char *ifname)
+{
+	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+	int rc, n;
+
+	rc = ethtool_oneshot(ifname, &ch);
+	if (rc)
+		return rc == -EOPNOTSUPP ? 1 : rc;
+	n = ch.rx_count > ch.combined_count ? ch.rx_count : ch.combined_count;
+	return n > 0 ? n : 1;
 }

@@ -12,7 +12,6 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <linux/netlink.h>
 #include <sys/vfs.h>
@@ -295,24 +294,6 @@ static int ifreq_ioctl(const char *ifname, unsigned long request, struct ifreq *
 	if (ioctl(fd, request, ifr))
 		rc = -errno;
 	close(fd);
-	return rc;
-}
-
-int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len, char *bus_info, size_t bus_len)
-{
-	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
-	struct ifreq ifr;
-	int rc;
-
-	if (!len || !bus_len)
-		return -EINVAL;
-	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_data = (void *)&info;
-	rc = ifreq_ioctl(ifname, SIOCETHTOOL, &ifr);
-	if (!rc) {
-		snprintf(driver, len, "%s", info.driver);
-		snprintf(bus_info, bus_len, "%s", info.bus_info);
-	}
 	return rc;
 }
 

@@ -10,12 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
-#include <linux/sockios.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xdp/xsk.h>
@@ -134,10 +131,11 @@ static int socket_bind(struct hnxdp_xsk_umem *u, struct hnxdp_xsk_socket *s, con
 }
 
 int hnxdp_xsk_socket_create(struct hnxdp_xsk_umem *u, const char *ifname, uint32_t queue,
-			    uint32_t ring_size, int try_zerocopy, struct hnxdp_xsk_socket **out,
-			    int *zerocopy)
+			    uint32_t ring_size, int zerocopy, struct hnxdp_xsk_socket **out,
+			    int *bound_zerocopy)
 {
 	struct hnxdp_xsk_socket *s;
+	uint16_t flags;
 	int err;
 
 	if (!u || !ifname || !out || !ring_size || (ring_size & (ring_size - 1)))
@@ -146,41 +144,30 @@ int hnxdp_xsk_socket_create(struct hnxdp_xsk_umem *u, const char *ifname, uint32
 	if (!s)
 		return -ENOMEM;
 	s->umem = u;
-	if (u->sockets == 0 && try_zerocopy) {
-		err = socket_bind(u, s, ifname, queue, ring_size, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP);
-		if (err == -ENODEV || err == -ENXIO) {
-			free(s);
-			return err;
-		}
-		if (err) {
-			/* libxdp leaves the UMEM's socket half set up after a failed
-			 * bind (its rings exist); register the UMEM afresh for copy mode. */
+	/* Shared UMEM: the kernel ignores mode flags and uses the first socket's. */
+	flags = u->sockets ? 0 : ((zerocopy ? XDP_ZEROCOPY : XDP_COPY) | XDP_USE_NEED_WAKEUP);
+	err = socket_bind(u, s, ifname, queue, ring_size, flags);
+	if (err) {
+		free(s);
+		if (u->sockets == 0) {
+			/* libxdp leaves the UMEM's first socket half set up after a failed
+			 * bind (its rings exist); register the UMEM afresh so the caller can
+			 * bind again (e.g. in copy mode). */
 			struct xsk_umem *old = u->umem;
+			int rerr;
 
 			u->umem = NULL;
 			xsk_umem__delete(old);
-			err = umem_register(u);
-			if (err) {
-				free(s);
-				return err;
-			}
-			memset(s, 0, sizeof(*s));
-			s->umem = u;
-			err = socket_bind(u, s, ifname, queue, ring_size, XDP_COPY | XDP_USE_NEED_WAKEUP);
+			rerr = umem_register(u);
+			if (rerr)
+				return rerr;
 		}
-	} else {
-		/* Shared UMEM: the kernel ignores mode flags and uses the first socket's. */
-		err = socket_bind(u, s, ifname, queue, ring_size,
-				  u->sockets == 0 ? (XDP_COPY | XDP_USE_NEED_WAKEUP) : 0);
-	}
-	if (err) {
-		free(s);
 		return err;
 	}
 	s->fd = xsk_socket__fd(s->xsk);
 	u->sockets++;
-	if (zerocopy)
-		*zerocopy = socket_is_zerocopy(s->fd);
+	if (bound_zerocopy)
+		*bound_zerocopy = socket_is_zerocopy(s->fd);
 	*out = s;
 	return 0;
 }
@@ -324,31 +311,6 @@ int hnxdp_xsk_socket_statistics(const struct hnxdp_xsk_socket *s, struct hnxdp_x
 		return -errno;
 	memcpy(out, &st, sizeof(*out));
 	return 0;
-}
-
-int hnxdp_xsk_rx_queues(const char *ifname)
-{
-	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
-	struct ifreq ifr;
-	int fd, n;
-
-	memset(&ifr, 0, sizeof(ifr));
-	if (strlen(ifname) >= IFNAMSIZ)
-		return -EINVAL;
-	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-	ifr.ifr_data = (void *)&ch;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, SIOCETHTOOL, &ifr)) {
-		int e = errno;
-
-		close(fd);
-		return e == EOPNOTSUPP ? 1 : -e;
-	}
-	close(fd);
-	n = ch.rx_count > ch.combined_count ? ch.rx_count : ch.combined_count;
-	return n > 0 ? n : 1;
 }
 
 int hnxdp_xdp_link_create(int prog_fd, int ifindex)

@@ -14,6 +14,7 @@
 #ifndef HNXDP_ETHTOOL_H
 #define HNXDP_ETHTOOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ETH_GSTRING_LEN: each feature name occupies this many bytes, NUL-padded. */
@@ -53,5 +54,11 @@ int hnxdp_ethtool_get_features(int fd, const char *ifname, uint32_t blocks,
 int hnxdp_ethtool_set_features(int fd, const char *ifname, uint32_t blocks,
                                const uint32_t *valid, const uint32_t *requested,
                                uint32_t *result_flags);
+
+/* Driver name and bus of ifname (ETHTOOL_GDRVINFO), e.g. "e1000e" and "0000:01:00.0". */
+int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len, char *bus_info, size_t bus_len);
+
+/* Receive queues of a device (ETHTOOL_GCHANNELS; 1 when the driver has none), or -errno. */
+int hnxdp_ethtool_rx_queues(const char *ifname);
 
 #endif

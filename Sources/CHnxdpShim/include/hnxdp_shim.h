@@ -75,9 +75,6 @@ int hnxdp_read_signal(int fd);
  * that reports them (`hnxdp monitor`: SIGINT, SIGTERM, SIGHUP, SIGWINCH); -errno. */
 int hnxdp_signalfd(const int *signals, unsigned int count);
 
-/* Driver name and bus of ifname (ETHTOOL_GDRVINFO), e.g. "e1000e" and "0000:01:00.0". */
-int hnxdp_ethtool_driver(const char *ifname, char *driver, size_t len, char *bus_info, size_t bus_len);
-
 /* Adds (add != 0) or deletes a link-layer multicast address on ifname
  * (SIOCADDMULTI / SIOCDELMULTI, what `ip maddr add|del` does). */
 int hnxdp_link_multicast(const char *ifname, const uint8_t mac[6], int add);

@@ -39,15 +39,17 @@ int hnxdp_xsk_umem_destroy(struct hnxdp_xsk_umem *umem);
 
 /*
  * Creates a socket on ifname/queue with RX and TX rings of ring_size. The
- * first socket of a UMEM tries zero-copy when try_zerocopy is set and falls
- * back to copy mode; later sockets share the UMEM (own fill/completion
- * rings) and get the mode of the first (the kernel's rule). *zerocopy tells
- * the mode the kernel reports for the bound socket. No XDP program is loaded
+ * first socket of a UMEM binds in zero-copy mode when `zerocopy` is set,
+ * else in copy mode; later sockets share the UMEM (own fill/completion rings)
+ * and get the mode of the first (the kernel's rule; `zerocopy` is ignored).
+ * When the first socket's bind fails the UMEM is registered again, so the
+ * caller may try another mode. *bound_zerocopy tells the mode the kernel
+ * reports for the bound socket. No XDP program is loaded
  * (XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD): hnxdp steers with its own.
  */
 int hnxdp_xsk_socket_create(struct hnxdp_xsk_umem *umem, const char *ifname, uint32_t queue,
-			    uint32_t ring_size, int try_zerocopy, struct hnxdp_xsk_socket **out,
-			    int *zerocopy);
+			    uint32_t ring_size, int zerocopy, struct hnxdp_xsk_socket **out,
+			    int *bound_zerocopy);
 void hnxdp_xsk_socket_destroy(struct hnxdp_xsk_socket *sock);
 int hnxdp_xsk_socket_fd(const struct hnxdp_xsk_socket *sock);
 
@@ -73,9 +75,6 @@ int hnxdp_xsk_kick_rx(struct hnxdp_xsk_socket *sock);
 /* Pending socket error (SO_ERROR, positive errno; ENETDOWN once the device is gone), 0 when none. */
 int hnxdp_xsk_socket_error(const struct hnxdp_xsk_socket *sock);
 int hnxdp_xsk_socket_statistics(const struct hnxdp_xsk_socket *sock, struct hnxdp_xsk_socket_stats *out);
-
-/* Receive queues of a device (ethtool channels; 1 when the driver has none), or -errno. */
-int hnxdp_xsk_rx_queues(const char *ifname);
 
 /* Attaches an XDP program to ifindex through a BPF link (native mode where the driver has it). Returns the link fd. */
 int hnxdp_xdp_link_create(int prog_fd, int ifindex);

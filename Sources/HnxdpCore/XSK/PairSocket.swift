@@ -225,7 +225,14 @@ public final class PairSocket {
         guard let umem else { throw HnxdpError(.runtime, "AF_XDP UMEM of \(synthetic.name) is closed") }
         var handle: OpaquePointer? = nil
         var zc: Int32 = 0
-        let rc = hnxdp_xsk_socket_create(umem, ifname, queue, options.ringSize, options.tryZeroCopy ? 1 : 0, &handle, &zc)
+        // Zero-copy first when asked, copy mode as the fallback; only the UMEM's
+        // first socket has a mode of its own (the others share it).
+        let first = members.allSatisfy { $0 == nil }
+        var rc = hnxdp_xsk_socket_create(umem, ifname, queue, options.ringSize, options.tryZeroCopy && first ? 1 : 0,
+                                         &handle, &zc)
+        if rc < 0, options.tryZeroCopy, first, -rc != ENODEV, -rc != ENXIO {
+            rc = hnxdp_xsk_socket_create(umem, ifname, queue, options.ringSize, 0, &handle, &zc)
+        }
         guard rc >= 0, let handle else {
             var e = HnxdpError.system("bind AF_XDP socket to \(ifname) queue \(queue)", errno: -rc)
             if -rc == EAFNOSUPPORT { e = HnxdpError(.privilege, "AF_XDP sockets are not available in this kernel (EAFNOSUPPORT)") }
@@ -281,7 +288,7 @@ public final class PairSocket {
             let now = monotonicNanoseconds()
             guard now >= nextVFAttempt, let name = interfaceName(w) else { return }
             do {
-                let queues = hnxdp_xsk_rx_queues(name)
+                let queues = hnxdp_ethtool_rx_queues(name)
                 if queues >= 0 && UInt32(queues) <= queue {
                     throw HnxdpError(.runtime, "\(name) has \(queues) receive queue(s), none numbered \(queue)")
                 }

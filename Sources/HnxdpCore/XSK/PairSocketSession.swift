@@ -52,7 +52,7 @@ public final class PairSocketSession {
             if let queue {
                 queues = [queue]
             } else {
-                let n = hnxdp_xsk_rx_queues(syn.name)
+                let n = hnxdp_ethtool_rx_queues(syn.name)
                 if n < 0 { throw HnxdpError.system("read the receive queues of \(syn.name)", errno: -n) }
                 queues = (0..<UInt32(min(Int(n), Int(HNXDP_XSK_MAX_QUEUES)))).map { $0 }
             }
