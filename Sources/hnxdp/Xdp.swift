@@ -25,8 +25,7 @@ struct XdpAttach: ParsableCommand {
         abstract: "Attach OBJ.o's XDP program to the pair (replaces one attached before)."
     )
 
-    @Option(help: ArgumentHelp("The synthetic interface of an attached pair, or any device of a pair the kernel made (a net_failover master, standby or primary; an hv_netvsc device): hnxdp then changes no device and follows the kernel's VF.", valueName: "IF"))
-    var synthetic: String
+    @OptionGroup var pair: PairOption
 
     @Argument(help: ArgumentHelp("BPF object file with the XDP program.", valueName: "OBJ.o"))
     var object: String
@@ -37,7 +36,6 @@ struct XdpAttach: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        try validateInterfaceName(synthetic, option: "--synthetic")
         if object.isEmpty { throw ValidationError("OBJ.o must not be empty") }
     }
 
@@ -48,7 +46,7 @@ struct XdpAttach: ParsableCommand {
         let lock = try InvocationLock()
         defer { withExtendedLifetime(lock) {} }
         let netlink = try RTNetlink()
-        let pair = try XDPPair.resolve(synthetic, option: "--synthetic", layout: try common.layout(), netlink: netlink)
+        let pair = try self.pair.resolve(try common.layout(), netlink: netlink)
         let result = try XDPAttachment.attachUser(pair: pair, objectPath: object, programName: prog, netlink: netlink,
                                                   logger: logger, verbose: common.verbose)
         print("attached XDP program \(result.name) (id \(result.id)) from \(object) to \(pair.description)")
@@ -61,14 +59,10 @@ struct XdpDetach: ParsableCommand {
         abstract: "Remove the user's XDP program from the pair (and hnxdp's XDP program when no AF_XDP application runs)."
     )
 
-    @Option(help: ArgumentHelp("The synthetic interface of an attached pair, or any device of a pair the kernel made (a net_failover master, standby or primary; an hv_netvsc device): hnxdp then changes no device and follows the kernel's VF.", valueName: "IF"))
-    var synthetic: String
+    @OptionGroup var pair: PairOption
 
     @OptionGroup var common: CommonOptions
 
-    func validate() throws {
-        try validateInterfaceName(synthetic, option: "--synthetic")
-    }
 
     func run() throws {
         try HostEnvironment.requirePrivileges("xdp detach")
@@ -76,11 +70,25 @@ struct XdpDetach: ParsableCommand {
         let lock = try InvocationLock()
         defer { withExtendedLifetime(lock) {} }
         let netlink = try RTNetlink()
-        let pair = try XDPPair.resolve(synthetic, option: "--synthetic", layout: try common.layout(), netlink: netlink)
+        let pair = try self.pair.resolve(try common.layout(), netlink: netlink)
         let running = XSKPairLock.isHeld(layout: pair.layout, synthetic: pair.synthetic.ifindex)
         guard try XDPAttachment.detachUser(pair: pair, applicationRunning: running) else {
             throw HnxdpError(.badInput, "no XDP program is attached to \(pair.description)")
         }
         print("detached the XDP program from \(pair.description)")
+    }
+}
+
+/// `--synthetic IF` of `hnxdp xdp` and `hnxdp xsk`: an hnxdp pair or a pair the kernel made.
+struct PairOption: ParsableArguments {
+    @Option(help: ArgumentHelp("The synthetic interface of an attached pair, or any device of a pair the kernel made (a net_failover master, standby or primary; an hv_netvsc device): hnxdp then changes no device and follows the kernel's VF.", valueName: "IF"))
+    var synthetic: String
+
+    func validate() throws {
+        try validateInterfaceName(synthetic, option: "--synthetic")
+    }
+
+    func resolve(_ layout: PinLayout, netlink: RTNetlink) throws -> XDPPair {
+        try XDPPair.resolve(synthetic, option: "--synthetic", layout: layout, netlink: netlink)
     }
 }

@@ -31,8 +31,7 @@ struct Xsk: ParsableCommand {
 
 /// Options of the xsk subcommands.
 struct XskOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The synthetic interface of an attached pair, or any device of a pair the kernel made (a net_failover master, standby or primary; an hv_netvsc device): hnxdp then changes no device and follows the kernel's VF.", valueName: "IF"))
-    var synthetic: String
+    @OptionGroup var pair: PairOption
 
     @Option(help: ArgumentHelp("Stop after N seconds (default: run until SIGINT/SIGTERM).", valueName: "N"))
     var seconds: Double?
@@ -50,7 +49,6 @@ struct XskOptions: ParsableArguments {
     var noZeroCopy = false
 
     func validate() throws {
-        try validateInterfaceName(synthetic, option: "--synthetic")
         if let seconds, !(seconds > 0 && seconds <= 86_400) { throw ValidationError("--seconds must be in (0, 86400]") }
         if let udpPort, udpPort == 0 { throw ValidationError("--udp-port must be 1..65535") }
         if let queue, queue >= 64 { throw ValidationError("--queue must be below 64") }
@@ -63,7 +61,7 @@ struct XskOptions: ParsableArguments {
         var options = XSKOptions()
         options.tryZeroCopy = !noZeroCopy
         let showEvents = events
-        let session = try PairSocketSession(layout: try common.layout(), synthetic: synthetic, queue: queue,
+        let session = try PairSocketSession(layout: try common.layout(), synthetic: pair.synthetic, queue: queue,
                                             udpPort: udpPort, options: options, verbose: common.verbose,
                                             logger: logger) { line in
             if showEvents { fputs("hnxdp: xsk: \(line)\n", stderr) }
