@@ -280,8 +280,9 @@ public enum XDPAttachment {
         return objects
     }
 
-    /// Attaches the steering program to `vf` if the pair's XDP is in use
-    /// (used by AF_XDP sockets following a returned VF). Caller holds the invocation lock.
+    /// Attaches the steering program to `vf` if the pair's XDP is in use: used by
+    /// AF_XDP sockets following the VF a kernel pair enslaved again (on an hnxdp
+    /// pair, `vfJoined` does it as part of the join). Caller holds the invocation lock.
     static func ensureVF(pair: XDPPair, vfIndex: Int32, vfName: String) throws {
         // hv_netvsc gives its program to the VF itself.
         if pair.kernelPropagatesXDP { return }

@@ -292,9 +292,13 @@ public final class PairSocket {
                 if queues >= 0 && UInt32(queues) <= queue {
                     throw HnxdpError(.runtime, "\(name) has \(queues) receive queue(s), none numbered \(queue)")
                 }
-                let lock = try InvocationLock()
-                try XDPAttachment.ensureVF(pair: pair, vfIndex: w, vfName: name)
-                withExtendedLifetime(lock) {}
+                // On an hnxdp pair the join itself puts the XDP program on the VF
+                // (PairLifecycle.joinVF); on a kernel pair nobody else does.
+                if case .kernel = pair.source {
+                    let lock = try InvocationLock()
+                    try XDPAttachment.ensureVF(pair: pair, vfIndex: w, vfName: name)
+                    withExtendedLifetime(lock) {}
+                }
                 let m = try bind(device: .vf, ifindex: w, ifname: name)
                 counters.rebinds += 1
                 lastVFFailure = ""
