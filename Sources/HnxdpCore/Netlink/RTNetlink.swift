@@ -72,7 +72,7 @@ public final class RTNetlink {
         let what = "dump links"
         for _ in 0..<RTNetlink.dumpAttempts {
             let (messages, interrupted) = try exchange(what, expectAck: false) { seq in
-                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: nil, name: nil)
+                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: nil, name: nil, skipStats: true)
             }
             if interrupted { continue }
             return try messages.compactMap { try parseLink($0, what) }
@@ -167,7 +167,7 @@ public final class RTNetlink {
     private func getLink(_ what: String, ifindex: Int32?, name: String?) throws -> LinkInfo? {
         do {
             let (messages, _) = try exchange(what, expectAck: false) { seq in
-                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: ifindex, name: name)
+                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: ifindex, name: name, skipStats: true)
             }
             for message in messages {
                 if let link = try parseLink(message, what) { return link }
