@@ -626,6 +626,10 @@ public final class ControlPlane {
     /// The joined VFs follow their synthetic's egress configuration (qdiscs, classes,
     /// filters); a VF whose qdiscs were changed directly gets the copy back.
     func followQdiscs() {
+        // One qdisc dump for all pairs (256 pairs: 1 instead of about 1000 dumps of every
+        // qdisc of the namespace); a change is notified again and followed by the next call.
+        try? netlink.beginQdiscSnapshot()
+        defer { netlink.endQdiscSnapshot() }
         for synIndex in machines.keys.sorted() {
             guard case .active(let vfIndex) = machines[synIndex]?.phase else {
                 qdiscOutcomes[synIndex] = nil
