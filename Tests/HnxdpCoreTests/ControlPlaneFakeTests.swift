@@ -274,6 +274,42 @@ final class ControlPlaneFakeTests: XCTestCase {
         XCTAssertEqual(w.phase(), .active(vf: 7))
     }
 
+    // MARK: - Resync and VF choice
+
+    func testResyncAfterAnOverrunUndoesAVFThatLeftUnnoticed() throws {
+        let w = try joinedWorld()
+        w.log.entries = []
+        // The RTM_DELLINK was lost (ENOBUFS): the loop resynchronises.
+        w.links.table[7] = nil
+        try w.reconciler.resync(reason: "overrun")
+        // A departure like any other: not re-adopted as if no run had been there
+        // ("departed-while-stopped"), and counted for flap damping.
+        XCTAssertEqual(w.log.filtered("join", "leave", "install"), ["leave hn0 departed"])
+        XCTAssertEqual(w.phase(), .idle)
+        XCTAssertEqual(w.reconciler.machines[2]?.departures.count, 1)
+        XCTAssertEqual(w.store.state(2), .idle)
+        // A VF that arrived unnoticed is found the same way.
+        w.addVF(8, name: "vf1")
+        try w.reconciler.resync(reason: "overrun")
+        try w.advance(500)
+        XCTAssertEqual(w.log.filtered("join", "leave"), ["leave hn0 departed", "join hn0 vf1 joined"])
+    }
+
+    func testTiedVFCandidatesJoinNothingUntilOneGoes() throws {
+        let w = FakeWorld()
+        w.addSynthetic()
+        w.addVF(7, name: "vf0")
+        w.addVF(8, name: "vf1")
+        try w.reconciler.resync(reason: "start")
+        try w.notify(new: 8)                   // a change notification of one of them
+        try w.advance(1000)
+        XCTAssertEqual(w.log.filtered("join"), [], "two PCI functions with hn0's MAC: neither is joined")
+        XCTAssertEqual(w.lines.lines.filter { $0.contains("not joining any VF") }.count, 1, "the tie is logged once")
+        try w.notify(deleted: 7)
+        try w.advance(500)
+        XCTAssertEqual(w.log.filtered("join"), ["join hn0 vf1 joined"])
+    }
+
     // MARK: - Synthetic removed
 
     func testRemovedSyntheticIsLeftAndForgotten() throws {

@@ -76,8 +76,10 @@ final class PairReconciler {
                 logger.error("pair ifindex \(ifindex): \(error)")
             }
         }
-        // Pairs of an earlier run (or `attach`): adopt or reconcile (B19).
-        for ifindex in try store.pairedSynthetics() {
+        // Pairs of an earlier run (or `attach`): adopt or reconcile (B19). A pair this
+        // run already manages keeps its machine (after an overrun: its phase and its
+        // departures for flap damping); a VF that left unnoticed is fed below.
+        for ifindex in try store.pairedSynthetics() where machines[ifindex] == nil {
             guard let syn = links[ifindex], isManaged(syn, pinned: true) else { continue }
             guard let pair = try store.pair(ifindex) else { continue }
             try adopt(syn: syn, pair: pair)
