@@ -204,9 +204,8 @@ struct CapturingLogHandler: LogHandler {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
-        sink.lines.append("\(level): \(message)")
+    func log(event: LogEvent) {
+        sink.lines.append("\(event.level): \(event.message)")
     }
 }
 
