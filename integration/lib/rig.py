@@ -276,6 +276,15 @@ class Rig:
         """veth packet counter of dev ("rx" or "tx")."""
         return int(self.link(ns, dev, stats=True)["stats64"][direction]["packets"])
 
+    def features(self, dev: str) -> dict[str, str]:
+        """`ethtool -k` of a guest device: feature name -> "on"/"off"."""
+        out = {}
+        for line in self.g("ethtool", "-k", dev).out.splitlines()[1:]:
+            name, _, value = line.strip().partition(": ")
+            if value:
+                out[name] = value.split()[0]
+        return out
+
     def tcx(self, *devs: str) -> dict[str, Any]:
         """tcx (and classic tc bpf) attachments of guest devices (tools/tcx_query.py)."""
         r = run(["nsenter", f"--net=/run/netns/{self.guest}", "--", *self.tool("tcx_query.py"), *devs],
