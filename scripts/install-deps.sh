@@ -19,8 +19,9 @@ PACKAGES=(
 	strace
 	# load generators (bench, demo)
 	netsniff-ng iperf3
-	# helpers of the tests (scripts/tools/*.py use the standard library only)
-	python3 jq
+	# helpers of the tests (scripts/tools/*.py use the standard library only),
+	# and the pytest suite (integration/; bookworm has pytest 7.2.1)
+	python3 python3-pytest jq
 	# `hnxdp monitor` on a real terminal (test 89: a detached tmux session)
 	tmux
 	# test 88 (metrics): promtool (only Debian's prometheus package ships it; about

@@ -5,15 +5,19 @@
 #   1. scripts/install-deps.sh (apt only for what is missing; mounts bpffs)
 #   2. swift build
 #   3. swift test (unprivileged unit tests + privileged datapath tests)
-#   4. every scripts/tests/*.sh, in order, each in its own rig
+#   4. the pytest suite integration/ (python3 -m pytest), one step
+#   5. every scripts/tests/*.sh not ported yet, in order, each in its own rig
 # then a summary. Exits non-zero if any step failed. A missing tool or
 # privilege is a failure, never a skip.
 #
 # Options (for development; CI uses none):
 #   --no-swift      skip steps 2-3 (uses $HNXDP or the last build)
-#   NAME...         run only the scripts/tests/*.sh whose name contains NAME
+#   NAME...         run only the scripts/tests/*.sh whose name contains NAME,
+#                   and the pytest tests it selects as `-k NAME` (with - as _:
+#                   10-rx selects integration/test_10_rx.py)
 # Environment: HNXDP (binary to test; default: the one `swift build` made),
-#   HNXDP_BPFFS (passed through), TEST_TIMEOUT (seconds per script, default 900).
+#   HNXDP_BPFFS (passed through), TEST_TIMEOUT (seconds per script, and per
+#   pytest test, default 900), PYTEST_TIMEOUT (the whole pytest step, default 3600).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -29,11 +33,13 @@ FILTERS=()
 for a in "$@"; do
 	case $a in
 	--no-swift) RUN_SWIFT=0 ;;
-	-h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) FILTERS+=("$a") ;;
 	esac
 done
 TEST_TIMEOUT=${TEST_TIMEOUT:-900}
+PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-3600}
+export TEST_TIMEOUT
 
 # The datapath tests load BPF programs and make network namespaces.
 . "$REPO/scripts/lib/as_root.sh"
@@ -95,6 +101,29 @@ if [[ $RUN_SWIFT == 1 ]]; then
 	fi
 fi
 if [[ -n "${HNXDP:-}" ]]; then export HNXDP; fi
+
+# ---- the pytest suite (integration/README.md); NAME filters become -k.
+PYTEST_ARGS=()
+if ((${#FILTERS[@]} > 0)); then
+	expr=""
+	for f in "${FILTERS[@]}"; do expr+="${expr:+ or }${f//-/_}"; done
+	PYTEST_ARGS=(-k "$expr")
+fi
+run_pytest() {
+	PYTHONDONTWRITEBYTECODE=1 timeout -k 30 "$PYTEST_TIMEOUT" \
+		python3 -m pytest "$REPO/integration" -q "${PYTEST_ARGS[@]}" "$@"
+}
+pytest_selected() { # exit 5 of pytest: no test selected
+	((${#FILTERS[@]} == 0)) && return 0
+	local rc=0
+	run_pytest --collect-only >/dev/null 2>&1 || rc=$?
+	[[ $rc != 5 ]]
+}
+if [[ $BUILD_OK != 1 && -z "${HNXDP:-}" ]]; then
+	record pytest 1 0 "not run: build failed"
+elif pytest_selected; then
+	step pytest run_pytest || true
+fi
 
 for t in "$REPO"/scripts/tests/*.sh; do
 	[[ -e "$t" ]] || continue
