@@ -34,16 +34,12 @@ public struct PinMeta: Equatable, Sendable {
     /// Parses a value of any layout's size (the first two fields never move); nil when too short.
     public static func parse(_ bytes: [UInt8]) -> PinMeta? {
         guard bytes.count >= 8 else { return nil }
-        let layout = bytes[0..<4].enumerated().reduce(UInt32(0)) { acc, e in
-            // Host byte order, like every map value.
-            acc | UInt32(e.element) << (8 * UInt32(isLittleEndian ? e.offset : 3 - e.offset))
-        }
+        // Host byte order, like every map value.
+        let layout = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
         let text = bytes.dropFirst(8).prefix(Int(HNXDP_META_VERSION_LEN)).prefix { $0 != 0 }
         let version = String(decoding: text, as: UTF8.self)
         return PinMeta(layout: layout, version: version.isEmpty ? "unknown" : version)
     }
-
-    private static let isLittleEndian = 1.littleEndian == 1
 
     /// Reads the meta of a pinned `hnxdp_meta` map, whatever its value size.
     static func read(_ map: BPFDescriptor, path: String) throws -> PinMeta {
