@@ -16,6 +16,8 @@
 #        then a second migrate (even points) or `detach --all` (odd points)
 #        finishes; after a final detach the devices read exactly as before the
 #        first attach, with no pin, link or record left.
+#   Pins of this layout made by another version (bpftool rewrites the version
+#   in hnxdp_meta): status and attach use them, an info line says so.
 #   Nothing pinned, or pins of this layout: migrate changes nothing. While
 #   `hnxdp run` runs in the namespace, migrate refuses, naming run's pid.
 . "$(dirname "$0")/../lib/rig.sh"
@@ -51,6 +53,18 @@ import json, sys
 v = [int(b, 16) for b in json.load(sys.stdin)["value"]]
 n = int.from_bytes(bytes(v[:4]), sys.byteorder) + 1
 v[:4] = list(n.to_bytes(4, sys.byteorder))
+print(" ".join(str(b) for b in v))')
+	# shellcheck disable=SC2086
+	bpftool map update pinned "$META" key 0 0 0 0 value $bytes
+}
+# meta_version V: rewrites the version the pinned meta names (bytes 8-31, NUL-padded).
+meta_version() {
+	local bytes
+	bytes=$(bpftool -j map lookup pinned "$META" key 0 0 0 0 | V=$1 "$RIG_PY" -c '
+import json, os, sys
+v = [int(b, 16) for b in json.load(sys.stdin)["value"]]
+name = os.environ["V"].encode()[:23]
+v[8:32] = list(name) + [0] * (24 - len(name))
 print(" ".join(str(b) for b in v))')
 	# shellcheck disable=SC2086
 	bpftool map update pinned "$META" key 0 0 0 0 value $bytes
@@ -100,6 +114,18 @@ runpid=$(sed -n 's/.*hnxdp run (pid \([0-9]*\)).*/\1/p' <<<"$RIG_ERR")
 assert_eq "the pid named is run's" "$(cat "/proc/${runpid:-0}/comm" 2>/dev/null)" hnxdp
 kill -TERM "$runpid" 2>/dev/null || true
 rig_wait_pid "$RUNPID" 20 || fail "run did not end on SIGTERM"
+
+# ---- the same pin layout made by another version: used as they are, logged at info
+meta_version 0.0.1
+rig_try hnxdp_g status --json -v
+assert_eq "other version: status exits 0 (stderr: $RIG_ERR)" "$RIG_RC" 0
+assert_eq "other version: pinned_by names it" "$(rig_json pinned_by.version <<<"$RIG_OUT")" 0.0.1
+assert_eq "other version: usable" "$(rig_json pinned_by.usable <<<"$RIG_OUT")" true
+assert_eq "other version: the pair is reported" "$(rig_json 'pairs[0].state' <<<"$RIG_OUT")" active
+assert_contains "other version: logged at info" "$RIG_ERR" "made by hnxdp 0.0.1 with the same pin layout ($LAYOUT): using them"
+rig_try hnxdp_g attach --synthetic hn0 --vf vf0
+assert_eq "other version: attach finds the pair attached (stderr: $RIG_ERR)" "$RIG_RC" 0
+assert_contains "other version: ... and changes nothing" "$RIG_OUT" "already attached"
 
 # ---- a. another pin layout
 meta_layout_plus_one
