@@ -13,6 +13,8 @@
 #   P3   iperf3 TCP throughput via hn0 (through the pair) / directly on vf0, guest -> host
 #   P3r  the same, host -> guest (iperf3 -R)
 #   P4   frames/s sent on hn0 leaving via vf0 (hnxdp) / sent on vf0, nothing attached
+#   P4b  hnxdp / a tcx egress program on hn0 doing only bpf_redirect(vf0, 0)
+#        (bpf/bench/redirect_egress_only.bpf.c), same load
 #   P10  P1 (rx) and P4 (tx, "P10t") with hnxdp attached as classic tc filters (clsact +
 #        cls_bpf, what kernels without tcx get) / attached with tcx; guest B takes guest
 #        A's configuration for this case and is put back after it
@@ -28,7 +30,11 @@
 #        sends ~50 ms bursts, which makes losses all-or-nothing). Own rig: guest/host/remote,
 #        host tc mirred switch as in scripts/lib/rig.sh, `hnxdp run` in the guest.
 #        "P7 planned" (host switches, then vf0 deleted) and "P7 surprise" (vf0 deleted, then
-#        host switches): lost frames; lost ms = lost / rate in the JSON
+#        host switches): lost frames; lost ms = lost / rate in the JSON. Each loss is split
+#        by where it happened: "P7 surprise guest" (and planned): frames the guest's datapath
+#        took (hnxdp's vf_rx + syn_rx) that did not reach the socket, target 0; host_lost in
+#        the JSON: frames the host took in (remh rx) and sent towards the VF (not out of hn0h)
+#        that never reached the guest's datapath: the emulated host's and the VF's teardown
 #   P8   P1 in a guest with 256 pairs attached / P1 in guest A (1 pair); "P8 attach": wall
 #        clock of 256 `hnxdp attach` invocations (per attach and process start-up as notes)
 #   P11  with P8's 256 pairs attached (P8's guest): "P11 adopt": `hnxdp run` started
@@ -61,7 +67,7 @@
 #   --rounds N      rounds per case (default 5; --quick: 2)
 #   --quick         short windows, fewer repeats: the whole run < 1 minute
 #   --json FILE     write the results as JSON (one object per case id)
-#   --cases LIST    comma-separated subset of C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P10,P5,P5g,P6,P7,P8,P11,P9,G1
+#   --cases LIST    comma-separated subset of C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P4b,P10,P5,P5g,P6,P7,P8,P11,P9,G1
 #   --window S      counting window per measurement in seconds (default 2)
 #   --perf DIR      after the rounds of P1, P1b, P2, P4 profile one more window
 #                   of each configuration (perf record -a -g -e cpu-clock): DIR/<case>-<A|B>.data
@@ -82,12 +88,13 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 . "$REPO/scripts/lib/as_root.sh"
 as_root "$@" # root (namespaces, BPF); else again through sudo; else exit 3
 HELPERS="$BENCH_DIR/bench"
-# The benchmark measures a release build: built here (in .build-bench, its own
-# scratch directory) unless HNXDP names a binary.
+# The benchmark measures a release build as the package ships it (scripts/package.sh:
+# the Swift runtime linked in, which also starts faster): built here (in .build-bench,
+# its own scratch directory) unless HNXDP names a binary.
 BUILD_NOTE="HNXDP=${HNXDP:-} (given)"
 if [[ -z "${HNXDP:-}" ]]; then
-	echo "bench: swift build -c release --scratch-path .build-bench" >&2
-	(cd "$REPO" && swift build -c release --scratch-path .build-bench >&2) || { echo "bench.sh: the release build failed" >&2; exit 1; }
+	echo "bench: swift build -c release --static-swift-stdlib --scratch-path .build-bench" >&2
+	(cd "$REPO" && swift build -c release --static-swift-stdlib --scratch-path .build-bench >&2) || { echo "bench.sh: the release build failed" >&2; exit 1; }
 	HNXDP="$REPO/.build-bench/release/hnxdp"
 	BUILD_NOTE="release build of $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "this tree") ($HNXDP)"
 fi
@@ -104,7 +111,7 @@ ARGS="$*"
 ROUNDS=""
 QUICK=0
 JSON_OUT=""
-CASES="C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P10,P5,P5g,P6,P7,P8,P11,P9,G1"
+CASES="C1,C4,P1,P1g,P1b,P2,P2g,P3,P3r,P4,P4b,P10,P5,P5g,P6,P7,P8,P11,P9,G1"
 WINDOW=""
 PERF_DIR=""
 
@@ -237,7 +244,7 @@ stop() { # stop PID [SIGNAL]: stop one of our own background processes
 build() {
 	log "building BPF baselines and helpers in $TMP"
 	local f
-	for f in empty redirect_only xdp_drop; do
+	for f in empty redirect_only redirect_egress_only xdp_drop; do
 		"$CLANG" -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu \
 			-c "$REPO/bpf/bench/$f.bpf.c" -o "$TMP/$f.bpf.o"
 	done
@@ -310,6 +317,12 @@ udp_delivered() { # udp_delivered NS: Udp InDatagrams + RcvbufErrors of NS
 }
 
 now() { echo "${EPOCHREALTIME/./}"; } # microseconds
+# children_cpu_ms VAR: VAR = user + system ms of this shell's finished children so far
+# (bash `times`, run in this shell: in a $(...) subshell it would see other children)
+children_cpu_ms() {
+	times >"$TMP/times"
+	printf -v "$1" '%s' "$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.0f", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$TMP/times")"
+}
 
 hold_socket() { # hold_socket VAR NS DEV: a never-reading UDP socket bound to DEV
 	local var=$1 ns=$2 dev=$3 ready="$TMP/ready.$RANDOM" i
@@ -519,6 +532,20 @@ case_p4() {
 	maybe_perf P4-A "$GA" hn0 "$TMP/tx.cfg" "$HA" -q
 	maybe_perf P4-B "$GB" vf0 "$TMP/tx.cfg" "$HB" -q
 	stop "$sa"; stop "$sb"
+}
+
+tx4b_b() { rate VALUE "$GB" hn0 "$TMP/tx.cfg" "$HB" -q; }
+case_p4b() {
+	local sa sb
+	case_header P4b "UDP 64B tx: sent on hn0, leaves via vf0: hnxdp / tcx egress bpf_redirect(vf0, 0) only" ratio ">=" 0.99 pps "$GEN_TX"
+	nsnet "$GB" "$TMP/tcxattach" "$TMP/redirect_egress_only.bpf.o" "$(ifindex "$GB" hn0)" \
+		"$(ifindex "$GB" vf0)" "$LINK_PINS/redirect_egress_only" egress
+	hold_socket sa "$HA" vf0h
+	hold_socket sb "$HB" vf0h
+	interleave P4b tx_a tx4b_b
+	maybe_perf P4b-B "$GB" hn0 "$TMP/tx.cfg" "$HB" -q
+	stop "$sa"; stop "$sb"
+	rm -f "$LINK_PINS/redirect_egress_only" # last reference: detaches the baseline
 }
 
 # P10: the classic tc attachment (what kernels without tcx get) against tcx, same run.
@@ -759,6 +786,15 @@ p7_fwd() { # p7_fwd DEV: everything arriving on host port DEV goes out of remh
 	tc -n "$H7" filter add dev "$1" ingress pref 10 protocol all u32 match u32 0 0 action mirred egress redirect dev remh
 }
 p7_state() { nsnet "$G7" "$HNXDP" dump --json 2>/dev/null | jq -r '.pairs[0].state // "none"'; }
+# p7_counts: "remh_rx hn0h_tx vf_rx syn_rx": what the host took in from the remote and sent
+# out of its synthetic port (kernel device counters), and what the guest's datapath took in on
+# each path (hnxdp's counters; they survive the VF, and `run` keeps them across departures).
+p7_counts() {
+	local h
+	h=$(ip -n "$H7" -s -j link show | jq -r '[(.[] | select(.ifname == "remh") | .stats64.rx.packets),
+		(.[] | select(.ifname == "hn0h") | .stats64.tx.packets)] | @tsv')
+	echo "$h $(nsnet "$G7" "$HNXDP" dump --json | jq -r '.pairs[0].stats | [.vf_rx_packets, .syn_rx_packets] | @tsv')"
+}
 p7_wait_state() { # p7_wait_state STATE
 	local i
 	for ((i = 0; i < 200; i++)); do
@@ -789,8 +825,9 @@ p7_vf_del() {
 # the two departure steps (ip link del, tc filter replace) took together. `ip link del`
 # returns after both veth ends are unregistered, so no waiting is needed in between.
 p7_round() {
-	local mode=$1 g c0 c1 x n out t0 t1 i
+	local mode=$1 g c0 c1 x n out t0 t1 i r0 h0 v0 s0 r1 h1 v1 s1
 	p7_wait_state active
+	read -r r0 h0 v0 s0 < <(p7_counts)
 	read -r c0 x < <(udp_delivered "$G7")
 	n=$(awk -v r="$P7_RATE" -v s="$P7_SECONDS" 'BEGIN { printf "%d", r * s }')
 	bg g timeout -s INT $((${P7_SECONDS%.*} + 10)) ip netns exec "$R7" \
@@ -811,15 +848,23 @@ p7_round() {
 	stop "$g"
 	sleep 0.2
 	read -r c1 x < <(udp_delivered "$G7")
+	read -r r1 h1 v1 s1 < <(p7_counts)
 	out=$(jq -r .sent "$TMP/p7.pace")
 	VALUE=$((out - (c1 - c0)))
+	# Where the frames were lost: before the host (remote -> remh), in the host or the VF's
+	# teardown (taken in, not sent to hn0h, never seen by the guest's datapath), or in the
+	# guest after its datapath took them (hnxdp's share). The sink's 2 queued datagrams of
+	# the control round are in the last one (see control_lost_no_departure).
+	P7_REMOTE=$((out - (r1 - r0)))
+	P7_HOST=$(((r1 - r0) - (h1 - h0) - (v1 - v0)))
+	P7_GUEST=$(((v1 - v0) + (s1 - s0) - (c1 - c0)))
 	P7_STEP_MS=$(awk -v d="$((t1 - t0))" 'BEGIN { printf "%.1f", d / 1000 }')
-	log "P7 $mode: sent $out, delivered $((c1 - c0)), lost $VALUE; departure steps took $P7_STEP_MS ms"
+	log "P7 $mode: sent $out, delivered $((c1 - c0)), lost $VALUE (before the host $P7_REMOTE, host/VF teardown $P7_HOST, guest after hnxdp took them $P7_GUEST); departure steps took $P7_STEP_MS ms"
 	[[ $mode == none ]] || p7_vf_add
 }
 p7_lost_ms() { awk -v l="$VALUE" -v r="$P7_RATE" 'BEGIN { printf "%.2f", l * 1000 / r }'; }
-p7_a() { p7_round planned; P7_STEPS_A+=("$P7_STEP_MS"); P7_MS_A+=("$(p7_lost_ms)"); }
-p7_b() { p7_round surprise; P7_STEPS_B+=("$P7_STEP_MS"); P7_MS_B+=("$(p7_lost_ms)"); }
+p7_a() { p7_round planned; P7_STEPS_A+=("$P7_STEP_MS"); P7_MS_A+=("$(p7_lost_ms)"); P7_HOST_A+=("$P7_HOST"); P7_REM_A+=("$P7_REMOTE"); }
+p7_b() { p7_round surprise; P7_STEPS_B+=("$P7_STEP_MS"); P7_MS_B+=("$(p7_lost_ms)"); P7_HOST_B+=("$P7_HOST"); P7_REM_B+=("$P7_REMOTE"); }
 case_p7() {
 	local ns sink run r
 	P7_MAC="02:48:4d:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))"
@@ -846,18 +891,26 @@ case_p7() {
 	hold_socket sink "$G7" hn0
 	p7_wait_state idle
 	p7_vf_add
-	P7_STEPS_A=() P7_STEPS_B=() P7_MS_A=() P7_MS_B=()
+	P7_STEPS_A=() P7_STEPS_B=() P7_MS_A=() P7_MS_B=() P7_HOST_A=() P7_HOST_B=() P7_REM_A=() P7_REM_B=()
 	case_header "P7 planned" "frames lost, planned switch (host -> synthetic, then vf0 deleted), 100k frames/s" value "<=" 0 frames \
 		"scripts/bench/pace.c: 64-byte UDP every 10 us (busy-wait pacing, no bursts) remote -> host (tc mirred switch) -> guest, ${P7_SECONDS}s per round, departure in the middle; hnxdp run in the guest; sink: socket on hn0, Udp counters"
 	case_header "P7 surprise" "frames lost, surprise removal (vf0 deleted, then host -> synthetic), 100k frames/s" value "<=" 500 frames \
 		"as P7 planned; target 500 frames = 5 ms at 100k frames/s"
+	case_header "P7 planned guest" "of P7 planned's lost frames: those the guest's datapath took (hnxdp vf_rx + syn_rx) that did not reach the socket" value "<=" 0 frames \
+		"as P7 planned; the rest (host_lost, remote_lost in the JSON) is the emulated host's and the VF's teardown"
+	case_header "P7 surprise guest" "of P7 surprise's lost frames: those the guest's datapath took (hnxdp vf_rx + syn_rx) that did not reach the socket" value "<=" 0 frames \
+		"as P7 surprise; the rest (host_lost, remote_lost in the JSON) is the emulated host's and the VF's teardown"
 	p7_round none
 	note "P7 planned" control_lost_no_departure "$VALUE" # the never-read sink keeps its first 2 datagrams queued (not counted)
 	for ((r = 0; r < ROUNDS; r++)); do
 		local order=(A B)
 		((r % 2)) && order=(B A)
 		for cfg in "${order[@]}"; do
-			if [[ $cfg == A ]]; then p7_a; record "P7 planned" "$r" A "$VALUE"; else p7_b; record "P7 surprise" "$r" A "$VALUE"; fi
+			if [[ $cfg == A ]]; then
+				p7_a; record "P7 planned" "$r" A "$VALUE"; record "P7 planned guest" "$r" A "$P7_GUEST"
+			else
+				p7_b; record "P7 surprise" "$r" A "$VALUE"; record "P7 surprise guest" "$r" A "$P7_GUEST"
+			fi
 		done
 	done
 	note "P7 planned" departure_steps_ms "[$(IFS=,; echo "${P7_STEPS_A[*]}")]"
@@ -865,6 +918,10 @@ case_p7() {
 	note "P7 planned" lost_ms "[$(IFS=,; echo "${P7_MS_A[*]}")]"
 	note "P7 surprise" lost_ms "[$(IFS=,; echo "${P7_MS_B[*]}")]"
 	note "P7 surprise" rate_fps "$P7_RATE"
+	note "P7 planned" host_lost "[$(IFS=,; echo "${P7_HOST_A[*]}")]"
+	note "P7 surprise" host_lost "[$(IFS=,; echo "${P7_HOST_B[*]}")]"
+	note "P7 planned" remote_lost "[$(IFS=,; echo "${P7_REM_A[*]}")]"
+	note "P7 surprise" remote_lost "[$(IFS=,; echo "${P7_REM_B[*]}")]"
 	note "P7 planned" rate_fps "$P7_RATE"
 	stop "$run"; stop "$sink"
 }
@@ -952,12 +1009,18 @@ case_p11() {
 	done
 	case_header "P11 status" "wall time of \`hnxdp status\` with $P8_PAIRS pairs, start to exit (ms, median of $runs)" value "$op" 20 ms \
 		"hnxdp $HNXDP under nsenter"
+	local c0 c1
+	children_cpu_ms c0
 	for ((r = 0; r < runs; r++)); do
 		t0=$(now)
 		nsnet "$G8" "$HNXDP" status >/dev/null
 		t1=$(now)
 		record "P11 status" "$r" A "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1000 }')"
 	done
+	children_cpu_ms c1
+	# CPU (user + system) per run, the mean over the runs (the kernel's accounting has a
+	# 10 ms tick): on a busy machine wall time is CPU time plus waiting for a CPU.
+	note "P11 status" cpu_ms_per_run "$(awk -v a="$c0" -v b="$c1" -v n="$runs" 'BEGIN { printf "%.1f", (b - a) / n }')"
 	[[ $(nsnet "$G8" "$HNXDP" status | wc -l) == "$P8_PAIRS" ]] || die "P11: status did not list $P8_PAIRS pairs"
 }
 
@@ -1026,6 +1089,7 @@ want P2 && timed case_p2
 want P3 && timed case_p3
 want P3r && timed case_p3 -R
 want P4 && timed case_p4
+want P4b && timed case_p4b
 want P10 && timed case_p10
 want P6 && timed case_p6
 want G1 && timed case_g1

@@ -128,16 +128,17 @@ int hnxdp_tc_detach(int ifindex, int ingress, uint32_t handle, uint32_t priority
 	return bpf_tc_detach(&hook, &opts);
 }
 
-int hnxdp_kernel_btf_has_func(const char *name)
+int hnxdp_kernel_btf_has_funcs(const char *name1, const char *name2)
 {
 	struct btf *btf = btf__load_vmlinux_btf();
-	int id;
+	int found;
 
 	if (!btf)
 		return -errno;
-	id = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC);
+	found = btf__find_by_name_kind(btf, name1, BTF_KIND_FUNC) > 0 &&
+		btf__find_by_name_kind(btf, name2, BTF_KIND_FUNC) > 0;
 	btf__free(btf);
-	return id > 0 ? 1 : 0;
+	return found;
 }
 
 int hnxdp_devmap_set(int map_fd, uint32_t key, uint32_t ifindex)

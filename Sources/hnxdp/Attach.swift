@@ -4,6 +4,7 @@ import HnxdpCore
 
 struct Attach: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
+        commandName: "attach",
         abstract: "Join a VF to its synthetic interface now and leave the datapath pinned.",
         discussion: """
         Saves the synthetic's offload features and GSO limits, sets them to the intersection / \

@@ -5,6 +5,7 @@ import HnxdpCore
 /// `hnxdp capture`: both directions of a pair as the datapath sees them.
 struct Capture: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "capture",
         abstract: "Capture a pair's frames in both directions, with the path each took (pcapng or text).",
         discussion: """
         While a VF is joined, `tcpdump -i` on the synthetic sees received frames only: what the \

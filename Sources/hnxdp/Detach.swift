@@ -3,6 +3,7 @@ import HnxdpCore
 
 struct Detach: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
+        commandName: "detach",
         abstract: "Undo a join exactly: restore features, GSO limits, MTU; remove programs, links and pins.",
         discussion: "With --all, every pair of this network namespace and all of hnxdp's pins in it are removed."
     )

@@ -3,6 +3,7 @@ import HnxdpCore
 
 struct Dump: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
+        commandName: "dump",
         abstract: "Show what is in hnxdp's maps: pairs, states, features, limits, counters.",
         discussion: "Counters are sums over CPUs. Each pair also shows its last 16 switches between the VF and the synthetic path (when, which way, why). --json prints the object documented in docs/json.md."
     )
@@ -60,7 +61,7 @@ struct Dump: ParsableCommand, JSONOutputCommand {
 }
 
 struct Status: ParsableCommand, JSONOutputCommand {
-    static let configuration = CommandConfiguration(abstract: "One line per pair: devices, state, datapath, counters.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "One line per pair: devices, state, datapath, counters.")
 
     @Flag(help: "Print JSON (the same object as `dump --json`).")
     var json = false
@@ -70,7 +71,7 @@ struct Status: ParsableCommand, JSONOutputCommand {
     func run() throws {
         try HostEnvironment.requirePrivileges("status", forWriting: false)
         let layout = try common.layout()
-        let report = try DumpReport.collect(layout: layout, kernel: json)
+        let report = try DumpReport.collect(layout: layout, kernel: json, history: json)
         defer { failOnUnusablePins(report, layout: layout) }
         if json {
             print(try report.json())

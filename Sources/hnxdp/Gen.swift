@@ -9,6 +9,7 @@ import HnxdpCore
 
 struct Gen: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "gen",
         abstract: "Generate UDP frames out of a device at several Mpps (BPF_PROG_TEST_RUN live frames).",
         discussion: """
         The kernel builds real frames from one template and an XDP program redirects them out of \

@@ -26,6 +26,7 @@ struct HnxdpCommand: ParsableCommand {
     /// Parses, runs, and maps every failure to one stderr line and the documented exit code.
     static func main() {
         do {
+            LibBPFMessages.capture(verbose: false)
             JSONOutput.errorsAsJSON = JSONOutput.requested(CommandLine.arguments)
             var command = try parseAsRoot()
             JSONOutput.errorsAsJSON = (command as? JSONOutputCommand)?.json ?? false
@@ -109,6 +110,7 @@ enum LoggingBootstrap {
     static func once(verbose: Bool, defaultLevel: Logger.Level = .warning) {
         if done { return }
         done = true
+        LibBPFMessages.capture(verbose: verbose)
         let level: Logger.Level = verbose ? .debug : defaultLevel
         // Under systemd (stderr is the journal) lines carry an sd-daemon priority
         // instead of a timestamp; elsewhere a millisecond timestamp (LogFormat).

@@ -4,6 +4,7 @@ import HnxdpCore
 
 struct Monitor: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
+        commandName: "monitor",
         abstract: "Live view of every pair: state, datapath, packets and bytes per second on each path.",
         discussion: """
         Refreshed every --interval seconds: for each pair its devices, state, which path frames \

@@ -3,6 +3,7 @@ import HnxdpCore
 
 struct Probe: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
+        commandName: "probe",
         abstract: "Show what this kernel and this namespace's devices offer hnxdp; changes nothing.",
         discussion: """
         The kernel: BTF (required), tcx links (Linux 6.6+; without them pairs attach as classic \

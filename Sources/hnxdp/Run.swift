@@ -14,6 +14,7 @@ struct Run: ParsableCommand {
     static let defaultConfig = "/etc/hnxdp/hnxdp.conf"
 
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "The transparent-mode control plane: follow VFs as they come and go.",
         discussion: """
         Listens to rtnetlink link notifications. A VF that appears with a managed synthetic's \

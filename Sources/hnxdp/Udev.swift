@@ -4,6 +4,7 @@ import HnxdpCore
 
 struct Udev: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "udev",
         abstract: "Print what hnxdp makes of one network device as udev properties (for udev rules).",
         discussion: """
         Used by the udev rule the package installs (81-hnxdp.rules) to keep NetworkManager, \

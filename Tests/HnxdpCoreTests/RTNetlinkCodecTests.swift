@@ -332,6 +332,16 @@ final class RTNetlinkCodecTests: XCTestCase {
         XCTAssertEqual(Codec.getLinkRequest(seq: 7, ifindex: 3, name: nil), hexBytes(NetlinkFixtures.getLinkIndex3))
     }
 
+    func testGetLinkSkippingStatsCarriesTheExtMask() {
+        // The request of index 3 plus IFLA_EXT_MASK (29) = RTEXT_FILTER_SKIP_STATS (8); length 40.
+        let request = Codec.getLinkRequest(seq: 7, ifindex: 3, name: nil, skipStats: true)
+        XCTAssertEqual(request, hexBytes("2800000012000100070000000000000000000000030000000000000000000000" + "08001d0008000000"))
+        // The dump too (NLM_F_REQUEST|NLM_F_DUMP).
+        let dump = Codec.getLinkRequest(seq: 7, ifindex: nil, name: nil, skipStats: true)
+        XCTAssertEqual(Array(dump.suffix(8)), hexBytes("08001d0008000000"))
+        XCTAssertEqual(UInt16(dump[6]) | UInt16(dump[7]) << 8, 0x301)
+    }
+
     func testGetLinkByNamePadsTheAttribute() {
         let request = Codec.getLinkRequest(seq: 7, ifindex: nil, name: "v1")
         XCTAssertEqual(request, hexBytes(NetlinkFixtures.getLinkNameV1))

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /*
- * tcxattach.c - attach a benchmark baseline program to tcx ingress (bench P1b),
- * the same hook hnxdp uses, and pin the link so it outlives this process.
+ * tcxattach.c - attach a benchmark baseline program to tcx ingress (bench P1b)
+ * or egress (P4b), the hooks hnxdp uses, and pin the link so it outlives this
+ * process.
  *
- *   tcxattach OBJECT DEV_IFINDEX TARGET_IFINDEX LINK_PIN
+ *   tcxattach OBJECT DEV_IFINDEX TARGET_IFINDEX LINK_PIN [egress]
  *
  * Loads OBJECT (its first program, as a tc classifier) with the `const volatile`
  * global `redirect_ifindex` set to TARGET_IFINDEX before load, attaches it at
- * tcx ingress of DEV_IFINDEX (resolved in the caller's network namespace: run
+ * tcx ingress (or egress) of DEV_IFINDEX (resolved in the caller's network namespace: run
  * under `nsenter --net=...`) and pins the link at LINK_PIN. Remove the pin (or
  * the device) to detach.
  */
@@ -20,6 +21,7 @@
 #include <bpf/libbpf.h>
 
 #define BENCH_BPF_TCX_INGRESS 46 /* not named by the 6.1 UAPI headers */
+#define BENCH_BPF_TCX_EGRESS 47
 
 int main(int argc, char **argv)
 {
@@ -27,12 +29,13 @@ int main(int argc, char **argv)
 	struct bpf_program *prog;
 	struct bpf_map *map;
 	unsigned int dev, target;
-	int link;
+	int link, egress;
 
-	if (argc != 5) {
-		fprintf(stderr, "usage: tcxattach OBJECT DEV_IFINDEX TARGET_IFINDEX LINK_PIN\n");
+	if (argc != 5 && !(argc == 6 && strcmp(argv[5], "egress") == 0)) {
+		fprintf(stderr, "usage: tcxattach OBJECT DEV_IFINDEX TARGET_IFINDEX LINK_PIN [egress]\n");
 		return 2;
 	}
+	egress = argc == 6;
 	dev = strtoul(argv[2], NULL, 0);
 	target = strtoul(argv[3], NULL, 0);
 	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
@@ -71,9 +74,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tcxattach: load %s: %s\n", argv[1], strerror(errno));
 		return 1;
 	}
-	link = bpf_link_create(bpf_program__fd(prog), dev, BENCH_BPF_TCX_INGRESS, NULL);
+	link = bpf_link_create(bpf_program__fd(prog), dev, egress ? BENCH_BPF_TCX_EGRESS : BENCH_BPF_TCX_INGRESS, NULL);
 	if (link < 0) {
-		fprintf(stderr, "tcxattach: attach tcx ingress on ifindex %u: %s\n", dev, strerror(errno));
+		fprintf(stderr, "tcxattach: attach tcx %s on ifindex %u: %s\n", egress ? "egress" : "ingress", dev, strerror(errno));
 		return 1;
 	}
 	if (bpf_obj_pin(link, argv[4])) {

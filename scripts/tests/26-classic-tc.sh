@@ -73,6 +73,16 @@ rx0=$(rig_stat vf_rx_packets)
 rig_count_udp "classic, joined" 5260 "$N"
 assert_ge "frames entered through the VF (vf_rx_packets)" $(($(rig_stat vf_rx_packets) - rx0)) "$N"
 
+# A second pair on the loaded datapath: libbpf's messages about errors hnxdp
+# expects (no clsact yet, a clsact that exists) stay off stderr.
+for d in hn9 vf9; do rig_g ip link add "$d" address 02:48:58:00:00:99 type veth peer name "${d}p"; rig_g ip link set "$d" up; done
+rig_try hnxdp_g attach --tc-mode classic --synthetic hn9 --vf vf9
+assert_eq "second pair: attach exits 0" "$RIG_RC" 0
+assert_eq "second pair: nothing on stderr" "$RIG_ERR" ""
+rig_try hnxdp_g detach --synthetic hn9
+assert_eq "second pair: detach exits 0, nothing on stderr" "$RIG_RC:$RIG_ERR" "0:"
+for d in hn9 vf9; do rig_g ip link del "$d"; done
+
 # A pair keeps its attachment: run asked for tcx adopts it as it is.
 run_start RUN --synthetic hn0 --tc-mode tcx
 run_wait_dump 10 "run adopted hn0" "p and p['state'] == 'active'" || true

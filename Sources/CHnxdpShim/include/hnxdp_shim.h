@@ -34,9 +34,10 @@ int hnxdp_tc_attach(int ifindex, int ingress, int prog_fd, uint32_t handle, uint
 int hnxdp_tc_query(int ifindex, int ingress, uint32_t handle, uint32_t priority, uint32_t *prog_id);
 int hnxdp_tc_detach(int ifindex, int ingress, uint32_t handle, uint32_t priority);
 
-/* Whether vmlinux BTF (/sys/kernel/btf/vmlinux) has a function named `name`:
- * 1 yes, 0 no, <0 -errno when the BTF cannot be read. */
-int hnxdp_kernel_btf_has_func(const char *name);
+/* Whether vmlinux BTF (/sys/kernel/btf/vmlinux) has functions named `name1` and
+ * `name2`: 1 yes, 0 no, <0 -errno when the BTF cannot be read. One parse of the
+ * BTF (several MB) for both. */
+int hnxdp_kernel_btf_has_funcs(const char *name1, const char *name2);
 
 /* Insert/replace key -> device ifindex in a DEVMAP/DEVMAP_HASH. */
 int hnxdp_devmap_set(int map_fd, uint32_t key, uint32_t ifindex);

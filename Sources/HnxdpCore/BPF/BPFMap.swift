@@ -204,6 +204,63 @@ public final class BPFMap<Key, Value> {
         return true
     }
 
+    /// Every entry, read with BPF_MAP_LOOKUP_BATCH (a few system calls for the whole
+    /// map instead of two per entry); per-CPU maps give one value per possible CPU.
+    /// An ARRAY gives all its `maxEntries` slots. nil when the kernel has no batch
+    /// lookup for this map type (e.g. DEVMAP): the caller reads entry by entry.
+    /// Not atomic, like `keys()` followed by lookups.
+    public func batchEntries() throws -> [(key: Key, values: [Value])]? {
+        let keySize = MemoryLayout<Key>.size
+        let stride = perCPU ? (MemoryLayout<Value>.size + 7) & ~7 : MemoryLayout<Value>.size
+        let valueBytes = stride * possibleCPUs
+        var chunk = Int(min(maxEntries, 1024))
+        var result: [(key: Key, values: [Value])] = []
+        // The batch cursor: a u32 bucket or index for hash and array maps; room for a key too.
+        var inBatch = [UInt8](repeating: 0, count: max(keySize, 8))
+        var outBatch = inBatch
+        var first = true
+        while true {
+            var keys = [UInt8](repeating: 0, count: chunk * keySize)
+            var values = [UInt8](repeating: 0, count: chunk * valueBytes)
+            var count = UInt32(chunk)
+            let rc = keys.withUnsafeMutableBytes { kp in
+                values.withUnsafeMutableBytes { vp in
+                    outBatch.withUnsafeMutableBytes { op in
+                        inBatch.withUnsafeMutableBytes { ip in
+                            bpf_map_lookup_batch(fd, first ? nil : ip.baseAddress, op.baseAddress, kp.baseAddress, vp.baseAddress, &count, nil)
+                        }
+                    }
+                }
+            }
+            let e = errno
+            if rc != 0 && e == ENOSPC && count == 0 && chunk < Int(maxEntries) * 2 + 2 {
+                chunk *= 2 // a hash bucket with more entries than fit: again, larger
+                continue
+            }
+            if rc != 0 && e != ENOENT {
+                // 524: the kernel's ENOTSUPP, no batch operations for this map type.
+                if first && (e == EINVAL || e == EOPNOTSUPP || e == 524) { return nil }
+                throw HnxdpError.system("read BPF map \(name) in batches", errno: e)
+            }
+            keys.withUnsafeBytes { kr in
+                values.withUnsafeBytes { vr in
+                    for i in 0..<Int(min(count, UInt32(chunk))) {
+                        let key = kr.loadUnaligned(fromByteOffset: i * keySize, as: Key.self)
+                        let perEntry = (0..<possibleCPUs).map { cpu in
+                            vr.loadUnaligned(fromByteOffset: i * valueBytes + cpu * stride, as: Value.self)
+                        }
+                        result.append((key, perEntry))
+                    }
+                }
+            }
+            if rc != 0 { break } // ENOENT: that was the last batch
+            inBatch = outBatch
+            first = false
+            if result.count > Int(maxEntries) { break }
+        }
+        return result
+    }
+
     /// All keys (hash maps); snapshot, order unspecified.
     public func keys() throws -> [Key] {
         var result: [Key] = []

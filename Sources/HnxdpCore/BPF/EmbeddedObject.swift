@@ -8,6 +8,15 @@ import Foundation
 #endif
 import Glibc
 
+/// libbpf's own messages. libbpf prints warnings to stderr by default, among them the
+/// kernel's extended acks for errors hnxdp expects and handles (a tc query of a
+/// device without clsact, a clsact that exists): captured instead, kept for the
+/// next error message, and printed only with `--verbose`.
+public enum LibBPFMessages {
+    /// Routes libbpf's messages through hnxdp's capture; call once at start.
+    public static func capture(verbose: Bool) { hnxdp_libbpf_capture(verbose ? 1 : 0) }
+}
+
 /// One of the BPF objects compiled from `bpf/*.bpf.c` at build time and
 /// embedded in the binary, loaded into the kernel. Maps and programs are
 /// handed out as their own descriptors, so they outlive the object.

@@ -52,8 +52,8 @@ public struct KernelCapabilities: Sendable, Codable, Equatable {
         uname(&u)
         let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0
-        let kfuncs = btf && hnxdp_kernel_btf_has_func("bpf_cast_to_kern_ctx") == 1
-            && hnxdp_kernel_btf_has_func("bpf_rdonly_cast") == 1
+        // One parse of the kernel's BTF for both (each parse reads several MB: 5-10 ms).
+        let kfuncs = btf && hnxdp_kernel_btf_has_funcs("bpf_cast_to_kern_ctx", "bpf_rdonly_cast") == 1
         let probed = KernelCapabilities(release: release, btf: btf, tcx: hnxdp_tcx_supported() == 1, kfuncs: kfuncs)
         cached = probed
         return probed

@@ -10,7 +10,7 @@ extension ControlPlane {
     func watchPins() {
         guard pinWatchFD >= 0 else { return }
         let mask = UInt32(IN_DELETE | IN_DELETE_SELF | IN_MOVED_FROM | IN_MOVE_SELF | IN_UNMOUNT)
-        for dir in [layout.namespaceDirectory] + machines.keys.sorted().map({ layout.pairDirectory(synthetic: $0) }) {
+        for dir in [layout.namespaceDirectory] + reconciler.machines.keys.sorted().map({ layout.pairDirectory(synthetic: $0) }) {
             _ = inotify_add_watch(pinWatchFD, dir, mask)
         }
     }
@@ -26,7 +26,7 @@ extension ControlPlane {
     /// link attached again. Where that is impossible (no bpffs any more), every
     /// pair is undone from its write-ahead record and the run ends.
     func checkPins() throws {
-        guard let datapath, settings.transparent else { return }
+        guard settings.transparent else { return }
         var repaired: [String] = []
         // A removal may still be under way (`rm -r` walks the tree while we pin):
         // what it races with (ENOENT, EEXIST, ENOTEMPTY) is tried again for up to a second.
@@ -39,10 +39,10 @@ extension ControlPlane {
                         try datapath.pinAgain()
                         if !repaired.contains("maps and programs") { repaired.append("maps and programs") }
                     }
-                    for synIndex in machines.keys.sorted() {
-                        guard let syn = links[synIndex], try datapath.pairs.lookup(UInt32(bitPattern: synIndex)) != nil else { continue }
+                    for synIndex in reconciler.machines.keys.sorted() {
+                        guard let syn = reconciler.links[synIndex], try datapath.pairs.lookup(UInt32(bitPattern: synIndex)) != nil else { continue }
                         var vf: LinkInfo? = nil
-                        if case .active(let v) = machines[synIndex]?.phase { vf = links[v] }
+                        if case .active(let v) = reconciler.machines[synIndex]?.phase { vf = reconciler.links[v] }
                         repaired += try lifecycle.reattachLinks(synthetic: syn, vf: vf, datapath: datapath)
                     }
                     break
@@ -54,7 +54,7 @@ extension ControlPlane {
             }
         } catch {
             logger.critical("hnxdp's pins in \(layout.namespaceDirectory) were removed and cannot be made again (\(error)): undoing every pair from its write-ahead record")
-            for synIndex in machines.keys.sorted() {
+            for synIndex in reconciler.machines.keys.sorted() {
                 do { try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "pins lost", switchReason: .pinsLost) } catch {
                     logger.error("pair ifindex \(synIndex): \(error)")
                 }

@@ -18,31 +18,19 @@ extension ControlPlane {
             return
         }
         let plan = RunReload.plan(current: settings, requested: requested)
-        settings = plan.settings
-        for synIndex in machines.keys { machines[synIndex]?.retime(settings.timing) }
+        reconciler.apply(plan.settings)
         logger.info("SIGHUP: reloaded \(source.description): \(plan.changes.isEmpty ? "nothing changed" : plan.changes.joined(separator: ", "))")
         for refused in plan.refused { logger.warning("SIGHUP: \(refused)") }
         if !settings.synthetics.isEmpty {
-            for synIndex in machines.keys.sorted() {
-                guard let syn = links[synIndex], !settings.synthetics.contains(syn.name) else { continue }
+            for synIndex in reconciler.machines.keys.sorted() {
+                guard let syn = reconciler.links[synIndex], !settings.synthetics.contains(syn.name) else { continue }
                 var log = logger
                 log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
                 log.warning("SIGHUP: \(syn.name) is no longer listed as a synthetic: still managed (its pair is pinned, and pinned pairs are always adopted); `hnxdp detach --synthetic \(syn.name)` removes it")
             }
         }
-        do { try manageNewlySelected() } catch {
+        do { try reconciler.manageNewlySelected() } catch {
             logger.error("SIGHUP: managing newly listed synthetics: \(error)")
-        }
-    }
-
-    /// Starts managing the synthetics the new settings select that are not managed yet.
-    func manageNewlySelected() throws {
-        for link in links.values.sorted(by: { $0.ifindex < $1.ifindex }) where machines[link.ifindex] == nil {
-            // A joined or awaited VF is never made a synthetic of its own.
-            if machines.values.contains(where: { $0.phase.vf == link.ifindex }) { continue }
-            guard isManaged(link, pinned: false) else { continue }
-            try manage(link)
-            if let vf = vfCandidate(for: link) { try feed(link.ifindex, .vfPresent(vf.ifindex)) }
         }
     }
 }

@@ -69,7 +69,7 @@ public final class RTNetlink {
     /// Every link in the namespace (RTM_GETLINK dump). Retried when the kernel reports the
     /// dump was interrupted by concurrent changes.
     public func links() throws -> [LinkInfo] {
-        try dumpAll("dump links", { RTNetlinkCodec.getLinkRequest(seq: $0, ifindex: nil, name: nil) },
+        try dumpAll("dump links", { RTNetlinkCodec.getLinkRequest(seq: $0, ifindex: nil, name: nil, skipStats: true) },
                     RTNetlinkCodec.parseLink)
     }
 
@@ -175,7 +175,7 @@ public final class RTNetlink {
     private func getLink(_ what: String, ifindex: Int32?, name: String?) throws -> LinkInfo? {
         do {
             let (messages, _) = try exchange(what, expectAck: false) { seq in
-                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: ifindex, name: name)
+                RTNetlinkCodec.getLinkRequest(seq: seq, ifindex: ifindex, name: name, skipStats: true)
             }
             for message in messages {
                 if let link = try parseLink(message, what) { return link }

@@ -133,7 +133,11 @@ public enum RTNetlinkCodec {
 
     /// RTM_GETLINK for one link (by `ifindex`, or by `name` when `ifindex` is nil or 0),
     /// or a dump of every link in the namespace (NLM_F_DUMP) when both are nil.
-    public static func getLinkRequest(seq: UInt32, ifindex: Int32?, name: String?) -> [UInt8] {
+    ///
+    /// `skipStats`: ask the kernel to leave out the statistics it can skip (IFLA_EXT_MASK
+    /// RTEXT_FILTER_SKIP_STATS: the IPv6 and VF statistics; IFLA_STATS64 stays), which
+    /// `LinkInfo` does not hold: a fifth of each answer (1504 -> 1200 bytes for a veth).
+    public static func getLinkRequest(seq: UInt32, ifindex: Int32?, name: String?, skipStats: Bool = false) -> [UInt8] {
         let dump = ifindex == nil && name == nil
         var w = Writer(type: Message.getLink,
                               flags: Flag.request | (dump ? Flag.dump : 0), seq: seq)
@@ -141,7 +145,15 @@ public enum RTNetlinkCodec {
         if let name {
             w.appendAttribute(type: Attr.ifname, cString: name)
         }
+        if skipStats {
+            w.appendAttribute(type: Attr.extMask, u32: ExtFilter.skipStats)
+        }
         return w.finish()
+    }
+
+    /// RTEXT_FILTER_* bits of IFLA_EXT_MASK.
+    public enum ExtFilter {
+        public static let skipStats: UInt32 = 1 << 3 // RTEXT_FILTER_SKIP_STATS
     }
 
     /// RTM_NEWLINK (set) with NLM_F_REQUEST|NLM_F_ACK for an existing link.

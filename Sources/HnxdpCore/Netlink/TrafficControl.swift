@@ -411,10 +411,7 @@ extension RTNetlink {
     public func trafficControl(of ifindex: Int32, name: String) throws -> TCConfig {
         let dev = RTNetlink.describe(name: name, index: ifindex)
         var config = TCConfig()
-        let qdiscs = try tcDump("dump qdiscs of \(dev)", type: TrafficControlCodec.Message.getQdisc, ifindex: ifindex)
-        // The qdisc dump covers every device of the namespace: keep this one's, egress only.
-        config.qdiscs = qdiscs.filter { $0.ifindex == ifindex && $0.object.parent != TrafficControlCodec.ingressParent
-            && $0.object.handle != 0xFFFF_0000 /* ingress/clsact's ffff: */ }.map(\.object)
+        config.qdiscs = try egressQdiscs(of: ifindex, name: name)
         config.classes = try tcDump("dump classes of \(dev)", type: TrafficControlCodec.Message.getClass, ifindex: ifindex)
             .filter { $0.ifindex == ifindex && $0.object.parent != TrafficControlCodec.ingressParent
                 && $0.object.handle >> 16 != 0xFFFF }.map(\.object).map(TrafficControlCodec.withQdiscParent)
@@ -432,9 +429,21 @@ extension RTNetlink {
         return config
     }
 
+    /// The egress qdiscs of a device (ingress/clsact left out): the first part of
+    /// `trafficControl(of:name:)`, enough to tell whether the device has only the
+    /// kernel's defaults (`TCConfig.isDefault` looks at the qdiscs only).
+    public func egressQdiscs(of ifindex: Int32, name: String) throws -> [TCObject] {
+        let dev = RTNetlink.describe(name: name, index: ifindex)
+        let qdiscs = try tcDump("dump qdiscs of \(dev)", type: TrafficControlCodec.Message.getQdisc, ifindex: ifindex)
+        // The qdisc dump covers every device of the namespace: keep this one's, egress only.
+        return qdiscs.filter { $0.ifindex == ifindex && $0.object.parent != TrafficControlCodec.ingressParent
+            && $0.object.handle != 0xFFFF_0000 /* ingress/clsact's ffff: */ }.map(\.object)
+    }
+
     /// Makes one object on a device (RTM_NEWQDISC/NEWTCLASS/NEWTFILTER, acknowledged).
     public func tcCreate(_ object: TCObject, ifindex: Int32, name: String) throws {
         let what = "\(object) on \(RTNetlink.describe(name: name, index: ifindex))"
+        qdiscSnapshot = nil // what is read after a change is read from the kernel
         _ = try exchange("add \(what)", expectAck: true) { seq in
             TrafficControlCodec.newRequest(object, seq: seq, ifindex: ifindex)
         }
@@ -444,6 +453,7 @@ extension RTNetlink {
     /// every class and filter below; the kernel attaches its default qdiscs again).
     public func tcDeleteQdisc(parent: UInt32, ifindex: Int32, name: String) throws {
         let where_ = parent == TrafficControlCodec.rootParent ? "root" : "parent \(TrafficControlCodec.format(parent))"
+        qdiscSnapshot = nil
         _ = try exchange("delete qdisc \(where_) of \(RTNetlink.describe(name: name, index: ifindex))", expectAck: true) { seq in
             TrafficControlCodec.deleteQdiscRequest(seq: seq, ifindex: ifindex, parent: parent)
         }
@@ -475,9 +485,11 @@ extension RTNetlink {
     }
 
     /// Takes one qdisc dump of the namespace that every `trafficControl(of:)` reads
-    /// until `endQdiscSnapshot()`: a reader of many devices (`status`, `dump`) asks
-    /// the kernel once instead of once per device (each dump lists every device's
-    /// qdiscs). For reading only: a change made meanwhile would not be seen.
+    /// until `endQdiscSnapshot()`: a reader of many devices (`status`, `dump`, `run`
+    /// checking every joined pair) asks the kernel once instead of once per device
+    /// (each dump lists every device's qdiscs). A change made through this RTNetlink
+    /// (`tcCreate`, `tcDeleteQdisc`) ends the snapshot: later reads ask the kernel.
+    /// Changes made by others meanwhile are not seen.
     public func beginQdiscSnapshot() throws {
         let (messages, interrupted) = try exchange("dump qdiscs", expectAck: false) { seq in
             TrafficControlCodec.dumpRequest(type: TrafficControlCodec.Message.getQdisc, seq: seq, ifindex: 0)

@@ -63,6 +63,14 @@ public struct PairCounters: Equatable, Sendable {
         PairReport.Stats(summing: try datapath.stats.lookupPerCPU(slot) ?? [])
     }
 
+    /// The counters of every stats slot, summed over CPUs, in one batch read
+    /// (`status` and `dump` with many pairs); nil where the kernel cannot read the
+    /// map in batches (then `stats(_:slot:)` per slot).
+    public static func allStats(_ datapath: Datapath) throws -> [UInt32: PairReport.Stats]? {
+        guard let entries = try datapath.stats.batchEntries() else { return nil }
+        return Dictionary(entries.map { ($0.key, PairReport.Stats(summing: $0.values)) }, uniquingKeysWith: { _, new in new })
+    }
+
     /// The namespace's pairs with device names, opening the pinned datapath of
     /// `layout`; empty when nothing is pinned there.
     public static func read(layout: PinLayout, netlink: RTNetlink) throws -> [PairCounters] {

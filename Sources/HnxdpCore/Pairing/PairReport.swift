@@ -264,7 +264,15 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     /// Reads the pinned maps of this namespace and the devices as they are now.
     /// `kernel`: false leaves out the kernel's capabilities (their probe parses the
     /// kernel's BTF, 10-20 ms), for the text `status`, which does not print them.
-    public static func collect(layout: PinLayout, synthetic: String? = nil, kernel: Bool = true) throws -> DumpReport {
+    /// `history`: false leaves every pair's `switch_history` empty (one file read and
+    /// JSON decode per pair), for the text `status`, which does not print it either.
+    ///
+    /// The cost is kept flat per pair (`status` with 256 pairs, docs/benchmarks.md P11):
+    /// the namespace's links are one RTM_GETLINK dump without counters and its qdiscs one
+    /// dump, not requests per device; the tc classes and filters are read only for a
+    /// synthetic that has qdiscs of its own.
+    public static func collect(layout: PinLayout, synthetic: String? = nil, kernel: Bool = true,
+                               history: Bool = true) throws -> DumpReport {
         var report = DumpReport(netns_inode: layout.netnsInode, bpffs: layout.root, pairs: [],
                                 kernel: kernel ? KernelReport(KernelCapabilities.current()) : nil)
         let netlink = try RTNetlink()
@@ -273,28 +281,49 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             let link = try netlink.requireLink(named: synthetic, option: "--synthetic")
             only = link.ifindex
         }
-        if synthetic == nil {
-            report.kernel_pairs = KernelPair.find(in: try KernelPair.devices(netlink: netlink))
+        // Every device of the namespace at once, unless one pair was asked for
+        // (then its two devices, each by its own request); the same dump shows the kernel's pairs.
+        let linkList = only != nil ? nil : try netlink.links()
+        if let linkList {
+            report.kernel_pairs = KernelPair.find(in: KernelPair.devices(links: linkList))
                 .map { KernelPairReport($0, layout: layout) }
         }
         // Pins another pin layout made are not read: what they are is all there is to say.
         let compatibility = try Datapath.pinCompatibility(layout)
         report.pinned_by = DumpReport.PinnedBy(compatibility)
         guard compatibility.usable, let datapath = try Datapath.openPinned(layout) else { return report }
+        let allLinks: [Int32: LinkInfo]? = linkList.map { Dictionary($0.map { ($0.ifindex, $0) }, uniquingKeysWith: { _, new in new }) }
+        func link(_ ifindex: UInt32) throws -> LinkInfo? {
+            let index = Int32(bitPattern: ifindex)
+            guard index > 0 else { return nil }
+            if let allLinks { return allLinks[index] }
+            return try netlink.link(index: index)
+        }
         // ethtool's feature names (ETH_SS_FEATURES) are the kernel's, the same for
         // every device: read them once, from the first synthetic that exists.
         var featureNames: [String]? = nil
         var addresses: [InterfaceAddress]? = nil
         var routes: [InterfaceRoute]? = nil
         let histories = SwitchHistoryStore(layout: layout)
+        let cookie = history ? NetworkNamespace.currentCookie() : 0
         // One qdisc dump for all pairs (each dump lists every device of the namespace).
         try netlink.beginQdiscSnapshot()
         defer { netlink.endQdiscSnapshot() }
-        for key in try datapath.pairs.keys().sorted() {
-            if let only, Int32(bitPattern: key) != only { continue }
-            guard let pair = try datapath.pairs.lookup(key) else { continue }
-            let syn = try netlink.link(index: Int32(bitPattern: key))
-            let vf = pair.vf_ifindex == 0 ? nil : try netlink.link(index: Int32(bitPattern: pair.vf_ifindex))
+        // The pair entries and the counters of all pairs in a few batch reads, not two
+        // or three system calls per pair (entry by entry where the kernel cannot).
+        var pairs: [(key: UInt32, pair: hnxdp_pair)] = []
+        if only == nil, let batch = try datapath.pairs.batchEntries() {
+            pairs = batch.compactMap { e in e.values.first.map { (e.key, $0) } }.sorted { $0.key < $1.key }
+        } else {
+            for key in try datapath.pairs.keys().sorted() {
+                if let only, Int32(bitPattern: key) != only { continue }
+                if let pair = try datapath.pairs.lookup(key) { pairs.append((key, pair)) }
+            }
+        }
+        let counters = only == nil ? try PairCounters.allStats(datapath) : nil
+        for (key, pair) in pairs {
+            let syn = try link(key)
+            let vf = pair.vf_ifindex == 0 ? nil : try link(pair.vf_ifindex)
             if featureNames == nil, let syn { featureNames = try? Ethtool.features(of: syn.name).names }
             if vf != nil && addresses == nil { addresses = try netlink.addresses() }
             if vf != nil && routes == nil { routes = try netlink.routes() }
@@ -309,12 +338,17 @@ public struct DumpReport: Encodable, Equatable, Sendable {
                 }
             }
             var entry = PairReport.make(
-                pair: pair, counters: try PairCounters.stats(datapath, slot: pair.slot), synthetic: syn, vf: vf,
+                pair: pair, counters: try counters?[pair.slot] ?? PairCounters.stats(datapath, slot: pair.slot), synthetic: syn, vf: vf,
                 txdevPresent: tx != nil && tx == pair.vf_ifindex,
                 featureNames: featureNames ?? [], layout: layout, vfAddresses: own, vfRoutes: ownRoutes, qdisc: qdisc,
-                history: histories.load(synthetic: Int32(bitPattern: key)).switches)
-            let pins = DatapathProgram.allCases.map { layout.linkPath(synthetic: Int32(bitPattern: key), $0.linkName) }
-            entry.attachment = pins.lazy.compactMap { TcHook.mode(pinPath: $0) }.first?.rawValue ?? "none"
+                history: history ? histories.load(synthetic: Int32(bitPattern: key), cookie: cookie).switches : [])
+            entry.attachment = "none"
+            for program in DatapathProgram.allCases {
+                if let mode = TcHook.mode(pinPath: layout.linkPath(synthetic: Int32(bitPattern: key), program.linkName)) {
+                    entry.attachment = mode.rawValue
+                    break
+                }
+            }
             report.pairs.append(entry)
         }
         return report

@@ -190,6 +190,10 @@ public enum QdiscMirror {
 
     /// The state of a joined pair as the devices show it now, without changing anything (`dump`).
     public static func observe(netlink: RTNetlink, syn: LinkInfo, vf: LinkInfo) throws -> QdiscState {
+        // Only the kernel's default qdiscs on the synthetic: nothing to copy (what `plan`
+        // says of such a configuration), known from its qdiscs alone. `status` with many
+        // pairs reads them from one snapshot and skips four dumps per pair.
+        if TCConfig(qdiscs: try netlink.egressQdiscs(of: syn.ifindex, name: syn.name)).isDefault { return .none }
         let synConfig = try netlink.trafficControl(of: syn.ifindex, name: syn.name)
         let vfConfig = try netlink.trafficControl(of: vf.ifindex, name: vf.name)
         let plan = plan(synthetic: synConfig, synName: syn.name, vfName: vf.name, vfQueues: queueCount(vfConfig))

@@ -128,7 +128,12 @@ public struct SwitchHistoryStore: Sendable {
     /// The history of a synthetic; empty when there is none, when it is not
     /// readable, or when it belongs to another namespace that had the same inode.
     public func load(synthetic ifindex: Int32) -> SwitchHistory {
-        let cookie = NetworkNamespace.currentCookie()
+        load(synthetic: ifindex, cookie: NetworkNamespace.currentCookie())
+    }
+
+    /// `load(synthetic:)` with the namespace's cookie (`NetworkNamespace.currentCookie()`)
+    /// read once by a caller that loads many histories.
+    public func load(synthetic ifindex: Int32, cookie: UInt64) -> SwitchHistory {
         let empty = SwitchHistory(netnsCookie: cookie, synthetic: ifindex)
         let path = state.historyPath(synthetic: ifindex)
         guard FileSystem.exists(path), let text = try? HostEnvironment.readText(path),

@@ -161,8 +161,12 @@ extension KernelPair {
     /// Only devices with no link kind (real or paravirtual NICs) and slaves are
     /// asked for their driver: one ethtool call each.
     public static func devices(netlink: RTNetlink) throws -> [PairingPolicy.Device] {
-        let links = try netlink.links()
-        return links.filter { $0.isEthernet && !$0.isLoopback }.map { link in
+        devices(links: try netlink.links())
+    }
+
+    /// The same from links already read.
+    public static func devices(links: [LinkInfo]) -> [PairingPolicy.Device] {
+        links.filter { $0.isEthernet && !$0.isLoopback }.map { link in
             // Devices with no kind (not veth, bridge, bond...) may be net_failover or hv_netvsc;
             // slaves' drivers tell a failover standby from its primary.
             let ask = link.kind == nil || link.masterIndex != nil
