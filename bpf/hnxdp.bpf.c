@@ -91,6 +91,16 @@ struct {
 } hnxdp_stats SEC(".maps");
 HNXDP_NAMED(hnxdp_stats, HNXDP_MAP_STATS);
 
+/* Who made the namespace's pins (pin layout, hnxdp version); written by the
+ * control plane, never read here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hnxdp_meta);
+} hnxdp_meta SEC(".maps");
+HNXDP_NAMED(hnxdp_meta, HNXDP_MAP_META);
+
 /*
  * The inode of the network namespace this copy of the datapath was loaded
  * for (set by the control plane at load; its pins live under that inode).

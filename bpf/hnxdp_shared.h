@@ -70,6 +70,31 @@
 #define HNXDP_MAP_TXDEV "hnxdp_txdev"   /* DEVMAP u32 pair slot -> VF device */
 #define HNXDP_MAP_STATS "hnxdp_stats"   /* PERCPU_ARRAY u32 slot -> struct hnxdp_stats */
 
+/*
+ * Pin layout (ABI) number of this hnxdp. Raise it whenever a pinned map's key
+ * or value layout, a pin's name or type, or the set of pins changes (here or
+ * in the per-pair directories). The namespace's pins carry the number of the
+ * hnxdp that made them (HNXDP_MAP_META, pinned with the others through the
+ * staging directory): a binary meeting pins of another layout refuses to use
+ * them and names `hnxdp migrate`. Pins without HNXDP_MAP_META were made before
+ * versioning; their maps have the layout of pin layout 1.
+ */
+#define HNXDP_PIN_LAYOUT 1
+#define HNXDP_MAP_META "hnxdp_meta"   /* ARRAY [1] u32 0 -> struct hnxdp_meta: who made the pins */
+#define HNXDP_META_VERSION_LEN 24
+
+/*
+ * Value of HNXDP_MAP_META[0], written once by the control plane before the
+ * pins appear; the datapath never reads it. pin_layout stays at offset 0 and
+ * version at offset 8 in every layout to come (a reader takes the value size
+ * from the kernel), so any hnxdp can say whose pins it met.
+ */
+struct hnxdp_meta {
+	__u32 pin_layout; /* HNXDP_PIN_LAYOUT of the hnxdp that made the pins */
+	__u32 flags;      /* reserved, 0 */
+	char version[HNXDP_META_VERSION_LEN]; /* its version (HnxdpVersion), NUL-padded */
+};
+
 /* Program names (also their pin file names inside the namespace directory). */
 #define HNXDP_PROG_VF_INGRESS "hnxdp_vf_ingress"   /* tcx ingress on the VF */
 #define HNXDP_PROG_SYN_EGRESS "hnxdp_syn_egress"   /* tcx egress on the synthetic */
@@ -208,6 +233,7 @@ _Static_assert(sizeof(struct hnxdp_vf_entry) == 8, "struct hnxdp_vf_entry layout
 _Static_assert(sizeof(struct hnxdp_stats) == 80, "struct hnxdp_stats layout is part of the contract");
 _Static_assert(sizeof(struct hnxdp_dev) == 16, "struct hnxdp_dev layout is part of the contract");
 _Static_assert(sizeof(struct hnxdp_tc_attachment) == 24, "struct hnxdp_tc_attachment layout is part of the contract");
+_Static_assert(sizeof(struct hnxdp_meta) == 32, "struct hnxdp_meta layout is part of the contract (and never changes)");
 #endif
 
 /* ===================================================================

@@ -31,8 +31,9 @@ PACKAGES=(
 	# guest runs from the host's root, busybox for its initramfs, depmod/modprobe
 	qemu-system-x86 qemu-guest-agent busybox-static kmod
 	# the Debian package (scripts/package.sh, test 97): strip/objdump/readelf,
-	# dpkg-deb, and systemd-analyze to verify hnxdp.service
-	binutils dpkg systemd
+	# dpkg-deb, and systemd-analyze to verify hnxdp.service; lintian checks the .deb
+	# and deb-systemd-helper (init-system-helpers) runs in its maintainer scripts
+	binutils dpkg systemd lintian init-system-helpers
 )
 
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/as_root.sh"

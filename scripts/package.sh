@@ -18,6 +18,8 @@
 #        /usr/share/doc/hnxdp/copyright
 #        /usr/lib/udev/rules.d/81-hnxdp.rules             packaging/udev (docs/guests.md)
 #        /usr/lib/systemd/network/05-hnxdp-vf.network     packaging/network
+#        /usr/share/lintian/overrides/hnxdp               packaging/debian/lintian-overrides
+#      and the maintainer scripts postinst, prerm, postrm (packaging/debian)
 # Prints the path of the .deb on its last line. Needs swift on PATH, dpkg-deb,
 # objdump and strip (binutils); no root needed.
 #
@@ -91,26 +93,44 @@ install -d "$ROOT/DEBIAN" "$ROOT/usr/sbin" "$ROOT/lib/systemd/system" "$ROOT/etc
 	"$ROOT/usr/share/bash-completion/completions" "$ROOT/usr/share/zsh/vendor-completions" \
 	"$ROOT/usr/share/fish/vendor_completions.d" "$ROOT/usr/share/man/man8" "$ROOT/usr/share/doc/hnxdp"
 install -m 0755 "$BIN" "$ROOT/usr/sbin/hnxdp"
-strip --strip-unneeded "$ROOT/usr/sbin/hnxdp"
+strip --strip-unneeded --remove-section=.comment "$ROOT/usr/sbin/hnxdp"
 install -m 0644 packaging/hnxdp.service "$ROOT/lib/systemd/system/hnxdp.service"
 install -m 0644 packaging/hnxdp-bpffs.service "$ROOT/lib/systemd/system/hnxdp-bpffs.service"
 install -m 0644 packaging/hnxdp.conf "$ROOT/etc/hnxdp/hnxdp.conf"
 install -D -m 0644 packaging/udev/81-hnxdp.rules "$ROOT/usr/lib/udev/rules.d/81-hnxdp.rules"
 install -D -m 0644 packaging/network/05-hnxdp-vf.network "$ROOT/usr/lib/systemd/network/05-hnxdp-vf.network"
-"$BIN" --generate-completion-script bash >"$ROOT/usr/share/bash-completion/completions/hnxdp"
+# (bash completions are sourced, not run: no #! line.)
+"$BIN" --generate-completion-script bash | sed '1{/^#!/d}' >"$ROOT/usr/share/bash-completion/completions/hnxdp"
 "$BIN" --generate-completion-script zsh >"$ROOT/usr/share/zsh/vendor-completions/_hnxdp"
 "$BIN" --generate-completion-script fish >"$ROOT/usr/share/fish/vendor_completions.d/hnxdp.fish"
 # The man page's date: the commit's (reproducible), else today.
 date=$(git log -1 --format=%cs 2>/dev/null || date -u +%F)
 mkdir -p "$STAGE/man"
 "$BIN_DIR/generate-manual" "$BIN" --section 8 --date "$date" --output-directory "$STAGE/man" >&2
-gzip -9n -c "$STAGE/man/hnxdp.8" >"$ROOT/usr/share/man/man8/hnxdp.8.gz"
+# Empty lines are not mdoc (groff warns about each); paragraphs are .Pp already.
+sed '/^[[:space:]]*$/d' "$STAGE/man/hnxdp.8" | gzip -9n -c >"$ROOT/usr/share/man/man8/hnxdp.8.gz"
+# Maintainer: DEBFULLNAME/DEBEMAIL as for Debian's own tools, else the project's.
+MAINTAINER="${DEBFULLNAME:-hnxdp maintainers} <${DEBEMAIL:-hnxdp@example.org}>"
 cat >"$ROOT/usr/share/doc/hnxdp/copyright" <<EOF
 hnxdp $VERSION: a transparent-VF datapath for Linux (eBPF datapath, Swift control plane).
-The binary contains the Swift runtime and standard library (Apache License 2.0
-with Runtime Library Exception), swift-argument-parser and swift-log (Apache
-License 2.0).
+
+Copyright (C) $(git log -1 --format=%cd --date=format:%Y 2>/dev/null || date -u +%Y) the hnxdp authors.
+The binary contains the Swift runtime and standard library (Copyright Apple Inc.
+and the Swift project authors; Apache License 2.0 with Runtime Library
+Exception), swift-argument-parser, swift-log, swift-metrics, swift-prometheus
+and swift-atomics (Copyright Apple Inc. and their authors; Apache License 2.0).
+On Debian systems the Apache License 2.0 is in /usr/share/common-licenses/Apache-2.0.
 EOF
+# A native package's changelog (one entry for the version; history is in git).
+cat >"$STAGE/changelog" <<EOF
+hnxdp ($VERSION) unstable; urgency=medium
+
+  * hnxdp $VERSION.
+
+ -- $MAINTAINER  $(date -u -R -d "$(git log -1 --format=%cI 2>/dev/null || date -u -Iseconds)")
+EOF
+gzip -9n -c "$STAGE/changelog" >"$ROOT/usr/share/doc/hnxdp/changelog.gz"
+install -D -m 0644 packaging/debian/lintian-overrides "$ROOT/usr/share/lintian/overrides/hnxdp"
 find "$ROOT" -type d -exec chmod 0755 {} +
 find "$ROOT/usr/share" "$ROOT/etc" "$ROOT/lib" -type f -exec chmod 0644 {} +
 
@@ -119,7 +139,7 @@ cat >"$ROOT/DEBIAN/control" <<EOF
 Package: hnxdp
 Version: $VERSION
 Architecture: $ARCH
-Maintainer: hnxdp maintainers <hnxdp@localhost>
+Maintainer: $MAINTAINER
 Installed-Size: $SIZE
 Depends: $dep_line
 Section: net
@@ -130,7 +150,13 @@ Description: transparent-VF datapath (eBPF) and its control plane
  exists; hnxdp.service (hnxdp run) joins and leaves VFs as they come and go.
 EOF
 echo /etc/hnxdp/hnxdp.conf >"$ROOT/DEBIAN/conffiles"
+# Maintainer scripts: enable/start the unit (deb-systemd-helper/-invoke), stop
+# it on removal, reload udev's rules; purge removes /etc/hnxdp (packaging/debian).
+for script in postinst prerm postrm; do
+	install -m 0755 "packaging/debian/$script" "$ROOT/DEBIAN/$script"
+done
 
+(cd "$ROOT" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) >"$ROOT/DEBIAN/md5sums"
 mkdir -p "$OUT"
 DEB="$OUT/hnxdp_${VERSION}_$ARCH.deb"
 dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$DEB" >&2

@@ -22,13 +22,17 @@ struct Dump: ParsableCommand, JSONOutputCommand {
 
     func run() throws {
         try HostEnvironment.requirePrivileges("dump", forWriting: false)
-        let report = try DumpReport.collect(layout: try common.layout(), synthetic: synthetic)
+        let layout = try common.layout()
+        let report = try DumpReport.collect(layout: layout, synthetic: synthetic)
+        // Pins this hnxdp cannot use: what it can say, then the one line and exit 1.
+        defer { failOnUnusablePins(report, layout: layout) }
         if json {
             print(try report.json())
             return
         }
-        print("netns \(report.netns_inode), pins \(report.bpffs)/\(report.netns_inode)")
-        if report.pairs.isEmpty { print("no pairs attached") }
+        let pins = report.pinned_by.map { "; made by \($0.version.map { "hnxdp \($0)" } ?? "an hnxdp from before pin versioning")\($0.pin_layout.map { " (pin layout \($0))" } ?? "")" } ?? ""
+        print("netns \(report.netns_inode), pins \(report.bpffs)/\(report.netns_inode)\(pins)")
+        if report.pairs.isEmpty && report.pinned_by?.usable != false { print("no pairs attached") }
         for p in report.pairs {
             print("pair \(p.synthetic.name ?? "?") (ifindex \(p.synthetic.ifindex), \(p.synthetic.mac ?? "?"))")
             if let vf = p.vf {
@@ -66,11 +70,21 @@ struct Status: ParsableCommand, JSONOutputCommand {
 
     func run() throws {
         try HostEnvironment.requirePrivileges("status", forWriting: false)
-        let report = try DumpReport.collect(layout: try common.layout(), kernel: json, history: json)
+        let layout = try common.layout()
+        let report = try DumpReport.collect(layout: layout, kernel: json, history: json)
+        defer { failOnUnusablePins(report, layout: layout) }
         if json {
             print(try report.json())
-        } else {
+        } else if report.pinned_by?.usable != false {
             for line in report.statusLines() { print(line) }
         }
     }
+}
+
+/// After `dump`/`status` printed what they could: pins this hnxdp cannot use are
+/// a failure (exit 1, the one line naming `hnxdp migrate`).
+func failOnUnusablePins(_ report: DumpReport, layout: PinLayout) {
+    guard report.pinned_by?.usable == false,
+          let line = (try? Datapath.pinCompatibility(layout))?.refusal(directory: layout.namespaceDirectory) else { return }
+    HnxdpCommand.fail(line, code: 1)
 }

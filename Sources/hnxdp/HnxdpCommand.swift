@@ -20,7 +20,7 @@ struct HnxdpCommand: ParsableCommand {
         Run under `nsenter --net=/run/netns/NAME` to act in another network namespace.
         """,
         version: "hnxdp \(HnxdpVersion.string)",
-        subcommands: [Attach.self, Detach.self, Run.self, Dump.self, Status.self, Monitor.self, Probe.self, Capture.self, Xsk.self, Xdp.self, Gen.self, Udev.self]
+        subcommands: [Attach.self, Detach.self, Migrate.self, Run.self, Dump.self, Status.self, Monitor.self, Probe.self, Capture.self, Xsk.self, Xdp.self, Gen.self, Udev.self]
     )
 
     /// Parses, runs, and maps every failure to one stderr line and the documented exit code.

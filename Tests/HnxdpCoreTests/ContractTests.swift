@@ -14,7 +14,7 @@ final class ContractTests: XCTestCase {
     }
 
     func testObjectsDeclareTheHeadersMaps() throws {
-        let datapathMaps = Datapath.mapNames + [HNXDP_MAP_CAPTURE, HNXDP_CAPTURE_CTL_SECTION]
+        let datapathMaps = Datapath.mapNames + [HNXDP_MAP_META, HNXDP_MAP_CAPTURE, HNXDP_CAPTURE_CTL_SECTION]
         for object in [HNXDP_OBJ_DATAPATH, HNXDP_OBJ_DATAPATH_COMPAT] {
             let declared = try EmbeddedObject.declaredMapTypes(object)
             for name in datapathMaps { XCTAssertNotNil(declared[name], "\(object) declares \(name)") }

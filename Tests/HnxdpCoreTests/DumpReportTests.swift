@@ -121,7 +121,17 @@ final class DumpReportTests: XCTestCase {
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         XCTAssertEqual(object["version"] as? String, HnxdpVersion.string)
         XCTAssertEqual(object["schema_version"] as? Int, 1)
-        XCTAssertEqual(Set(object.keys), ["version", "schema_version", "netns_inode", "bpffs", "pairs", "pair_map", "kernel_pairs"])
+        XCTAssertEqual(Set(object.keys), ["version", "schema_version", "netns_inode", "bpffs", "pairs", "pair_map", "kernel_pairs", "pin_layout"])
+        XCTAssertEqual(object["pin_layout"] as? Int, Int(HNXDP_PIN_LAYOUT))
+        // The pins' maker, when something is pinned: another version of this layout is usable.
+        var report = DumpReport(netns_inode: 1, bpffs: "/b", pairs: [])
+        report.pinned_by = DumpReport.PinnedBy(.otherVersion(PinMeta(layout: UInt32(HNXDP_PIN_LAYOUT), version: "0.1.0")))
+        let pinned = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try report.json().utf8)) as? [String: Any])
+        let by = try XCTUnwrap(pinned["pinned_by"] as? [String: Any])
+        XCTAssertEqual(by["version"] as? String, "0.1.0")
+        XCTAssertEqual(by["pin_layout"] as? Int, Int(HNXDP_PIN_LAYOUT))
+        XCTAssertEqual(by["usable"] as? Bool, true)
+        XCTAssertEqual(DumpReport.PinnedBy(.unversioned), DumpReport.PinnedBy(version: nil, pin_layout: nil, usable: false))
         // Semantic version: three dot-separated numbers.
         let parts = HnxdpVersion.string.split(separator: ".")
         XCTAssertEqual(parts.count, 3)

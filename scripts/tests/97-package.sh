@@ -12,6 +12,10 @@
 #      config sets nothing (every line a comment) and, uncommented, parses;
 #      hnxdp.service passes `systemd-analyze verify` with no message; the udev
 #      rule and the networkd file are packaging/'s, at their Debian paths.
+#      The maintainer scripts (postinst, prerm, postrm) are there and parse,
+#      enable/start/stop the unit with deb-systemd-helper/-invoke, reload udev,
+#      remove /etc/hnxdp on purge and never name /run/hnxdp; lintian reports no
+#      error or warning (packaging/debian/lintian-overrides: the deliberate ones).
 #   4. The packaged binary runs in a mount namespace where the toolchain's
 #      directory (from `command -v swift`) is an empty directory: --version,
 #      `status --json` in the guest network namespace, then attach, traffic
@@ -105,9 +109,36 @@ assert_eq "systemd-analyze verify hnxdp.service hnxdp-bpffs.service: no message"
 unit=$(cat "$ROOT/lib/systemd/system/hnxdp.service")
 for line in "Type=notify" "ExecStart=/usr/sbin/hnxdp run" "ExecReload=/bin/kill -HUP \$MAINPID" "WatchdogSec=" \
 	"RuntimeDirectoryPreserve=yes" "ProtectSystem=strict" "ReadWritePaths=/sys/fs/bpf /run/hnxdp" "LimitMEMLOCK=infinity" \
-	"Requires=hnxdp-bpffs.service"; do
+	"Requires=hnxdp-bpffs.service" "SystemCallFilter=@system-service bpf" "SystemCallArchitectures=native" \
+	"RestrictAddressFamilies=AF_NETLINK AF_UNIX AF_INET AF_INET6" "RestrictNamespaces=yes" \
+	"MemoryDenyWriteExecute=yes" "PrivateDevices=yes" "UMask=0077"; do
 	assert_contains "hnxdp.service has $line" "$unit" "$line"
 done
+
+# ---- 3b. maintainer scripts and lintian.
+for script in postinst prerm postrm; do
+	body=$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO "./$script" 2>/dev/null || true)
+	assert_contains "$script is in the package" "$body" "#!/bin/sh"
+	rig_try sh -n -c "$body"
+	assert_eq "$script: sh -n" "$RIG_RC" 0
+done
+post=$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./postinst)
+assert_contains "postinst enables the unit the Debian way" "$post" "deb-systemd-helper enable hnxdp.service"
+assert_contains "postinst starts or restarts it with deb-systemd-invoke" "$post" 'deb-systemd-invoke "$action" hnxdp.service'
+assert_contains "postinst reloads udev's rules" "$post" "udevadm control --reload-rules"
+assert_contains "prerm stops the unit on remove" "$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./prerm)" "deb-systemd-invoke stop hnxdp.service"
+postrm=$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./postrm)
+assert_contains "postrm removes /etc/hnxdp on purge" "$postrm" "rm -rf /etc/hnxdp"
+assert_not_contains "no maintainer script touches /run/hnxdp (the write-ahead records)" \
+	"$(printf '%s\n' "$post" "$postrm" "$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./prerm)" | grep -v '^[[:space:]]*#')" "/run/hnxdp"
+# lintian (run as nobody, as it prefers): no error or warning; deliberate
+# exceptions are in packaging/debian/lintian-overrides, shipped in the package.
+cp "$DEB" "$PKG_DIR/lintian.deb"
+chmod 0644 "$PKG_DIR/lintian.deb"
+rig_try setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent \
+	lintian --tag-display-limit 0 --show-overrides --fail-on error,warning "$PKG_DIR/lintian.deb"
+assert_eq "lintian: no error or warning (output: $(tr '\n' '|' <<<"$RIG_OUT$RIG_ERR" | cut -c1-600))" "$RIG_RC" 0
+note "lintian: $(grep -c '^[EW]:' <<<"$RIG_OUT" || true) errors/warnings, $(grep -c '^O:' <<<"$RIG_OUT" || true) overridden"
 
 # The udev rule and networkd file (what they do: test 91): as in packaging/, calling the packaged binary.
 assert_files_equal "81-hnxdp.rules is packaging/udev's" "$ROOT/usr/lib/udev/rules.d/81-hnxdp.rules" "$RIG_REPO/packaging/udev/81-hnxdp.rules"

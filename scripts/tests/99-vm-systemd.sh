@@ -28,6 +28,10 @@
 #      entry's PRIORITY <= 4, and it has both), while the unit's journal also
 #      has info entries (PRIORITY 6) from hnxdp.
 #   7. `systemd-analyze security hnxdp`: the exposure score, printed.
+#   8. `dpkg -r hnxdp` while the service runs: prerm stops it; the binary goes,
+#      the conffile, the write-ahead record and the pinned datapath stay (traffic
+#      through the VF). `dpkg --purge`: /etc/hnxdp and the enablement go, the
+#      record stays.
 # Boot time (QEMU start to `systemctl is-system-running` = running) and
 # systemd's own `systemd-analyze time` are printed. Bounded: the test stops
 # itself (FAIL) after 900 s; it takes ~4-5 min under TCG (most of it the boot).
@@ -106,8 +110,12 @@ fi
 dpkg -x "$DEB" "$PKG_DIR/root"
 HNXDP="$PKG_DIR/root/usr/sbin/hnxdp"
 VERSION=$("$HNXDP" --version | awk '{ print $2 }')
+# The guest's root is a throw-away overlay of the host's: a container host's
+# policy-rc.d (exit 101: no service actions) would keep the maintainer scripts'
+# deb-systemd-invoke from stopping the service, which a real machine allows.
 cat >"$PKG_DIR/preboot.sh" <<EOF
 set -e
+rm -f /usr/sbin/policy-rc.d
 dpkg -i "$DEB"
 systemctl enable hnxdp.service
 EOF
@@ -281,6 +289,26 @@ assert_eq "no entry of hnxdp starts with a priority prefix (<N>)" \
 SEC=$(vm_exec systemd-analyze security hnxdp.service --no-pager 2>&1 || true)
 SCORE=$(grep -o 'Overall exposure level for hnxdp.service: .*' <<<"$SEC" | sed 's/.*: //; s/\x1b\[[0-9;]*m//g')
 if [[ -n "$SCORE" ]]; then pass "systemd-analyze security hnxdp: exposure $SCORE"; else fail "no exposure score: $(tail -n 3 <<<"$SEC")"; fi
+
+# ---- 8. dpkg -r, then dpkg --purge: the maintainer scripts stop the service and
+# leave the datapath, the write-ahead records and, until the purge, /etc/hnxdp.
+rig_try vm_exec systemctl start hnxdp.service
+assert_eq "start again before the removal ($RIG_ERR)" "$RIG_RC" 0
+records() { vm_sh 'ls /run/hnxdp/*/pair-*.json 2>/dev/null | wc -l'; }
+assert_eq "a write-ahead record of the joined pair" "$(records)" 1
+rig_try vm_exec dpkg -r hnxdp
+assert_eq "dpkg -r hnxdp exits 0 ($(tr '\n' '|' <<<"$RIG_ERR"))" "$RIG_RC" 0
+assert_eq "dpkg -r: prerm stopped the service" "$(vm_exec systemctl is-active hnxdp.service || true)" inactive
+assert_eq "dpkg -r: the binary is gone" "$(vm_sh 'test -e /usr/sbin/hnxdp && echo present || echo gone')" gone
+assert_eq "dpkg -r: the conffile stays" "$(vm_sh 'test -e /etc/hnxdp/hnxdp.conf && echo present || echo gone')" present
+assert_eq "dpkg -r: the write-ahead record stays" "$(records)" 1
+assert_ge "dpkg -r: the datapath stays pinned" "$(vm_sh 'ls -A /sys/fs/bpf/hnxdp 2>/dev/null | wc -l')" 1
+check_via_vf "after dpkg -r"
+rig_try vm_exec dpkg --purge hnxdp
+assert_eq "dpkg --purge hnxdp exits 0 ($(tr '\n' '|' <<<"$RIG_ERR"))" "$RIG_RC" 0
+assert_eq "dpkg --purge: /etc/hnxdp is gone" "$(vm_sh 'test -e /etc/hnxdp && echo present || echo gone')" gone
+assert_eq "dpkg --purge: the unit is not enabled any more" "$(vm_sh 'ls /etc/systemd/system/*.wants/hnxdp.service 2>/dev/null | wc -l')" 0
+assert_eq "dpkg --purge: the write-ahead record stays" "$(records)" 1
 
 if ((RIG_FAILED > 0)); then
 	note "the unit's journal:"

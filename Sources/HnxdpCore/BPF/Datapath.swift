@@ -7,6 +7,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Glibc
+import Logging
 
 /// The datapath programs of `bpf/hnxdp.bpf.c`; raw values are the names in
 /// `hnxdp_shared.h` (program names and pin names).
@@ -57,14 +58,22 @@ public final class Datapath {
     /// Capture maps by pin name (`CaptureMaps`); empty for a datapath pinned by a
     /// build without capture.
     public let captureMaps: [String: BPFDescriptor]
+    /// The pinned `hnxdp_meta` map (who made the pins); nil for pins made before
+    /// versioning, opened only to put devices back (`Purpose.undo`).
+    let metaMap: BPFDescriptor?
+    /// Who made the pins: this hnxdp, or another version of the same pin layout.
+    public let pinnedBy: PinMeta?
 
     static let mapNames = [HNXDP_MAP_PAIRS, HNXDP_MAP_VFS, HNXDP_MAP_DEVS, HNXDP_MAP_TXDEV, HNXDP_MAP_STATS]
 
     /// Every pin file at the namespace level.
     static var pinNames: [String] { mapNames + DatapathProgram.allCases.map(\.name) }
 
-    private init(layout: PinLayout, maps: [String: BPFDescriptor], programs: [DatapathProgram: BPFDescriptor]) throws {
+    private init(layout: PinLayout, maps: [String: BPFDescriptor], programs: [DatapathProgram: BPFDescriptor],
+                 pinnedBy: PinMeta?) throws {
         self.layout = layout
+        self.metaMap = maps[HNXDP_MAP_META]
+        self.pinnedBy = pinnedBy
         captureMaps = maps.filter { CaptureMaps.objectNames[$0.key] != nil }
         pairs = try BPFMap(name: HNXDP_MAP_PAIRS, descriptor: maps[HNXDP_MAP_PAIRS]!)
         vfs = try BPFMap(name: HNXDP_MAP_VFS, descriptor: maps[HNXDP_MAP_VFS]!)
@@ -76,22 +85,62 @@ public final class Datapath {
 
     public func program(_ program: DatapathProgram) -> BPFDescriptor { programs[program]! }
 
+    /// What a caller does with the pins it opens.
+    public enum Purpose: Sendable {
+        /// Use them (attach, run, xsk, ...): only pins of this hnxdp's layout.
+        case use
+        /// Only put devices back and remove them (`detach --all`, `migrate`): pins made
+        /// before versioning are read too (their maps are pin layout 1's).
+        case undo
+    }
+
+    /// Who made the pins of this namespace, as far as that decides what this hnxdp may
+    /// do with them (`PinCompatibility`). Opens no more than the meta pin.
+    public static func pinCompatibility(_ layout: PinLayout) throws -> PinCompatibility {
+        let metaPath = layout.objectPath(HNXDP_MAP_META)
+        let meta = try BPFDescriptor.openPinned(metaPath).map { try PinMeta.read($0, path: metaPath) }
+        let others = pinNames.contains { FileSystem.exists(layout.objectPath($0)) }
+        return PinCompatibility.decide(meta: meta, datapathPinsPresent: others)
+    }
+
+    nonisolated(unsafe) private static var loggedOtherVersion = false
+
     /// Opens the pinned datapath of this namespace; nil when nothing is pinned.
-    /// Throws when only part of it is pinned (someone removed pins by hand).
-    public static func openPinned(_ layout: PinLayout) throws -> Datapath? {
+    /// Throws when only part of it is pinned (someone removed pins by hand), and
+    /// when another pin layout made them (one line naming `hnxdp migrate`).
+    public static func openPinned(_ layout: PinLayout, purpose: Purpose = .use) throws -> Datapath? {
         var maps: [String: BPFDescriptor] = [:]
         var progs: [DatapathProgram: BPFDescriptor] = [:]
         var missing: [String] = []
+        // Who made the pins, before anything else about them is believed: another
+        // layout may name, type and size its maps differently.
+        let metaPath = layout.objectPath(HNXDP_MAP_META)
+        let metaMap = try BPFDescriptor.openPinned(metaPath)
+        let meta = try metaMap.map { try PinMeta.read($0, path: metaPath) }
+        let others = pinNames.contains { FileSystem.exists(layout.objectPath($0)) }
+        let compatibility = PinCompatibility.decide(meta: meta, datapathPinsPresent: others)
+        if case .otherLayout = compatibility {
+            throw HnxdpError(.runtime, compatibility.refusal(directory: layout.namespaceDirectory)!)
+        }
         for name in mapNames {
             if let d = try BPFDescriptor.openPinned(layout.objectPath(name)) { maps[name] = d } else { missing.append(name) }
         }
         for p in DatapathProgram.allCases {
             if let d = try BPFDescriptor.openPinned(layout.objectPath(p.name)) { progs[p] = d } else { missing.append(p.name) }
         }
-        if missing.count == pinNames.count { return nil }
+        if missing.count == pinNames.count && metaMap == nil { return nil }
         if !missing.isEmpty {
             throw HnxdpError(.runtime, "incomplete hnxdp pins in \(layout.namespaceDirectory) (missing \(missing.joined(separator: ", "))); run `hnxdp detach --all` to clean up")
         }
+        switch compatibility {
+        case .unversioned where purpose == .use:
+            throw HnxdpError(.runtime, compatibility.refusal(directory: layout.namespaceDirectory)!)
+        case .otherVersion(let meta) where !loggedOtherVersion:
+            loggedOtherVersion = true
+            Logger(label: "hnxdp.pins").info("the pins in \(layout.namespaceDirectory) were made by hnxdp \(meta.version) with the same pin layout (\(meta.layout)): using them")
+        default: break
+        }
+        if let metaMap { maps[HNXDP_MAP_META] = metaMap }
         // Trust nothing pinned: every pin must be the object this build would have made.
         let mapTypes = try EmbeddedObject.declaredMapTypes(HNXDP_OBJ_DATAPATH)
         for (name, d) in maps {
@@ -104,7 +153,7 @@ public final class Datapath {
         }
         // Optional: a datapath pinned by a build without capture has none.
         maps.merge(try CaptureMaps.openPinned(layout), uniquingKeysWith: { a, _ in a })
-        return try Datapath(layout: layout, maps: maps, programs: progs)
+        return try Datapath(layout: layout, maps: maps, programs: progs, pinnedBy: meta)
     }
 
     /// Opens the pinned datapath, or loads the embedded BPF object and pins
@@ -118,7 +167,7 @@ public final class Datapath {
         if let existing = try openPinned(layout) { return (existing, false) }
         let (maps, progs) = try loadEmbedded(netnsInode: layout.netnsInode, verbose: verbose)
         try pinAtomically(layout, maps: maps, programs: progs)
-        return (try Datapath(layout: layout, maps: maps, programs: progs), true)
+        return (try Datapath(layout: layout, maps: maps, programs: progs, pinnedBy: .current), true)
     }
 
     /// Pins this datapath's maps and programs again (they live on in this process
@@ -129,7 +178,8 @@ public final class Datapath {
     /// a `rm -r` still under way), the missing pins are made in place.
     public func pinAgain() throws {
         let maps = [pairs.descriptor, vfs.descriptor, devs.descriptor, txdev.descriptor, stats.descriptor]
-        let all = Dictionary(uniqueKeysWithValues: zip(Datapath.mapNames, maps)).merging(captureMaps, uniquingKeysWith: { a, _ in a })
+        var all = Dictionary(uniqueKeysWithValues: zip(Datapath.mapNames, maps)).merging(captureMaps, uniquingKeysWith: { a, _ in a })
+        if let metaMap { all[HNXDP_MAP_META] = metaMap }
         if FileSystem.exists(layout.namespaceDirectory) {
             let pins = all.map { (layout.objectPath($0.key), $0.value) } + programs.map { (layout.objectPath($0.key.name), $0.value) }
             for (path, d) in pins where !FileSystem.exists(path) { try d.pin(at: path) }
@@ -178,6 +228,11 @@ public final class Datapath {
         var maps: [String: BPFDescriptor] = [:]
         for name in mapNames { maps[name] = try object.map(name) }
         for (pin, name) in CaptureMaps.objectNames { maps[pin] = try object.map(name) }
+        // Who makes these pins; written before they are pinned, so it appears with them.
+        let meta = try object.map(HNXDP_MAP_META)
+        let metaValues = try BPFMap<UInt32, hnxdp_meta>(name: HNXDP_MAP_META, descriptor: meta)
+        try metaValues.update(0, PinMeta.current.value)
+        maps[HNXDP_MAP_META] = meta
         var progs: [DatapathProgram: BPFDescriptor] = [:]
         for p in DatapathProgram.allCases { progs[p] = try object.program(p.name) }
         return (maps, progs)

@@ -36,16 +36,26 @@ public struct PairDetach {
     }
 
     /// Detaches every pair of this namespace and removes all of hnxdp's pins
-    /// in it; returns how many pairs were detached.
+    /// in it; returns how many pairs were detached. Pins of another pin layout are
+    /// not read, only removed (the records put the devices back); a migration's plan
+    /// goes too (`hnxdp migrate` keeps it: it attaches the pairs again).
     @discardableResult
-    public func detachAll() throws -> Int {
+    public func detachAll(keepMigrationPlan: Bool = false) throws -> Int {
         let netlink = try RTNetlink()
         var datapath: Datapath? = nil
         do {
-            datapath = try Datapath.openPinned(layout)
+            if case .otherLayout(let meta) = try Datapath.pinCompatibility(layout) {
+                logger.warning("the pins in \(layout.namespaceDirectory) were made by hnxdp \(meta.version) (pin layout \(meta.layout)): removed without reading them; the devices go back from their write-ahead records")
+            } else {
+                datapath = try Datapath.openPinned(layout, purpose: .undo)
+            }
         } catch let error as HnxdpError {
-            // Incomplete pins: still clean up links and whatever is left.
+            // Incomplete pins, or another layout's: still clean up links and whatever is left.
             logger.warning("\(error.message)")
+        }
+        if !keepMigrationPlan, FileSystem.exists(StateDirectory.of(layout).migrationPlanPath) {
+            try StateDirectory.of(layout).removeMigrationPlan()
+            logger.info("the plan of a migration cut short is removed: its pairs are not attached again")
         }
         var synthetics = Set(layout.pairDirectories()).union(StateDirectory.of(layout).recordedSynthetics())
         if let datapath { for k in try datapath.pairs.keys() { synthetics.insert(Int32(bitPattern: k)) } }

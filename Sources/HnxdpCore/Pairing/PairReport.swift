@@ -170,6 +170,35 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     /// Pairs the kernel made itself (net_failover, hv_netvsc): never steered by hnxdp;
     /// AF_XDP and XDP programs may run on them (coexistence).
     public var kernel_pairs: [KernelPairReport] = []
+    /// This hnxdp's pin layout number (`HNXDP_PIN_LAYOUT`).
+    public var pin_layout: UInt32 = PinMeta.thisLayout
+    /// Who made the namespace's pins; nil when nothing is pinned.
+    public var pinned_by: PinnedBy?
+
+    public struct PinnedBy: Encodable, Equatable, Sendable {
+        /// The version of the hnxdp that made the pins; nil for pins made before versioning.
+        public var version: String?
+        /// Its pin layout; nil for pins made before versioning.
+        public var pin_layout: UInt32?
+        /// This hnxdp uses the pins (same pin layout); false: `hnxdp migrate`.
+        public var usable: Bool
+
+        public init?(_ compatibility: PinCompatibility) {
+            switch compatibility {
+            case .nothingPinned: return nil
+            case .current: self.init(version: HnxdpVersion.string, pin_layout: PinMeta.thisLayout, usable: true)
+            case .otherVersion(let m): self.init(version: m.version, pin_layout: m.layout, usable: true)
+            case .otherLayout(let m): self.init(version: m.version, pin_layout: m.layout, usable: false)
+            case .unversioned: self.init(version: nil, pin_layout: nil, usable: false)
+            }
+        }
+
+        init(version: String?, pin_layout: UInt32?, usable: Bool) {
+            self.version = version
+            self.pin_layout = pin_layout
+            self.usable = usable
+        }
+    }
 
     public struct KernelPairReport: Encodable, Equatable, Sendable {
         public struct Device: Encodable, Equatable, Sendable {
@@ -259,7 +288,10 @@ public struct DumpReport: Encodable, Equatable, Sendable {
             report.kernel_pairs = KernelPair.find(in: KernelPair.devices(links: linkList))
                 .map { KernelPairReport($0, layout: layout) }
         }
-        guard let datapath = try Datapath.openPinned(layout) else { return report }
+        // Pins another pin layout made are not read: what they are is all there is to say.
+        let compatibility = try Datapath.pinCompatibility(layout)
+        report.pinned_by = DumpReport.PinnedBy(compatibility)
+        guard compatibility.usable, let datapath = try Datapath.openPinned(layout) else { return report }
         let allLinks: [Int32: LinkInfo]? = linkList.map { Dictionary($0.map { ($0.ifindex, $0) }, uniquingKeysWith: { _, new in new }) }
         func link(_ ifindex: UInt32) throws -> LinkInfo? {
             let index = Int32(bitPattern: ifindex)

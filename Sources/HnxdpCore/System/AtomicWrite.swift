@@ -30,3 +30,17 @@ extension FileSystem {
         }
     }
 }
+
+extension FileSystem {
+    /// Removes the temporary files of `writeAtomically` that a process killed
+    /// between writing and renaming left in `directory` (`<name>.<pid>.tmp` of a
+    /// pid that no longer exists). The file they were to replace is intact.
+    public static func sweepStaleTemporaries(in directory: String) {
+        for name in list(directory) where name.hasSuffix(".tmp") {
+            let parts = name.split(separator: ".")
+            guard parts.count >= 3, let pid = Int32(parts[parts.count - 2]), pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            unlink("\(directory)/\(name)")
+        }
+    }
+}

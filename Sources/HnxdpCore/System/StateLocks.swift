@@ -172,6 +172,8 @@ public final class InvocationLock {
         lock = try PidLock.acquire(state.invocationLockPath, timeoutMs: timeoutMs, what: what) { pid, holder in
             notify("waiting for \(PidLock.describe((pid, holder))) to finish with this network namespace (\(timeoutMs / 1000) s at most)")
         }
+        // What a writer killed before its rename left (the state files themselves are intact).
+        FileSystem.sweepStaleTemporaries(in: state.namespaceDirectory)
     }
 
     deinit {
