@@ -51,6 +51,7 @@
 #   vm_unplug_vf                QMP device_del vf, wait for DEVICE_DELETED
 #   vm_plug_vf                  QMP device_add the e1000e again (same id, MAC, netdev)
 #   vm_tap_stat TAP rx|tx       packet counter of a tap (switch side)
+#   vm_udp_count DEV PORT       datagrams a guest UDP socket bound to DEV got of 200 sent
 #   vm_bg VAR CMD...            host-side background job, pid in VAR (killed at cleanup)
 #   vm_deadline SECS            end the test (SIGTERM to it, so cleanup runs) after SECS
 #   vm_stop | vm_cleanup        stop QEMU (by pid), delete the namespace and temp dir
@@ -529,6 +530,14 @@ vm_bg() { # VAR CMD...
 
 vm_tap_stat() { # TAP rx|tx
 	vm_sw ip -j -s link show dev "$1" | "$RIG_PY" "$RIG_TOOLS/jsonq.py" "[0].stats64.$2.packets"
+}
+
+vm_udp_count() { # DEV PORT -> datagrams a guest socket bound to DEV got of 200 the host sent to VM_G4:PORT
+	vm_sh "rm -f /tmp/u.ready /tmp/u.count; setsid python3 $RIG_TOOLS/udp_sink.py --dev $1 --port $2 --seconds 8 --expect 200 --linger 1 --ready-file /tmp/u.ready </dev/null >/tmp/u.count 2>&1 &"
+	wait_until 20 "the guest's UDP socket on port $2 is bound" vm_exec test -e /tmp/u.ready
+	vm_sw "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$VM_G4" --port "$2" --count 200 --rate 400 >/dev/null
+	wait_until 20 "the guest's UDP socket on port $2 is done" vm_sh "test -s /tmp/u.count"
+	vm_exec cat /tmp/u.count
 }
 
 # ---------------------------------------------------------------- cleanup

@@ -148,25 +148,18 @@ assert_ge "xsk: it bound to the primary twice" "$(rig_json --default 0 rebinds <
 wait_until 20 "xsk: no XDP program left on any guest device" vm_sh "! ip -d link show | grep -q prog/xdp"
 
 # A user's XDP program on the kernel's pair: drops UDP port 5555 on the primary's path.
-g_udp_count() { # PORT -> datagrams a socket bound to the master got of 200 sent
-	vm_sh "rm -f /tmp/u.ready /tmp/u.count; setsid python3 $RIG_TOOLS/udp_sink.py --dev $MASTER --port $1 --seconds 8 --expect 200 --linger 1 --ready-file /tmp/u.ready </dev/null >/tmp/u.count 2>&1 &"
-	wait_until 20 "the guest's UDP socket on port $1 is bound" vm_exec test -e /tmp/u.ready
-	vm_sw "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$VM_G4" --port "$1" --count 200 --rate 400 >/dev/null
-	wait_until 20 "the guest's UDP socket on port $1 is done" vm_sh "test -s /tmp/u.count"
-	vm_exec cat /tmp/u.count
-}
 rig_try vm_exec "$HNXDP" xdp attach --synthetic "$MASTER" "$XDP_DIR/drop.bpf.o" --prog drop_udp_port
 assert_eq "xdp attach on the kernel's pair: exit 0 ($RIG_ERR)" "$RIG_RC" 0
 assert_contains "xdp attach: names the kernel's pair" "$RIG_OUT" "the kernel's pair $MASTER"
 assert_eq "XDP on the primary $PRIMARY in generic mode (e1000e)" \
 	"$(vm_exec ip -j -d link show dev "$PRIMARY" | rig_json --default none '[0].xdp.mode')" 2
 assert_eq "dump: the kernel pair has a user XDP program" "$(vm_exec "$HNXDP" dump --json | rig_json 'kernel_pairs[0].xdp_user_program')" true
-assert_eq "the user's XDP program drops port 5555 on the primary's path" "$(g_udp_count 5555)" 0
-assert_eq "the user's XDP program lets port 5556 through" "$(g_udp_count 5556)" 200
+assert_eq "the user's XDP program drops port 5555 on the primary's path" "$(vm_udp_count "$MASTER" 5555)" 0
+assert_eq "the user's XDP program lets port 5556 through" "$(vm_udp_count "$MASTER" 5556)" 200
 rig_try vm_exec "$HNXDP" xdp detach --synthetic "$STANDBY"
 assert_eq "xdp detach named by the standby: exit 0 ($RIG_ERR)" "$RIG_RC" 0
 assert_eq "xdp detach: no XDP program left on any guest device" "$(g_xdp_devices)" 0
-assert_eq "xdp detach: port 5555 gets through again" "$(g_udp_count 5555)" 200
+assert_eq "xdp detach: port 5555 gets through again" "$(vm_udp_count "$MASTER" 5555)" 200
 assert_eq "coexistence: no hnxdp pins left in the guest" "$(vm_sh 'ls -A /sys/fs/bpf/hnxdp 2>/dev/null | wc -l')" 0
 g_settings "$VM_TMP/coex.after"
 assert_files_equal "coexistence: the master's and standby's settings as before" "$VM_TMP/coex.before" "$VM_TMP/coex.after"

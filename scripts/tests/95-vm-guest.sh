@@ -346,23 +346,16 @@ fi
 # 6.6 on), generic where not (e1000e; vmxnet3 on 6.1).
 WANT_XDP=2 # IFLA_XDP mode: 1 driver (native), 2 generic
 [[ $VM_VF_DRIVER == vmxnet3 && $WANT_MODE == tcx ]] && WANT_XDP=1 # tcx: 6.6+, as native XDP in vmxnet3
-g_udp_count() { # PORT -> datagrams a socket bound to the synthetic got of 200 sent
-	vm_sh "rm -f /tmp/u.ready /tmp/u.count; setsid python3 $RIG_TOOLS/udp_sink.py --dev $SYN --port $1 --seconds 8 --expect 200 --linger 1 --ready-file /tmp/u.ready </dev/null >/tmp/u.count 2>&1 &"
-	wait_until 20 "the guest's UDP socket on port $1 is bound" vm_exec test -e /tmp/u.ready
-	vm_sw "$RIG_PY" "$RIG_TOOLS/udp_send.py" --dst "$VM_G4" --port "$1" --count 200 --rate 400 >/dev/null
-	wait_until 20 "the guest's UDP socket on port $1 is done" vm_sh "test -s /tmp/u.count"
-	vm_exec cat /tmp/u.count
-}
 rig_try vm_exec "$HNXDP" xdp attach --synthetic "$SYN" "$XDP_DIR/drop.bpf.o" --prog drop_udp_port
 assert_eq "xdp attach of the user's program: exit 0 ($RIG_ERR)" "$RIG_RC" 0
 assert_eq "XDP on $VF in mode $WANT_XDP (1 native, 2 generic) for $VM_VF_DRIVER" \
 	"$(vm_exec ip -j -d link show dev "$VF" | rig_json --default none '[0].xdp.mode')" "$WANT_XDP"
-assert_eq "the user's XDP program drops port 5555 on the VF path" "$(g_udp_count 5555)" 0
-assert_eq "the user's XDP program lets port 5556 through on the VF path" "$(g_udp_count 5556)" 200
+assert_eq "the user's XDP program drops port 5555 on the VF path" "$(vm_udp_count "$SYN" 5555)" 0
+assert_eq "the user's XDP program lets port 5556 through on the VF path" "$(vm_udp_count "$SYN" 5556)" 200
 rig_try vm_exec "$HNXDP" xdp detach --synthetic "$SYN"
 assert_eq "xdp detach: exit 0 ($RIG_ERR)" "$RIG_RC" 0
 assert_eq "xdp detach: no XDP left on $VF" "$(vm_exec ip -j -d link show dev "$VF" | rig_json --default none '[0].xdp.mode')" none
-assert_eq "xdp detach: port 5555 gets through again" "$(g_udp_count 5555)" 200
+assert_eq "xdp detach: port 5555 gets through again" "$(vm_udp_count "$SYN" 5555)" 200
 
 # ---- 3. kill -9 of run with traffic flowing; a new run adopts the pair.
 ping_start "$VM_TMP/ping.kill"
