@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 90-gen: `hnxdp gen` (BPF_PROG_TEST_RUN live frames) sends exactly the frames
-# it says into the VF's host-side peer and they reach the guest; it reports what
+# it says into the VF's host-side peer; every frame that left reaches the guest; it reports what
 # the device counted as transmitted, and refuses (exit 1) when none left; bad input is
 # refused with exit 2 and one stderr line. The host-side peer of vf0 is vf0h.
 . "$(dirname "$0")/../lib/rig.sh"
@@ -15,13 +15,22 @@ rig_g ethtool -K vf0 gro on >/dev/null
 udp_noports() { rig_g awk '/^Udp:/{n++; if (n==2) {print $3; exit}}' /proc/net/snmp; }
 gen_h() { nsenter --net="/run/netns/$RIG_HOST" "$HNXDP" gen "$@"; }
 
+host_tx() { ip -n "$RIG_HOST" -j -s link show dev vf0h | rig_json '[0].stats64.tx.packets'; }
+
+# As fast as it goes: veth drops what its peer's ring cannot take, so how many
+# frames leave depends on the receiver's speed; gen must say how many did
+# (`left`), and every one of them must reach the guest through the VF.
 before=$(udp_noports)
 rx_before=$(rig_dump_get 'pairs[0].stats.vf_rx_packets')
+tx_before=$(host_tx)
 out=$(gen_h --dev vf0h --dst-mac "$RIG_MAC" --dst-ip "$RIG_G4" --src-ip "$RIG_R4" --dst-port 9 --count 200000 --seconds 20 --json)
-frames=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["frames"])' "$out")
+tx_after=$(host_tx)
+frames=$(rig_json frames <<<"$out")
+left=$(rig_json left <<<"$out")
 assert_eq "gen reports all frames sent" "$frames" 200000
-left=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["left"])' "$out")
-assert_ge "gen reports what vf0h counted as transmitted (left)" "$left" 200000
+assert_ge "frames left vf0h (left)" "$left" 1000
+assert_ge "left is no more than vf0h counted as transmitted" "$((tx_after - tx_before))" "$left"
+assert_le "left is what vf0h counted as transmitted (a neighbour's frame or two aside)" "$((tx_after - tx_before - left))" 4
 
 # A device that takes the frames but sends none (the peer of hn0h has no NAPI
 # for XDP frames: GRO off, no XDP program): refused, not reported as sent.
@@ -32,9 +41,13 @@ assert_eq "gen out of a device that sends none of them: exit 1" "$rc" 1
 assert_contains "gen out of a device that sends none: says so" "$err" "none of the 1000 frames left hn0h"
 assert_eq "gen out of a device that sends none: one stderr line" "$(printf '%s\n' "$err" | wc -l)" 1
 after=$(udp_noports)
-assert_eq "every frame reached the guest's UDP stack through the VF (UdpNoPorts delta)" "$((after - before))" 200000
+# left is the device's counter, so a neighbour's frame sent meanwhile is in it too.
+delivered=$((after - before))
+assert_le "no more datagrams reached the guest than left vf0h" "$delivered" "$left"
+assert_le "every frame that left reached the guest's UDP stack through the VF (UdpNoPorts delta; a neighbour's frame or two aside)" \
+	"$((left - delivered))" 4
 rx_after=$(rig_dump_get 'pairs[0].stats.vf_rx_packets')
-assert_ge "vf_rx_packets counted them" "$((rx_after - rx_before))" 200000
+assert_ge "vf_rx_packets counted them" "$((rx_after - rx_before))" "$delivered"
 
 # Paced: 20000 frames at 20000/s take about a second.
 start=$(date +%s.%N)
