@@ -79,15 +79,13 @@ public struct PairDetach {
             }
             do {
                 try XDPAttachment.remove(layout: kernel, synthetic: ifindex)
-                FileSystem.removeDirectoryIfEmpty(kernel.pairDirectory(synthetic: ifindex))
+                XDPPair.removeEmptyKernelDirectories(kernel, synthetic: ifindex)
                 logger.info("the kernel's pair with ifindex \(ifindex): hnxdp's XDP programs removed")
             } catch {
                 logger.warning("the kernel's pair with ifindex \(ifindex): \(error)")
             }
         }
-        FileSystem.removeDirectoryIfEmpty(kernel.namespaceDirectory)
-        FileSystem.removeDirectoryIfEmpty(kernel.root)
-        FileSystem.removeDirectoryIfEmpty(layout.root)
+        XDPPair.removeEmptyKernelDirectories(kernel, synthetic: nil)
     }
 
     /// Detaches one pair: the VF leaves (restoring both devices), then the

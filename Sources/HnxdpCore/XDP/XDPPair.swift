@@ -86,11 +86,19 @@ public struct XDPPair {
     /// when empty (an hnxdp pair's directory belongs to the pair's life cycle).
     func removeEmptyDirectories() {
         guard case .kernel = source else { return }
-        FileSystem.removeDirectoryIfEmpty(layout.pairDirectory(synthetic: synthetic.ifindex))
-        FileSystem.removeDirectoryIfEmpty(layout.namespaceDirectory)
-        FileSystem.removeDirectoryIfEmpty(layout.root)
-        // hnxdp's own root, when nothing else is pinned there (as the datapath's last detach does).
-        if layout.root.hasSuffix("/kernel") { FileSystem.removeDirectoryIfEmpty(String(layout.root.dropLast(7))) }
+        XDPPair.removeEmptyKernelDirectories(layout, synthetic: synthetic.ifindex)
+    }
+
+    /// Removes, when empty, a kernel pair's directory (`synthetic`, if given) in the
+    /// kernel-pair layout `kernel`, then its namespace directory, its root and
+    /// hnxdp's root above it (as the datapath's last detach does).
+    static func removeEmptyKernelDirectories(_ kernel: PinLayout, synthetic: Int32?) {
+        if let synthetic { FileSystem.removeDirectoryIfEmpty(kernel.pairDirectory(synthetic: synthetic)) }
+        FileSystem.removeDirectoryIfEmpty(kernel.namespaceDirectory)
+        FileSystem.removeDirectoryIfEmpty(kernel.root)
+        if let slash = kernel.root.lastIndex(of: "/"), slash != kernel.root.startIndex {
+            FileSystem.removeDirectoryIfEmpty(String(kernel.root[..<slash]))
+        }
     }
 }
 
