@@ -8,7 +8,7 @@
 /// A pure description, found from link descriptions (`find`), so the
 /// decision is unit-tested without a kernel.
 public struct KernelPair: Equatable, Sendable {
-    public enum Kind: String, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
         case netFailover = "net_failover"
         case netvsc = "hv_netvsc"
     }

@@ -35,7 +35,7 @@ public enum PairingPolicy {
 
     /// Drivers of devices that pair VFs themselves: never a VF (the net_failover
     /// master shares the VF's MAC but is the kernel's own pair).
-    public static let kernelPairingDrivers: Set<String> = ["net_failover", "hv_netvsc"]
+    public static let kernelPairingDrivers = Set(KernelPair.Kind.allCases.map(\.rawValue))
 
     /// Why `device` can never be a synthetic hnxdp steers, even when named (B22): the
     /// kernel already pairs it (a net_failover master, an hv_netvsc device, or a slave
