@@ -257,7 +257,62 @@ class Rig:
         self.g("ethtool", "-K", dev, "tso", "off")
         self.ip(self.guest, "link", "set", dev, "gso_max_size", "30000", "gso_max_segs", "40")
 
+    def vf_prepare(self, *guest_commands: str) -> None:
+        """Create vf0 with its own (veth's random) MAC and run guest_commands (sh -c,
+        in the guest) on it before vf_take_mac() makes it hn0's VF: a VF that
+        arrives already configured."""
+        assert not self.exists(self.guest, "vf0"), "vf_prepare: vf0 already exists"
+        self.ip(self.guest, "link", "add", "vf0", "type", "veth", "peer", "name", "vf0h", "netns", self.host)
+        for command in guest_commands:
+            self.g("sh", "-c", command)
+        self.ip(self.host, "link", "set", "vf0h", "up")
+        self._host_forward("vf0h")
+
+    def vf_take_mac(self) -> None:
+        """Give a prepared vf0 hn0's MAC (and bring it up unless the rig keeps VFs down)."""
+        self.ip(self.guest, "link", "set", "vf0", "address", self.mac)
+        if self.vf_up:
+            self.ip(self.guest, "link", "set", "vf0", "up")
+
+    # ------------------------------------------------------------ more pairs: hnK/vfK
+
+    def pair_mac(self, k: int) -> str:
+        """MAC of extra pair k: the rig's MAC with 0x4f in the 3rd byte and k last."""
+        octets = self.mac.split(":")
+        return ":".join(["02", "48", "4f", octets[3], octets[4], f"{k:02x}"])
+
+    def pair_add(self, k: int, vf: bool = True) -> None:
+        """hn<k> (synthetic, up, no address; host side hn<k>h not forwarded) and,
+        when vf, vf<k> with the same MAC."""
+        self.ip(self.guest, "link", "add", f"hn{k}", "type", "veth", "peer", "name", f"hn{k}h", "netns", self.host)
+        self.ip(self.guest, "link", "set", f"hn{k}", "address", self.pair_mac(k))
+        self.ip(self.host, "link", "set", f"hn{k}h", "up")
+        self.ip(self.guest, "link", "set", f"hn{k}", "up")
+        if vf:
+            self.vfk_add(k)
+
+    def vfk_add(self, k: int) -> None:
+        self.ip(self.guest, "link", "add", f"vf{k}", "type", "veth", "peer", "name", f"vf{k}h", "netns", self.host)
+        self.ip(self.guest, "link", "set", f"vf{k}", "address", self.pair_mac(k))
+        self.ip(self.host, "link", "set", f"vf{k}h", "up")
+        self.ip(self.guest, "link", "set", f"vf{k}", "up")
+
+    def vfk_del(self, k: int) -> None:
+        self.ip(self.guest, "link", "del", f"vf{k}")
+        wait_until(lambda: not self.exists(self.host, f"vf{k}h"), 10, f"vf{k}h gone after deleting vf{k}")
+
     # ------------------------------------------------------------ reading devices
+
+    # The `ip -d link` fields a device's settings are made of (dev_settings).
+    SETTINGS_FIELDS = ("mtu", "flags", "operstate", "min_mtu", "max_mtu", "gso_max_size", "gso_max_segs",
+                       "gso_ipv4_max_size", "tso_max_size", "tso_max_segs", "gro_max_size", "gro_ipv4_max_size",
+                       "promiscuity", "allmulti", "address")
+
+    def dev_settings(self, dev: str) -> dict[str, Any]:
+        """A guest device's user-visible settings: `ethtool -k` and the
+        SETTINGS_FIELDS of `ip -d link` (what hnxdp must give back unchanged)."""
+        link = self.link(self.guest, dev)
+        return {"features": self.features(dev), **{k: link.get(k) for k in self.SETTINGS_FIELDS}}
 
     def link(self, ns: str, dev: str, stats: bool = False) -> dict[str, Any]:
         args = ["-j", "-d"] + (["-s"] if stats else []) + ["link", "show", "dev", dev]
