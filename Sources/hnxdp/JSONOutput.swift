@@ -66,44 +66,18 @@ struct AttachResult: Encodable {
     var datapath: String
     var mtu: UInt32
     var mtu_fallback: Bool
-    var gso_max_size: UInt32?
-    var gso_max_segs: UInt32?
+    @ExplicitNull var gso_max_size: UInt32?
+    @ExplicitNull var gso_max_segs: UInt32?
     var features_turned_off: [String]
-
-    enum CodingKeys: String, CodingKey {
-        case version, schema_version, result, synthetic, vf, datapath, mtu, mtu_fallback, gso_max_size, gso_max_segs, features_turned_off
-    }
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(version, forKey: .version)
-        try c.encode(schema_version, forKey: .schema_version)
-        try c.encode(result, forKey: .result)
-        try c.encode(synthetic, forKey: .synthetic)
-        try c.encode(vf, forKey: .vf)
-        try c.encode(datapath, forKey: .datapath)
-        try c.encode(mtu, forKey: .mtu)
-        try c.encode(mtu_fallback, forKey: .mtu_fallback)
-        try c.encode(gso_max_size, forKey: .gso_max_size)
-        try c.encode(gso_max_segs, forKey: .gso_max_segs)
-        try c.encode(features_turned_off, forKey: .features_turned_off)
-    }
 }
 
 /// `detach --json`.
 struct DetachResult: Encodable {
     struct Pair: Encodable {
         var synthetic: JSONDevice
-        var vf: JSONDevice?
+        @ExplicitNull var vf: JSONDevice?
         var state: String
         var switches: UInt32
-        enum CodingKeys: String, CodingKey { case synthetic, vf, state, switches }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(synthetic, forKey: .synthetic)
-            try c.encode(vf, forKey: .vf)
-            try c.encode(state, forKey: .state)
-            try c.encode(switches, forKey: .switches)
-        }
     }
     var version = HnxdpVersion.string
     var schema_version = HnxdpVersion.jsonSchema

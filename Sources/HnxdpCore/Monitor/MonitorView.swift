@@ -164,36 +164,17 @@ public enum MonitorView {
         }
         public struct Pair: Encodable, Equatable, Sendable {
             public var synthetic: Device
-            public var vf: Device?
+            @ExplicitNull public var vf: Device?
             public var state: String
             public var datapath: String
             public var switches: UInt32
-            public var last_switch: String?
-            public var last_switch_direction: String?
-            public var last_switch_reason: String?
+            @ExplicitNull public var last_switch: String?
+            @ExplicitNull public var last_switch_direction: String?
+            @ExplicitNull public var last_switch_reason: String?
             public var slot: UInt32
             public var stats: PairReport.Stats
-            public var rates: PairRates?
-            public var elapsed_s: Double?
-
-            enum CodingKeys: String, CodingKey {
-                case synthetic, vf, state, datapath, switches, last_switch, last_switch_direction, last_switch_reason, slot, stats, rates, elapsed_s
-            }
-            public func encode(to encoder: Encoder) throws {
-                var c = encoder.container(keyedBy: CodingKeys.self)
-                try c.encode(synthetic, forKey: .synthetic)
-                try c.encode(vf, forKey: .vf)
-                try c.encode(state, forKey: .state)
-                try c.encode(datapath, forKey: .datapath)
-                try c.encode(switches, forKey: .switches)
-                try c.encode(last_switch, forKey: .last_switch)
-                try c.encode(last_switch_direction, forKey: .last_switch_direction)
-                try c.encode(last_switch_reason, forKey: .last_switch_reason)
-                try c.encode(slot, forKey: .slot)
-                try c.encode(stats, forKey: .stats)
-                try c.encode(rates, forKey: .rates)
-                try c.encode(elapsed_s, forKey: .elapsed_s)
-            }
+            @ExplicitNull public var rates: PairRates?
+            @ExplicitNull public var elapsed_s: Double?
         }
         public var version = HnxdpVersion.string
         public var schema_version = HnxdpVersion.jsonSchema

@@ -66,7 +66,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
 
     public var synthetic: Device
     /// nil (JSON null) when no VF is joined or the joined VF no longer exists.
-    public var vf: Device?
+    @ExplicitNull public var vf: Device?
     public var state: String
     public var datapath: String
     public var mtu: UInt32
@@ -74,7 +74,7 @@ public struct PairReport: Encodable, Equatable, Sendable {
     public var gso: GSO
     public var stats: Stats
     public var switches: UInt32
-    public var last_switch: String?
+    @ExplicitNull public var last_switch: String?
     /// The pair's last switches (at most `SwitchHistory.capacity`), oldest first.
     public var switch_history: [SwitchEvent] = []
     public var transparent: Bool
@@ -89,30 +89,6 @@ public struct PairReport: Encodable, Equatable, Sendable {
     /// "not-faithful: <why>".
     public var qdisc: String = "none"
 
-    enum CodingKeys: String, CodingKey {
-        case synthetic, vf, state, datapath, mtu, features, gso, stats, switches, last_switch, switch_history, transparent, explicit, slot, pins, attachment, qdisc
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(synthetic, forKey: .synthetic)
-        try c.encode(vf, forKey: .vf) // explicit null
-        try c.encode(state, forKey: .state)
-        try c.encode(datapath, forKey: .datapath)
-        try c.encode(mtu, forKey: .mtu)
-        try c.encode(features, forKey: .features)
-        try c.encode(gso, forKey: .gso)
-        try c.encode(stats, forKey: .stats)
-        try c.encode(switches, forKey: .switches)
-        try c.encode(last_switch, forKey: .last_switch)
-        try c.encode(switch_history, forKey: .switch_history)
-        try c.encode(transparent, forKey: .transparent)
-        try c.encode(explicit, forKey: .explicit)
-        try c.encode(slot, forKey: .slot)
-        try c.encode(pins, forKey: .pins)
-        try c.encode(attachment, forKey: .attachment)
-        try c.encode(qdisc, forKey: .qdisc)
-    }
 
     /// The report of one pair from its map entry, counters and the devices as they are now.
     /// Pure: the caller looks up the devices and features.
