@@ -191,19 +191,28 @@ uint32_t hnxdp_xsk_fill_free(struct hnxdp_xsk_socket *s, uint32_t max)
 	return xsk_prod_nb_free(&s->fill, max);
 }
 
+/* Up to n slots of a producer ring at *idx; how many (0: full). libbpf's
+ * reserve is all-or-nothing, so a ring with fewer free slots gives what fits. */
+static uint32_t reserve_what_fits(struct xsk_ring_prod *ring, uint32_t n, uint32_t *idx)
+{
+	uint32_t got;
+
+	if (!n)
+		return 0;
+	got = xsk_ring_prod__reserve(ring, n, idx);
+	if (got)
+		return got;
+	got = xsk_prod_nb_free(ring, n);
+	if (!got || xsk_ring_prod__reserve(ring, got, idx) != got)
+		return 0;
+	return got;
+}
+
 uint32_t hnxdp_xsk_fill(struct hnxdp_xsk_socket *s, const uint64_t *addrs, uint32_t n)
 {
 	uint32_t idx = 0, got, i;
 
-	if (!n)
-		return 0;
-	got = xsk_ring_prod__reserve(&s->fill, n, &idx);
-	if (!got) {
-		/* reserve is all-or-nothing: take what fits. */
-		got = xsk_prod_nb_free(&s->fill, n);
-		if (!got || xsk_ring_prod__reserve(&s->fill, got, &idx) != got)
-			return 0;
-	}
+	got = reserve_what_fits(&s->fill, n, &idx);
 	for (i = 0; i < got; i++)
 		*xsk_ring_prod__fill_addr(&s->fill, idx + i) = addrs[i];
 	xsk_ring_prod__submit(&s->fill, got);
@@ -231,14 +240,7 @@ uint32_t hnxdp_xsk_tx(struct hnxdp_xsk_socket *s, const struct hnxdp_xsk_desc *d
 {
 	uint32_t idx = 0, got, i;
 
-	if (!n)
-		return 0;
-	got = xsk_ring_prod__reserve(&s->tx, n, &idx);
-	if (!got) {
-		got = xsk_prod_nb_free(&s->tx, n);
-		if (!got || xsk_ring_prod__reserve(&s->tx, got, &idx) != got)
-			return 0;
-	}
+	got = reserve_what_fits(&s->tx, n, &idx);
 	for (i = 0; i < got; i++) {
 		struct xdp_desc *d = xsk_ring_prod__tx_desc(&s->tx, idx + i);
 

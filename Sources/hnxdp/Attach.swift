@@ -44,7 +44,7 @@ struct Attach: ParsableCommand, JSONOutputCommand {
         let logger = common.logger("attach")
         let lock = try InvocationLock()
         if settleMs > 0 { sleepMilliseconds(settleMs) }
-        let join = PairLifecycle(layout: try common.layout(), logger: logger, verbose: common.verbose, tcMode: try common.tcMode)
+        let join = try common.lifecycle(logger)
         let result = try join.attach(synthetic: synthetic, vf: vf, force: force)
         withExtendedLifetime(lock) {}
         if json {

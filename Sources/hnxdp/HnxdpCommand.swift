@@ -99,6 +99,11 @@ struct CommonOptions: ParsableArguments {
 
     func layout() throws -> PinLayout { try PinLayout.current(root: root) }
 
+    /// Attaching and detaching pairs in this namespace, as these options say.
+    func lifecycle(_ logger: Logger) throws -> PairLifecycle {
+        PairLifecycle(layout: try layout(), logger: logger, verbose: verbose, tcMode: try tcMode)
+    }
+
     func logger(_ label: String) -> Logger {
         LoggingBootstrap.once(verbose: verbose)
         return Logger(label: "hnxdp.\(label)")

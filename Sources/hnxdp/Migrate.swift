@@ -28,7 +28,7 @@ struct Migrate: ParsableCommand {
         let logger = common.logger("migrate")
         let lock = try InvocationLock()
         defer { withExtendedLifetime(lock) {} }
-        let migration = PinMigration(layout: try common.layout(), logger: logger, verbose: common.verbose, tcMode: try common.tcMode)
+        let migration = PinMigration(lifecycle: try common.lifecycle(logger))
         let outcome = try migration.migrate()
         guard let from = outcome.from else {
             print("nothing to migrate: the pins of this network namespace are this hnxdp's (pin layout \(PinMeta.thisLayout)), or there are none")

@@ -95,21 +95,21 @@ public final class EmbeddedObject {
 
     /// A descriptor of the map `mapName` of this object.
     public func map(_ mapName: String) throws -> BPFDescriptor {
-        guard let map = bpf_object__find_map_by_name(object, mapName) else {
-            throw HnxdpError(.runtime, "BPF object \(name) lacks map \(mapName)")
-        }
-        let fd = dup(bpf_map__fd(map))
-        if fd < 0 { throw HnxdpError.system("dup fd of map \(mapName)", errno: errno) }
-        return BPFDescriptor(fd)
+        try descriptor(of: "map", mapName, bpf_object__find_map_by_name(object, mapName).map { bpf_map__fd($0) })
     }
 
     /// A descriptor of the program `programName` of this object.
     public func program(_ programName: String) throws -> BPFDescriptor {
-        guard let prog = bpf_object__find_program_by_name(object, programName) else {
-            throw HnxdpError(.runtime, "BPF object \(name) lacks program \(programName)")
+        try descriptor(of: "program", programName, bpf_object__find_program_by_name(object, programName).map { bpf_program__fd($0) })
+    }
+
+    /// A descriptor of our own (dup) of the loaded object's map or program fd.
+    private func descriptor(of kind: String, _ objectName: String, _ fd: Int32?) throws -> BPFDescriptor {
+        guard let fd else {
+            throw HnxdpError(.runtime, "BPF object \(name) lacks \(kind) \(objectName)")
         }
-        let fd = dup(bpf_program__fd(prog))
-        if fd < 0 { throw HnxdpError.system("dup fd of program \(programName)", errno: errno) }
-        return BPFDescriptor(fd)
+        let own = dup(fd)
+        if own < 0 { throw HnxdpError.system("dup fd of \(kind) \(objectName)", errno: errno) }
+        return BPFDescriptor(own)
     }
 }

@@ -84,16 +84,13 @@ extension StateDirectory {
 /// devices at their originals (no record needed) and the plan, which a second
 /// `migrate` completes.
 public struct PinMigration {
-    public var layout: PinLayout
-    public var logger: Logger
-    public var verbose: Bool
-    public var tcMode: TcModeRequest
+    /// Attaches the pairs again (its layout, logger and tc mode are the migration's).
+    public var lifecycle: PairLifecycle
+    var layout: PinLayout { lifecycle.layout }
+    var logger: Logger { lifecycle.logger }
 
-    public init(layout: PinLayout, logger: Logger, verbose: Bool = false, tcMode: TcModeRequest = .auto) {
-        self.layout = layout
-        self.logger = logger
-        self.verbose = verbose
-        self.tcMode = tcMode
+    public init(lifecycle: PairLifecycle) {
+        self.lifecycle = lifecycle
     }
 
     public struct Outcome: Sendable {
@@ -145,7 +142,6 @@ public struct PinMigration {
         }
         // 2. The same pairs again, with this hnxdp.
         let netlink = try RTNetlink()
-        let lifecycle = PairLifecycle(layout: layout, logger: logger, verbose: verbose, tcMode: tcMode)
         for pair in plan.pairs {
             let label = "\(pair.synthetic.name) <- \(pair.vf.name)"
             guard let syn = try netlink.link(index: pair.synthetic.ifindex), isSame(syn, pair.synthetic),
