@@ -76,7 +76,7 @@ public struct XDPPair {
             guard let datapath = try Datapath.openPinned(layout) else {
                 throw HnxdpError(.badInput, "\(synthetic.name) is not attached (see `hnxdp status`)")
             }
-            return PinnedPairFollower(pairs: datapath.pairs, synthetic: synthetic)
+            return try PinnedPairFollower(pairs: datapath.pairs, synthetic: synthetic, state: StateDirectory.of(layout))
         case .kernel(let p):
             return try KernelPairFollower(pair: p)
         }
@@ -103,40 +103,94 @@ public struct XDPPair {
 }
 
 /// Where an AF_XDP socket learns which VF carries its pair now.
+/// Where a pair's VF is, learned from notifications (subscribed, never polled):
+/// `descriptors` become readable when the pair may have changed, `takeNotifications`
+/// reads them, and `currentVF` reads the pair again only after one arrived.
 protocol VFFollower: AnyObject {
+    /// Readable when a notification is waiting (for poll(2) beside the sockets).
+    var descriptors: [Int32] { get }
+    /// Reads the waiting notifications; true when there were any.
+    func takeNotifications() -> Bool
     /// The current VF's ifindex, nil while there is none. Throws when the pair itself is gone.
     func currentVF() throws -> Int32?
 }
 
-/// An hnxdp pair: the pinned pair entry (the control plane's decision).
+/// Link notifications of the namespace (RTNLGRP_LINK): a device came, changed or went.
+final class LinkNotifications {
+    let netlink: RTNetlink
+
+    init() throws {
+        netlink = try RTNetlink(subscribeToLinks: true)
+    }
+
+    /// Reads every waiting notification; true when there was one (or some were lost).
+    func drain() -> Bool {
+        var any = false
+        var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0)]
+        while poll(&fds, 1, 0) > 0 && fds[0].revents & Int16(POLLIN) != 0 {
+            any = true
+            do { _ = try netlink.readEvents() } catch let e as HnxdpError where e.errno == ENOBUFS {
+                continue // notifications were lost: the follower reads the pair again anyway
+            } catch {
+                break
+            }
+        }
+        return any
+    }
+}
+
+/// An hnxdp pair: the pinned pair entry (the control plane's decision), read
+/// again when the namespace's state directory changed (every join, leave and
+/// detach ends with a write there) or a link changed (a VF that vanished while
+/// no control plane runs).
 final class PinnedPairFollower: VFFollower {
     let pairs: BPFMap<UInt32, hnxdp_pair>
     let synthetic: LinkInfo
+    private let records: StateDirectoryWatch
+    private let links: LinkNotifications
+    private var vf: Int32?
+    private var stale = true
 
-    init(pairs: BPFMap<UInt32, hnxdp_pair>, synthetic: LinkInfo) {
+    init(pairs: BPFMap<UInt32, hnxdp_pair>, synthetic: LinkInfo, state: StateDirectory) throws {
         self.pairs = pairs
         self.synthetic = synthetic
+        records = try StateDirectoryWatch(state)
+        links = try LinkNotifications()
+    }
+
+    var descriptors: [Int32] { [records.fileDescriptor, links.netlink.fileDescriptor] }
+
+    func takeNotifications() -> Bool {
+        let fromRecords = records.drain()
+        let fromLinks = links.drain()
+        let changed = fromRecords || fromLinks
+        if changed { stale = true }
+        return changed
     }
 
     func currentVF() throws -> Int32? {
-        guard let pair = try pairs.lookup(UInt32(bitPattern: synthetic.ifindex)) else {
-            throw HnxdpError(.runtime, "pair \(synthetic.name) was detached while its AF_XDP sockets were open")
+        if stale {
+            guard let pair = try pairs.lookup(UInt32(bitPattern: synthetic.ifindex)) else {
+                throw HnxdpError(.runtime, "pair \(synthetic.name) was detached while its AF_XDP sockets were open")
+            }
+            vf = pair.pairState == .active && pair.vf_ifindex != 0 ? Int32(bitPattern: pair.vf_ifindex) : nil
+            stale = false
         }
-        return pair.pairState == .active && pair.vf_ifindex != 0 ? Int32(bitPattern: pair.vf_ifindex) : nil
+        return vf
     }
 }
 
 /// A kernel pair: the kernel's own master/slave relationship, read again only
-/// when a link notification arrived (subscribed, not polled).
+/// when a link notification arrived.
 final class KernelPairFollower: VFFollower {
     let pair: KernelPair
-    private let netlink: RTNetlink
+    private let links: LinkNotifications
     private var vf: Int32?
     private var stale = true
 
     init(pair: KernelPair) throws {
         self.pair = pair
-        netlink = try RTNetlink(subscribeToLinks: true)
+        links = try LinkNotifications()
     }
 
     /// The slave of `pair`'s master that is not its synthetic (the standby).
@@ -148,16 +202,17 @@ final class KernelPairFollower: VFFollower {
             && $0.ifindex != pair.master.ifindex }.min { $0.ifindex < $1.ifindex }
     }
 
+    var descriptors: [Int32] { [links.netlink.fileDescriptor] }
+
+    func takeNotifications() -> Bool {
+        let changed = links.drain()
+        if changed { stale = true }
+        return changed
+    }
+
     func currentVF() throws -> Int32? {
-        var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0)]
-        while poll(&fds, 1, 0) > 0 && fds[0].revents & Int16(POLLIN) != 0 {
-            stale = true
-            do { _ = try netlink.readEvents() } catch let e as HnxdpError where e.errno == ENOBUFS {
-                continue // notifications were lost: read the links again below
-            }
-        }
         if stale {
-            vf = try KernelPairFollower.enslavedVF(of: pair, links: netlink.links())?.ifindex
+            vf = try KernelPairFollower.enslavedVF(of: pair, links: links.netlink.links())?.ifindex
             stale = false
         }
         return vf

@@ -20,7 +20,8 @@ public struct XSKOptions: Sendable {
     public var tryZeroCopy = true
     /// Frames taken off the rings per batch.
     public var batchSize = 64
-    /// How often (milliseconds) the pair map and socket errors are checked.
+    /// Under load (no sleep in poll), how often (milliseconds) the loop looks
+    /// whether a notification of the pair is waiting (one poll(2), no read).
     public var maintainIntervalMs: UInt64 = 10
 
     public init() {}
@@ -113,7 +114,11 @@ public final class PairSocket {
     private var addrs: [UInt64] = []
     private var txBatch: [hnxdp_xsk_desc] = []
     private var lastMaintain: UInt64 = 0
+    /// The pair must be looked at again: at the start, after a notification,
+    /// a socket error, or when a failed bind to the VF is due for a retry.
+    private var mustMaintain = true
     private var nextVFAttempt: UInt64 = 0
+    private var retryPending = false
     private var lastVFFailure = ""
     private var closed = false
 
@@ -173,13 +178,21 @@ public final class PairSocket {
 
     /// Takes up to a batch of received frames from each bound socket, hands
     /// each to `handler`, transmits or recycles them, keeps the fill rings
-    /// full, and every `maintainIntervalMs` follows the pair (departure,
-    /// return). Returns the number of frames received.
+    /// full, and follows the pair (departure, return) when its follower was
+    /// notified of a change: notifications are taken at most every
+    /// `maintainIntervalMs` under load, at once by `wait`. Returns the number
+    /// of frames received.
     @discardableResult
     public func process(_ handler: (inout XSKFrame) -> XSKVerdict) throws -> Int {
         let now = monotonicNanoseconds()
         if now &- lastMaintain >= options.maintainIntervalMs * 1_000_000 {
             lastMaintain = now
+            if follower.takeNotifications() || (retryPending && now >= nextVFAttempt) || anySocketFailed {
+                mustMaintain = true
+            }
+        }
+        if mustMaintain {
+            mustMaintain = false
             try maintain(handler)
         }
         collectCompletions()
@@ -193,10 +206,22 @@ public final class PairSocket {
         return received
     }
 
-    /// Sleeps until a socket has input or `timeoutMs` passed.
+    /// Sleeps until a socket has input or an error, a notification of the pair
+    /// arrived, or `timeoutMs` passed; the next `process` looks at the pair at
+    /// once when it was a notification or an error.
     public func wait(timeoutMs: Int32) {
-        var fds = pollDescriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-        _ = poll(&fds, nfds_t(fds.count), timeoutMs)
+        let sockets = pollDescriptors
+        var fds = (sockets + follower.descriptors).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        guard poll(&fds, nfds_t(fds.count), timeoutMs) > 0 else { return }
+        let errors = fds[..<sockets.count].contains { $0.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 }
+        let notified = fds[sockets.count...].contains { $0.revents != 0 }
+        if errors { mustMaintain = true }
+        if notified { lastMaintain = 0 } // take the notifications now, not at the next interval
+    }
+
+    /// A socket's transmit found its device gone (set by `flushTransmit`).
+    private var anySocketFailed: Bool {
+        members.contains { $0.map { $0.failed != 0 } ?? false }
     }
 
     /// Closes every socket and the UMEM; the kernel removes the sockets from the XSKMAP.
@@ -302,12 +327,14 @@ public final class PairSocket {
                 let m = try bind(device: .vf, ifindex: w, ifname: name)
                 counters.rebinds += 1
                 lastVFFailure = ""
+                retryPending = false
                 event("queue \(queue): bound to VF \(name) (ifindex \(w)), \(m.mode.rawValue) mode; transmit through \(name)")
             } catch {
                 let text = "\(error)"
                 if text != lastVFFailure { event("queue \(queue): cannot bind to VF \(name) yet: \(text); retrying") }
                 lastVFFailure = text
                 nextVFAttempt = now + 200_000_000
+                retryPending = true
             }
         }
     }
