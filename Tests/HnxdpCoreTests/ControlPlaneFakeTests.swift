@@ -310,6 +310,27 @@ final class ControlPlaneFakeTests: XCTestCase {
         XCTAssertEqual(w.log.filtered("join"), ["join hn0 vf1 joined"])
     }
 
+    func testSecondVFWithTheMACWhileSettlingKeepsTheFirstAndSaysSo() throws {
+        let w = FakeWorld()
+        w.addSynthetic()
+        try w.reconciler.resync(reason: "start")
+        w.addVF(7, name: "vf0")
+        try w.notify(new: 7)
+        try w.advance(100)                     // settling on vf0
+        w.addVF(8, name: "vf1")
+        try w.notify(new: 8)
+        try w.notify(new: 8)                   // a change of vf1: not said again
+        try w.advance(1000)
+        XCTAssertEqual(w.log.filtered("join"), ["join hn0 vf0 joined"])
+        XCTAssertEqual(w.phase(), .active(vf: 7))
+        XCTAssertFalse(w.lines.lines.contains { $0.contains("not joining any VF") }, "vf0 is joined: no tie")
+        XCTAssertEqual(w.lines.lines.filter { $0.contains("vf1(8) also has hn0's MAC: the pair keeps vf0(7)") }.count, 1)
+        // vf0 leaves: vf1 is the only candidate and is joined.
+        try w.notify(deleted: 7)
+        try w.advance(1000)
+        XCTAssertEqual(w.log.filtered("join"), ["join hn0 vf0 joined", "join hn0 vf1 joined"])
+    }
+
     // MARK: - Synthetic removed
 
     func testRemovedSyntheticIsLeftAndForgotten() throws {

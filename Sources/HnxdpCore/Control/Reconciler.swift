@@ -33,6 +33,8 @@ final class PairReconciler {
     var deviceInfo: [Int32: (driver: String, busInfo: String)?] = [:]
     /// Synthetics whose VF candidates tie, with the tied ifindexes (logged once per set).
     var ambiguousVFs: [Int32: [Int32]] = [:]
+    /// Devices with a pair's MAC that arrived while it had a VF, already logged.
+    var secondVFsNoted: [Int32: Set<Int32>] = [:]
     /// Synthetics named by --synthetic that were refused (logged once each).
     var refusedSynthetics: Set<Int32> = []
     /// When the event that led to an action was received (monotonic ns), for reaction times.
@@ -130,11 +132,14 @@ final class PairReconciler {
                 try syntheticGone(link)
                 return
             }
+            var waiting = Set(ambiguousVFs.keys) // a tie may be resolved by this one going
             for (synIndex, machine) in machines where machine.phase.vf == link.ifindex {
+                if secondVFsNoted.removeValue(forKey: synIndex) != nil { waiting.insert(synIndex) }
                 try feed(synIndex, .vfGone(link.ifindex))
             }
-            // A tie between VF candidates may be resolved by this one going.
-            for (synIndex, machine) in machines where ambiguousVFs[synIndex] != nil {
+            for synIndex in secondVFsNoted.keys { secondVFsNoted[synIndex]?.remove(link.ifindex) }
+            // Another device with the MAC that waited (a tie, or the VF's second) may now be joined.
+            for (synIndex, machine) in machines where waiting.contains(synIndex) {
                 guard case .idle = machine.phase, let syn = links[synIndex] else { continue }
                 if let vf = vfCandidate(for: syn) { try feed(synIndex, .vfPresent(vf.ifindex)) }
             }
@@ -335,6 +340,17 @@ final class PairReconciler {
         machines.contains { $0.key != syn && $0.value.phase.vf == ifindex }
     }
 
+    /// Another device with `syn`'s MAC, as good a VF as the one the pair has (or
+    /// is settling on): the pair keeps its VF; said once per device, not on each
+    /// of its changes.
+    func noteSecondVF(_ link: LinkInfo, syn: LinkInfo, keeping current: Int32) {
+        guard secondVFsNoted[syn.ifindex, default: []].insert(link.ifindex).inserted else { return }
+        var log = logger
+        log[metadataKey: "pair"] = "\(syn.name)(\(syn.ifindex))"
+        let kept = links[current].map { "\($0.name)(\(current))" } ?? "ifindex \(current)"
+        log.warning("\(link.name)(\(link.ifindex)) also has \(syn.name)'s MAC: the pair keeps \(kept); \(link.name) is a candidate again only once \(kept) leaves")
+    }
+
     /// The VF `PairingPolicy` chooses for `syn`, if any. Several equally good
     /// candidates join nothing: the choice is logged once per set, with the names.
     func vfCandidate(for syn: LinkInfo) -> LinkInfo? {
@@ -346,6 +362,11 @@ final class PairReconciler {
             ambiguousVFs[syn.ifindex] = nil
             return chosen.link
         case .ambiguous(let tied):
+            // A tie with the VF the pair has (or is settling on) is decided for that one.
+            if let current = machines[syn.ifindex]?.phase.vf, let kept = tied.first(where: { $0.link.ifindex == current }) {
+                for other in tied where other.link.ifindex != current { noteSecondVF(other.link, syn: syn, keeping: current) }
+                return kept.link
+            }
             let set = tied.map(\.link.ifindex)
             if ambiguousVFs[syn.ifindex] != set {
                 ambiguousVFs[syn.ifindex] = set
