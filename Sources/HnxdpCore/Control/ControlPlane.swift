@@ -43,7 +43,6 @@ public final class ControlPlane {
     var reloadRequested = false
     let layout: PinLayout
     let logger: Logger
-    let lifecycle: PairLifecycle
     let netlink: RTNetlink
     let datapath: Datapath
     /// Desired against actual, and the state machines: everything the events change.
@@ -54,7 +53,8 @@ public final class ControlPlane {
     let instance: PidLock
     /// inotify on the pin directories: pins removed under us (`rm`, bpffs
     /// unmounted) are noticed at once and made again, or the pairs undone.
-    var pinWatchFD: Int32 = -1
+    /// Removals under the pin directories (PinWatch.swift); nil where inotify is unavailable.
+    var pinWatch: Inotify?
 
     /// Next multicast-list comparison (monotonic ms): the kernel sends no
     /// notification for link-layer multicast changes, so while a pair is
@@ -94,7 +94,7 @@ public final class ControlPlane {
     public init(settings: RunSettings, layout: PinLayout, logger: Logger, tcMode: TcModeRequest = .auto) throws {
         self.layout = layout
         self.logger = logger
-        self.lifecycle = PairLifecycle(layout: layout, logger: logger, tcMode: tcMode)
+        let lifecycle = PairLifecycle(layout: layout, logger: logger, tcMode: tcMode)
         // Before anything is touched: a second control plane in the namespace would
         // join every VF twice.
         let state = StateDirectory.of(layout)
@@ -118,7 +118,7 @@ public final class ControlPlane {
         self.signalFD = fd
         var groups: [UInt32] = [UInt32(HNXDP_RTNLGRP_IPV4_MCADDR), UInt32(HNXDP_RTNLGRP_IPV6_MCADDR)]
         let mfd = hnxdp_netlink_group_socket(&groups, UInt32(groups.count))
-        pinWatchFD = inotify_init1(Int32(O_NONBLOCK | O_CLOEXEC))
+        pinWatch = try? Inotify()
         var tcGroup: [UInt32] = [TrafficControlCodec.notificationGroup]
         let tfd = hnxdp_netlink_group_socket(&tcGroup, 1)
         if tfd >= 0 {
@@ -135,7 +135,6 @@ public final class ControlPlane {
     }
 
     deinit {
-        if pinWatchFD >= 0 { close(pinWatchFD) }
         instance.release(removeFile: true)
         // Taken and released once more, so the namespace's lock file and state
         // directory go when nothing is left to protect.
@@ -172,7 +171,7 @@ public final class ControlPlane {
             var fds = [pollfd(fd: netlink.fileDescriptor, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: multicastEventsFD, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: pinWatchFD, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: pinWatch?.fileDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: tcEventsFD, events: Int16(POLLIN), revents: 0)]
             let timeout = pollTimeout()
             let n = poll(&fds, nfds_t(fds.count), timeout)
@@ -224,7 +223,7 @@ public final class ControlPlane {
                 if fds[3].revents != 0 {
                     // Repaired once the removal is over (`rm -r` walks the tree): a
                     // repair racing with it would only be removed again.
-                    drainPinWatch()
+                    pinWatch?.drain()
                     pinCheckDeadline = clock.milliseconds + Self.pinSettleMs
                 }
                 if let deadline = pinCheckDeadline, deadline <= clock.milliseconds {

@@ -8,16 +8,11 @@ extension ControlPlane {
     /// Watches the namespace's pin directory and every pair directory (again:
     /// a directory made anew needs a new watch; an existing watch is kept).
     func watchPins() {
-        guard pinWatchFD >= 0 else { return }
-        let mask = UInt32(IN_DELETE | IN_DELETE_SELF | IN_MOVED_FROM | IN_MOVE_SELF | IN_UNMOUNT)
+        guard let pinWatch else { return }
+        let mask = IN_DELETE | IN_DELETE_SELF | IN_MOVED_FROM | IN_MOVE_SELF | IN_UNMOUNT
         for dir in [layout.namespaceDirectory] + reconciler.machines.keys.sorted().map({ layout.pairDirectory(synthetic: $0) }) {
-            _ = inotify_add_watch(pinWatchFD, dir, mask)
+            pinWatch.watch(dir, mask)
         }
-    }
-
-    func drainPinWatch() {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while buffer.withUnsafeMutableBytes({ read(pinWatchFD, $0.baseAddress, $0.count) }) > 0 {}
     }
 
     /// Something was removed from the pin directories: our own changes leave every
@@ -43,7 +38,7 @@ extension ControlPlane {
                         guard let syn = reconciler.links[synIndex], try datapath.pairs.lookup(UInt32(bitPattern: synIndex)) != nil else { continue }
                         var vf: LinkInfo? = nil
                         if case .active(let v) = reconciler.machines[synIndex]?.phase { vf = reconciler.links[v] }
-                        repaired += try lifecycle.reattachLinks(synthetic: syn, vf: vf, datapath: datapath)
+                        repaired += try reconciler.devices.reattachLinks(synthetic: syn, vf: vf)
                     }
                     break
                 } catch let e as HnxdpError where [ENOENT, EEXIST, ENOTEMPTY].contains(e.errno ?? 0) && attempt < 40 {
@@ -55,7 +50,7 @@ extension ControlPlane {
         } catch {
             logger.critical("hnxdp's pins in \(layout.namespaceDirectory) were removed and cannot be made again (\(error)): undoing every pair from its write-ahead record")
             for synIndex in reconciler.machines.keys.sorted() {
-                do { try lifecycle.leaveVF(synthetic: synIndex, datapath: datapath, netlink: netlink, reason: "pins lost", switchReason: .pinsLost) } catch {
+                do { try reconciler.devices.leave(synthetic: synIndex, reason: "pins lost", switchReason: .pinsLost, onSwitched: nil) } catch {
                     logger.error("pair ifindex \(synIndex): \(error)")
                 }
             }
