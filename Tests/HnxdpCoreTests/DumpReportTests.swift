@@ -140,6 +140,20 @@ final class DumpReportTests: XCTestCase {
         XCTAssertTrue(json.contains("\"schema_version\" : 1"), json)
     }
 
+    /// `capture`: the datapath's capture flag, decoded from its token ((pid << 32) | synthetic ifindex).
+    func testCaptureFlag() throws {
+        var report = DumpReport(netns_inode: 1, bpffs: "/b", pairs: [])
+        report.capture = CaptureFlagReport(token: (UInt64(4242) << 32) | 5)
+        let on = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try report.json().utf8)) as? [String: Any])
+        let flag = try XCTUnwrap(on["capture"] as? [String: Any])
+        XCTAssertEqual(flag["copying"] as? Bool, true)
+        XCTAssertEqual(flag["pid"] as? Int, 4242)
+        XCTAssertEqual(flag["synthetic_ifindex"] as? Int, 5)
+        report.capture = CaptureFlagReport(token: 0)
+        let off = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try report.json().utf8)) as? [String: Any])
+        XCTAssertEqual(off["capture"] as? [String: Bool], ["copying": false])
+    }
+
     func testContractLayoutsMatchSwift() {
         XCTAssertEqual(MemoryLayout<hnxdp_pair>.size, 136)
         XCTAssertEqual(MemoryLayout<hnxdp_vf_entry>.size, 8)

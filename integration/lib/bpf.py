@@ -49,3 +49,9 @@ def link_exists(link_id: int) -> bool:
 def pinned_link_id(path: str) -> int:
     r = run(["bpftool", "-j", "link", "show", "pinned", path], timeout=30, check=True)
     return int(json.loads(r.out)["id"])
+
+
+def progs_named(name: str) -> list[str]:
+    """"id name" of every loaded program called exactly name."""
+    return [f"{p['id']} {p['name']}" for p in sorted(_bpftool_json("prog", "show"), key=lambda p: p["id"])
+            if p.get("name") == name]

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /*
- * xdp_drop_udp_port.bpf.c - a user's XDP program for the pass-through test
- * (82-xdp-passthrough): drops IPv4/IPv6 UDP to DROP_PORT, passes the rest.
+ * xdp_drop_udp_port.bpf.c - a user's XDP program for the XDP tests
+ * (integration/test_82_xdp_passthrough.py, test_84_xdp_attach_bad.py):
+ * drops IPv4/IPv6 UDP to DROP_PORT, passes the rest.
  * Build: clang -O2 -target bpf -DDROP_PORT=5555 -c xdp_drop_udp_port.bpf.c
  */
 #include <linux/bpf.h>

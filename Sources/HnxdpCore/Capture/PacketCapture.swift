@@ -67,6 +67,31 @@ public enum CaptureMaps {
     }
 }
 
+/// Whether the pinned datapath copies frames to a capture now (its flag), for
+/// `dump --json` and `status --json` (`capture`, docs/json.md).
+public struct CaptureFlagReport: Encodable, Equatable, Sendable {
+    /// The flag is on: the datapath copies the frames of one pair.
+    public var copying: Bool
+    /// That pair's synthetic (ifindex); nil when not copying.
+    public var synthetic_ifindex: UInt32?
+    /// The pid of the `hnxdp capture` that switched it on; nil when not copying.
+    /// It may be gone (killed): the datapath then switches the flag off at the pair's next frame.
+    public var pid: UInt32?
+
+    public init(token: UInt64) {
+        copying = token != 0
+        synthetic_ifindex = token == 0 ? nil : UInt32(truncatingIfNeeded: token)
+        pid = token == 0 ? nil : UInt32(truncatingIfNeeded: token >> 32)
+    }
+
+    /// The flag of a pinned datapath; nil when it was pinned without the capture maps.
+    static func read(_ datapath: Datapath) throws -> CaptureFlagReport? {
+        guard let ctl = datapath.captureMaps[HNXDP_PIN_CAPTURE_CTL] else { return nil }
+        let control = try BPFMap<UInt32, hnxdp_capture_ctl>(name: HNXDP_PIN_CAPTURE_CTL, descriptor: ctl)
+        return CaptureFlagReport(token: try control.lookup(0)?.token ?? 0)
+    }
+}
+
 /// One frame as the datapath saw it (bytes valid only during the callback).
 public struct CapturedFrame {
     public var path: CapturePath

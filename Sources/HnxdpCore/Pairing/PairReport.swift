@@ -150,6 +150,9 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     public var pin_layout: UInt32 = PinMeta.thisLayout
     /// Who made the namespace's pins; nil when nothing is pinned.
     public var pinned_by: PinnedBy?
+    /// The datapath's packet capture flag (`hnxdp capture`); nil when nothing usable is
+    /// pinned or the pinned datapath has no capture maps.
+    public var capture: CaptureFlagReport?
 
     public struct PinnedBy: Encodable, Equatable, Sendable {
         /// The version of the hnxdp that made the pins; nil for pins made before versioning.
@@ -268,6 +271,7 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         let compatibility = try Datapath.pinCompatibility(layout)
         report.pinned_by = DumpReport.PinnedBy(compatibility)
         guard compatibility.usable, let datapath = try Datapath.openPinned(layout) else { return report }
+        report.capture = try CaptureFlagReport.read(datapath)
         let allLinks: [Int32: LinkInfo]? = linkList.map { Dictionary($0.map { ($0.ifindex, $0) }, uniquingKeysWith: { _, new in new }) }
         func link(_ ifindex: UInt32) throws -> LinkInfo? {
             let index = Int32(bitPattern: ifindex)
