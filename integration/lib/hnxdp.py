@@ -26,8 +26,9 @@ DEFAULT_PIN_ROOT = "/sys/fs/bpf/hnxdp"
 
 
 def binary_from_env(repo: Path) -> Path:
-    """$HNXDP, else the debug build of `swift build` (as rig.sh)."""
-    return Path(os.environ.get("HNXDP") or repo / ".build" / "debug" / "hnxdp")
+    """$HNXDP (relative to the current directory), else the debug build of
+    `swift build`; absolute, since tests hand it to programs that run elsewhere."""
+    return Path(os.environ.get("HNXDP") or repo / ".build" / "debug" / "hnxdp").absolute()
 
 
 def pin_root() -> Path:
