@@ -103,7 +103,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                                 usage="%(prog)s [--rounds N] [--quick] [--json FILE] [--cases LIST] [--window S] "
                                       "[--perf DIR]")
     p.add_argument("--rounds", type=_positive_int, help="rounds per case (default 5; --quick: 2)")
-    p.add_argument("--quick", action="store_true", help="short windows, fewer repeats: the whole run < 1 minute")
+    p.add_argument("--quick", action="store_true", help="short windows, fewer repeats: the whole run in about a minute")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (one object per case id)")
     p.add_argument("--cases", metavar="LIST", default=",".join(CASES),
                    help=f"comma-separated subset of {','.join(CASES)}")
