@@ -110,10 +110,10 @@ class Proc:
         rc = self.wait(timeout)
         return Result(self.argv, rc, self.output(), self.errors())
 
-    def stop(self, grace: float = 3) -> None:
-        """SIGTERM to the job's process group, SIGKILL after grace seconds."""
+    def stop(self, grace: float = 3, sig: int = signal.SIGTERM) -> None:
+        """sig (SIGTERM unless told) to the job's process group, SIGKILL after grace seconds."""
         if self.popen.poll() is None:
-            _kill_group(self.pid, signal.SIGTERM)
+            _kill_group(self.pid, sig)
             try:
                 self.popen.wait(timeout=grace)
             except subprocess.TimeoutExpired:

@@ -18,6 +18,11 @@ DAD is off in guest and remote. Pins are under pin_root()/<guest netns inode>
 `Rig.create()` builds it; `cleanup()` (idempotent, run by the fixtures'
 finalizers) stops the rig's jobs, runs `hnxdp detach --all` in the guest,
 removes leftover pins and AF_XDP lock files, deletes the namespaces.
+
+The benchmark (integration/bench) builds its guests with the same code and
+`Rig.create(..., switch=False, ipv6=False)`: guest and host only, the host's
+vf0h is the far end itself (198.18.0.2/24, no tc), rp_filter off in both;
+`addr_dev="vf0"` puts the guest's address on vf0 instead (its baseline guest).
 """
 from __future__ import annotations
 
@@ -87,6 +92,10 @@ class Rig:
     datapath: str = ""
     created: bool = False
     _mark: int = 0
+    # The benchmark's layouts (defaults: the test rig above).
+    switch: bool = True       # False: no remote, no tc switch; the host's vf0h has R4/24
+    ipv6: bool = True         # False: IPv6 off in guest and remote too (no G6/R6)
+    addr_dev: str = "hn0"     # the guest device that gets G4 (and G6)
 
     # ------------------------------------------------------------ names
 
@@ -117,6 +126,12 @@ class Rig:
     @staticmethod
     def netns_argv(ns: str, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", ns, *argv]
+
+    @staticmethod
+    def nsenter_argv(ns: str, argv: Sequence[str]) -> list[str]:
+        """argv in namespace ns with the host's mount namespace (/sys and bpffs pins
+        stay the real ones): for BPF tools and anything that reads pins."""
+        return ["nsenter", f"--net={NETNS_DIR / ns}", "--", *argv]
 
     def in_ns(self, ns: str, *argv: str, timeout: float = 30, check: bool = True) -> Result:
         return run(self.netns_argv(ns, argv), timeout=timeout, check=check)
@@ -151,12 +166,13 @@ class Rig:
     # ------------------------------------------------------------ creation
 
     @classmethod
-    def create(cls, binary: Path, tc_mode: str | None = None, vf_up: bool = True) -> "Rig":
+    def create(cls, binary: Path, tc_mode: str | None = None, vf_up: bool = True, *, switch: bool = True,
+               ipv6: bool = True, addr_dev: str = "hn0") -> "Rig":
         while True:
             rig_id = f"{PREFIX}-{os.getpid()}-{random.randrange(32768)}"
             if not any((NETNS_DIR / f"{rig_id}-{role}").exists() for role in ("guest", "host", "remote")):
                 break
-        rig = cls(rig_id, binary, tc_mode, vf_up)
+        rig = cls(rig_id, binary, tc_mode, vf_up, switch=switch, ipv6=ipv6, addr_dev=addr_dev)
         rig._mark = spawn_mark()
         rig.tmp = Path(tempfile.mkdtemp(prefix=f"{rig_id}.", dir="/tmp"))
         rig.tmp.chmod(0o755)
@@ -168,8 +184,12 @@ class Rig:
             raise
         return rig
 
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return (self.guest, self.host, self.remote) if self.switch else (self.guest, self.host)
+
     def _build(self) -> None:
-        for ns in (self.guest, self.host, self.remote):
+        for ns in self.namespaces:
             run(["ip", "netns", "add", ns], check=True)
         self.guest_ino = os.stat(NETNS_DIR / self.guest).st_ino
         if self.pin_dir.exists():
@@ -180,35 +200,50 @@ class Rig:
 
         # Sysctls first, so devices created below inherit them.
         no_dad = ("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-        self.g("sysctl", "-qw", *no_dad)
-        self.r("sysctl", "-qw", *no_dad)
-        self.h("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-        for ns in (self.guest, self.remote, self.host):
+        no_ipv6 = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+        for ns in (self.guest, self.remote) if self.switch else (self.guest,):
+            self.in_ns(ns, "sysctl", "-qw", *(no_dad if self.ipv6 else no_ipv6))
+        self.h("sysctl", "-qw", *no_ipv6)
+        if not self.switch:
+            for ns in (self.guest, self.host):
+                self.in_ns(ns, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+        for ns in self.namespaces:
             self.ip(ns, "link", "set", "lo", "up")
 
-        # Remote and the host's uplink port.
-        self.ip(self.remote, "link", "add", "eth0", "type", "veth", "peer", "name", "remh", "netns", self.host)
-        self.ip(self.host, "link", "set", "remh", "up")
-        self.tc(self.host, "qdisc", "add", "dev", "remh", "clsact")
+        if self.switch:
+            # Remote and the host's uplink port.
+            self.ip(self.remote, "link", "add", "eth0", "type", "veth", "peer", "name", "remh", "netns", self.host)
+            self.ip(self.host, "link", "set", "remh", "up")
+            self.tc(self.host, "qdisc", "add", "dev", "remh", "clsact")
 
         # Synthetic.
         self.ip(self.guest, "link", "add", "hn0", "type", "veth", "peer", "name", "hn0h", "netns", self.host)
         self.ip(self.guest, "link", "set", "hn0", "address", self.mac)
         self.ip(self.host, "link", "set", "hn0h", "up")
-        self._host_forward("hn0h")
+        if self.switch:
+            self._host_forward("hn0h")
 
         self.vf_add()
-        # The host starts on the synthetic path, as before any VF is offered.
-        self.host_switch("syn")
+        if self.switch:
+            # The host starts on the synthetic path, as before any VF is offered.
+            self.host_switch("syn")
+        else:
+            self.ip(self.host, "addr", "add", f"{R4}/24", "dev", "vf0h")
 
-        self.ip(self.guest, "addr", "add", f"{G4}/24", "dev", "hn0")
-        self.ip(self.guest, "addr", "add", f"{G6}/64", "dev", "hn0", "nodad")
+        self.ip(self.guest, "addr", "add", f"{G4}/24", "dev", self.addr_dev)
+        if self.ipv6:
+            self.ip(self.guest, "addr", "add", f"{G6}/64", "dev", self.addr_dev, "nodad")
         self.ip(self.guest, "link", "set", "hn0", "up")
-        self.ip(self.remote, "addr", "add", f"{R4}/24", "dev", "eth0")
-        self.ip(self.remote, "addr", "add", f"{R6}/64", "dev", "eth0", "nodad")
-        self.ip(self.remote, "link", "set", "eth0", "up")
-        wait_until(lambda: self.carrier(self.guest, "hn0") and self.carrier(self.remote, "eth0"), 10,
-                   "guest hn0 and remote eth0 have carrier")
+        if self.switch:
+            self.ip(self.remote, "addr", "add", f"{R4}/24", "dev", "eth0")
+            if self.ipv6:
+                self.ip(self.remote, "addr", "add", f"{R6}/64", "dev", "eth0", "nodad")
+            self.ip(self.remote, "link", "set", "eth0", "up")
+            wait_until(lambda: self.carrier(self.guest, "hn0") and self.carrier(self.remote, "eth0"), 10,
+                       "guest hn0 and remote eth0 have carrier")
+        else:
+            wait_until(lambda: self.carrier(self.guest, self.addr_dev) and self.carrier(self.host, "vf0h"), 10,
+                       f"guest {self.addr_dev} and host vf0h have carrier")
 
     def _host_forward(self, dev: str) -> None:
         """Everything arriving on a host-side port goes out of remh."""
@@ -224,7 +259,8 @@ class Rig:
         self.ip(self.guest, "link", "add", "vf0", "type", "veth", "peer", "name", "vf0h", "netns", self.host)
         self.ip(self.guest, "link", "set", "vf0", "address", self.mac)
         self.ip(self.host, "link", "set", "vf0h", "up")
-        self._host_forward("vf0h")
+        if self.switch:
+            self._host_forward("vf0h")
         if self.vf_up:
             self.ip(self.guest, "link", "set", "vf0", "up")
 
@@ -290,6 +326,20 @@ class Rig:
         self.ip(self.guest, "link", "set", f"hn{k}", "up")
         if vf:
             self.vfk_add(k)
+
+    def pairs_add(self, ks: Iterable[int]) -> None:
+        """pair_add(k) for many k at once (hn<k> and vf<k> with pair_mac(k), all up),
+        with one `ip -batch` per namespace: hundreds of pairs in a second."""
+        guest, host = [], []
+        for k in ks:
+            for dev in (f"hn{k}", f"vf{k}"):
+                guest += [f"link add {dev} address {self.pair_mac(k)} type veth peer name {dev}h netns {self.host}",
+                          f"link set {dev} up"]
+                host.append(f"link set {dev}h up")
+        for ns, lines in ((self.guest, guest), (self.host, host)):
+            batch = self.tmp / f"pairs-{ns}.batch"
+            batch.write_text("\n".join(lines) + "\n")
+            self.ip(ns, "-batch", str(batch))
 
     def vfk_add(self, k: int) -> None:
         self.ip(self.guest, "link", "add", f"vf{k}", "type", "veth", "peer", "name", f"vf{k}h", "netns", self.host)
@@ -479,9 +529,10 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def open_rig(binary: Path, tc_mode: str | None = None, vf_up: bool = True) -> Iterator[Rig]:
-    """A rig for a `with` block (and a fixture's yield): cleaned up however it ends."""
-    rig = Rig.create(binary, tc_mode, vf_up)
+def open_rig(binary: Path, tc_mode: str | None = None, vf_up: bool = True, **layout: Any) -> Iterator[Rig]:
+    """A rig for a `with` block (and a fixture's yield): cleaned up however it ends.
+    layout: Rig.create's switch, ipv6, addr_dev."""
+    rig = Rig.create(binary, tc_mode, vf_up, **layout)
     try:
         yield rig
     finally:

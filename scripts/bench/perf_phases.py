@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """perf_phases.py - where a benchmark frame's CPU time goes, per phase (ns/frame).
 
-Reads the profiles bench.sh --perf DIR writes (DIR/LABEL.data: `perf record -a -g
+Reads the profiles `scripts/bench.sh --perf DIR` writes (DIR/LABEL.data: `perf record -a -g
 -e cpu-clock -F FREQ`, DIR/LABEL.count: frames the sink got in that window) and
 puts every sample of the load generator's process (trafgen: on this rig the
 whole path, sender and softirq receive, runs in its context) into one phase:
