@@ -5,10 +5,11 @@
 #   1. scripts/install-deps.sh (apt only for what is missing; mounts bpffs)
 #   2. swift build
 #   3. swift test (unprivileged unit tests + privileged datapath tests)
-#   4. the pytest suite integration/ (python3 -m pytest), one step
-#   5. every scripts/tests/*.sh not ported yet, in order, each in its own rig
-# then a summary. Exits non-zero if any step failed. A missing tool or
-# privilege is a failure, never a skip.
+#   4. every scripts/tests/*.sh not ported yet, in order, each in its own rig
+#   5. the pytest suite integration/ (python3 -m pytest), last
+# Steps 1-4 are summarised before pytest runs, so the output ends with
+# pytest's own summary line. Exits non-zero if any step or test failed. A
+# missing tool or privilege is a failure, never a skip.
 #
 # Options (for development; CI uses none):
 #   --no-swift      skip steps 2-3 (uses $HNXDP or the last build)
@@ -66,11 +67,14 @@ step() { # NAME CMD...: run, time and record one step
 	record "$name" "$rc" "$((SECONDS - t0))"
 	return "$rc"
 }
-summary() {
+print_steps() {
 	echo
-	echo "=============== summary"
+	echo "=============== summary of the steps before pytest"
 	printf '%s\n' "${RESULTS[@]}"
-	echo "test.sh: $N_PASSED passed, $N_FAILED failed"
+	echo "test.sh: $N_PASSED passed, $N_FAILED failed before pytest"
+}
+summary() { # when pytest cannot or need not run: the steps, and their verdict
+	print_steps
 	((N_FAILED == 0))
 	exit $?
 }
@@ -119,12 +123,6 @@ pytest_selected() { # exit 5 of pytest: no test selected
 	run_pytest --collect-only >/dev/null 2>&1 || rc=$?
 	[[ $rc != 5 ]]
 }
-if [[ $BUILD_OK != 1 && -z "${HNXDP:-}" ]]; then
-	record pytest 1 0 "not run: build failed"
-elif pytest_selected; then
-	step pytest run_pytest || true
-fi
-
 for t in "$REPO"/scripts/tests/*.sh; do
 	[[ -e "$t" ]] || continue
 	name=$(basename "$t" .sh)
@@ -140,4 +138,16 @@ for t in "$REPO"/scripts/tests/*.sh; do
 	step "$name" timeout -k 30 "$TEST_TIMEOUT" bash "$t" || true
 done
 
-summary
+# ---- pytest last: its summary line ends the output.
+if [[ $BUILD_OK != 1 && -z "${HNXDP:-}" ]]; then
+	record pytest 1 0 "not run: build failed"
+	summary
+fi
+if ! pytest_selected; then summary; fi
+print_steps
+echo
+echo "=============== pytest"
+rc=0
+run_pytest || rc=$?
+((N_FAILED == 0 && rc == 0))
+exit $?
