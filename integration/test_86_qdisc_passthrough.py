@@ -3,7 +3,9 @@ are copied onto the VF), and the VF gets its own back (docs/behaviour.md,
 "Egress shaping"); ported from scripts/tests/86-qdisc-passthrough.sh.
 
 The shaping is proven with real TCP (iperf3, guest -> remote): a tbf of
-20 Mbit/s on hn0 limits it to 20 Mbit/s +-10 % on either path.
+20 Mbit/s on hn0 limits it to 20 Mbit/s +-10 % on either path. Each test runs
+with the default attachment and with classic tc (which kernels before 6.6
+get), replacing 86's classic run in 26-classic-tc.sh.
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import pytest
 from lib.checks import require_tools
 from lib.daemon import Daemon, state_is, wait_pair
 from lib.hnxdp import Hnxdp
-from lib.rig import Rig
+from lib.rig import TC_MODES, Rig, tc_mode_id
 from lib.shaping import IperfServer, assert_rate, egress_config, per_queue, tbf_rate
 from lib.wait import wait_until
+
+pytestmark = pytest.mark.parametrize("tc_mode", TC_MODES, ids=tc_mode_id)
 
 PORT = 5386
 TBF20 = ("tbf", "rate", "20mbit", "burst", "64kb", "latency", "50ms")

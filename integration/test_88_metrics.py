@@ -136,10 +136,11 @@ def both_active(rig: Rig) -> None:
 def metrics_run(rig2: Rig) -> Iterator[MetricsRun]:
     d = Daemon.start(rig2, *RUN, "--metrics-listen", f"127.0.0.1:{PORT}", "--metrics-textfile", str(textfile(rig2)))
     both_active(rig2)
-    yield MetricsRun(rig2, d)
-    if d.alive():
-        assert d.stop() == 0, "run exits 0 on SIGTERM"
-    d.assert_no_error()
+    mr = MetricsRun(rig2, d)
+    yield mr
+    if mr.daemon.alive():
+        assert mr.daemon.stop() == 0, "run exits 0 on SIGTERM"
+    mr.daemon.assert_no_error()
 
 
 def test_exposition_with_two_pairs(metrics_run: MetricsRun) -> None:
@@ -154,7 +155,8 @@ def test_exposition_with_two_pairs(metrics_run: MetricsRun) -> None:
         ones = [labels["state"] for labels, v in m.series("hnxdp_pair_state", synthetic=f"hn{k}") if v == 1.0]
         assert ones == ["active"], f"hn{k}'s one-hot state: {ones}"
         info = m.series("hnxdp_pair_info", synthetic=f"hn{k}")
-        assert [(labels["vf"], v) for labels, v in info] == [(f"vf{k}", 1.0)], f"hn{k}'s pair info: {info}"
+        assert [(labels["vf"], labels["ifindex"], v) for labels, v in info] == \
+            [(f"vf{k}", str(rig.ifindex(rig.guest, f"hn{k}")), 1.0)], f"hn{k}'s pair info: {info}"
         joins = m.value("hnxdp_join_duration_seconds_count", synthetic=f"hn{k}")
         assert joins is not None and joins >= 1, f"hn{k}: one join observed ({joins})"
 
@@ -271,3 +273,5 @@ def test_counters_carry_on_across_a_restart(metrics_run: MetricsRun) -> None:
     assert before >= N
     assert m2.counter("hnxdp_vf_rx_packets_total", "hn0") >= before
     assert m2.counter("hnxdp_switches_total", "hn1") == m1.counter("hnxdp_switches_total", "hn1")
+    assert d.stop() == 0, "the second run exits 0 on SIGTERM"
+    rig.hnxdp.ok("detach", "--all")
