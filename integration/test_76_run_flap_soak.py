@@ -40,7 +40,7 @@ def test_flapping_vf_leaves_nothing_behind(rig: Rig) -> None:
     assert FLAPS >= 2, "FLAP_CYCLES must be >= 2"
     middle = (FLAPS + 1) // 2
     points = {1: "start", middle: "middle", FLAPS: "end"}
-    rig._vf_delete()
+    rig.vf_remove_surprise()
     hn0_before = rig.dev_settings("hn0")
     d = Daemon.start(rig, "--synthetic", "hn0", "--settle-ms", "0", "--hold-down-ms", "50",
                      "--flap-threshold", "1000")
@@ -59,7 +59,7 @@ def test_flapping_vf_leaves_nothing_behind(rig: Rig) -> None:
         if point:
             assert rig.link(rig.guest, "hn0")["gso_max_size"] == 40000, f"cycle {i}: the join changed hn0"
             measured[("joined", point)] = Resources.read(rig, d)
-        rig._vf_delete()
+        rig.vf_remove_surprise()
         left = wait_left(rig, 30)
         assert left["switch_history"][-1]["reason"] == "departed", f"cycle {i}: {left['switch_history'][-1]}"
         if point:
