@@ -4,7 +4,7 @@ import XCTest
 
 /// The Prometheus exposition of `hnxdp run` (docs/metrics.md): names, labels,
 /// escaping, one-hot states, histograms; the endpoint's address rules; the
-/// config keys. The real maps and promtool are exercised by scripts/tests/88-metrics.sh.
+/// config keys. The real maps and promtool are exercised by integration/test_88_metrics.py.
 final class MetricsTests: XCTestCase {
     func pair(_ syn: Int32, _ name: String?, vf: Int32? = nil, vfName: String? = nil, state: PairState = .active) -> PairCounters {
         var stats = PairReport.Stats()

@@ -31,3 +31,12 @@ def assert_global_eq(actual: object, expected: object, what: str) -> None:
     if strict_global():
         raise AssertionError(message)
     warnings.warn(f"{message} (not counted: RIG_STRICT_GLOBAL=0, other BPF users may be running)")
+
+
+def require_tools(*names: str) -> None:
+    """Tools a test needs beyond the rig's (TOOLS_NEEDED): a missing one fails
+    the test, naming scripts/install-deps.sh (never a skip)."""
+    import shutil
+
+    missing = [n for n in names if shutil.which(n) is None]
+    assert not missing, f"missing tools: {' '.join(missing)} (run scripts/install-deps.sh as root)"

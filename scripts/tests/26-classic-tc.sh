@@ -12,9 +12,10 @@
 #      refuses with one line, exit 1, nothing changed. Bad --tc-mode /
 #      HNXDP_TC_MODE: exit 2, one line, nothing changed.
 #   4. the namespace tests of VF namespace moves, kill points, run's
-#      arrivals/departures, kill -9 and adoption, egress qdisc copies and
-#      capture again, in classic mode (receive and fallback run in classic mode
-#      in the pytest suite: integration/test_10_rx.py, test_20_tx_fallback.py).
+#      arrivals/departures, kill -9 and adoption, and capture again, in
+#      classic mode (receive, fallback and egress qdisc copies run in classic
+#      mode in the pytest suite: integration/test_10_rx.py,
+#      test_20_tx_fallback.py, test_86_qdisc_passthrough.py).
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
@@ -113,7 +114,7 @@ rig_g tc filter del dev vf0 ingress prio 1 handle 0x4858 bpf
 
 # ---- 4. the namespace tests again, in classic mode.
 for t in 25-vf-netns-move 35-crash-kill-points 70-run-arrival-departure 73-run-crash-adopt \
-	86-qdisc-passthrough 87-capture; do
+	87-capture; do
 	t0=$SECONDS
 	rc=0
 	HNXDP_TC_MODE=classic bash "$RIG_REPO/scripts/tests/$t.sh" >"$RIG_TMP/$t.log" 2>&1 || rc=$?
