@@ -72,14 +72,24 @@ class NotifyListener:
                 continue
             except OSError:
                 return
-            at = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-            fields = {}
-            for line in data.decode(errors="replace").splitlines():
-                key, sep, value = line.partition("=")
-                if sep:
-                    fields[key] = value
-            with self._lock:
-                self.messages.append(Notification(at, fields))
+            self._keep(data)
+        # Stopped: what the daemon sent before it exited is still queued (STOPPING=1).
+        self._sock.setblocking(False)
+        while True:
+            try:
+                self._keep(self._sock.recv(65536))
+            except OSError:
+                return
+
+    def _keep(self, data: bytes) -> None:
+        at = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        fields = {}
+        for line in data.decode(errors="replace").splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                fields[key] = value
+        with self._lock:
+            self.messages.append(Notification(at, fields))
 
     def snapshot(self) -> list[Notification]:
         with self._lock:
