@@ -13,9 +13,13 @@ import pytest
 from lib.capture import CaptureJob, capture_flag, copying, pcapng_frames
 from lib.checks import assert_one_stderr_line
 from lib.proc import Result
-from lib.rig import G4, G6, R4, R6, Rig
+from lib.rig import G4, G6, R4, R6, TC_MODES, Rig, tc_mode_id
 from lib.traffic import ping, ping_bg
 from lib.wait import wait_until
+
+
+# Under both attachments (tcx, and classic tc as kernels before 6.6 get).
+pytestmark = pytest.mark.parametrize("tc_mode", TC_MODES, ids=tc_mode_id)
 
 
 @pytest.fixture

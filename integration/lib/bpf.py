@@ -55,3 +55,25 @@ def progs_named(name: str) -> list[str]:
     """"id name" of every loaded program called exactly name."""
     return [f"{p['id']} {p['name']}" for p in sorted(_bpftool_json("prog", "show"), key=lambda p: p["id"])
             if p.get("name") == name]
+
+
+def pinned_prog_id(path: str) -> int:
+    r = run(["bpftool", "-j", "prog", "show", "pinned", path], timeout=30, check=True)
+    return int(json.loads(r.out)["id"])
+
+
+def links_of(prog_ids: set[int]) -> list[str]:
+    """"link_id prog_id" of every BPF link (machine-wide) whose program is one of prog_ids."""
+    return [f"{link['id']} {link.get('prog_id')}"
+            for link in sorted(_bpftool_json("link", "show"), key=lambda x: x["id"])
+            if link.get("prog_id") in prog_ids]
+
+
+def hnxdp_counts() -> dict[str, int]:
+    """Machine-wide: hnxdp programs, hnxdp maps, links of hnxdp programs, tcx links."""
+    progs = {p["id"] for p in _bpftool_json("prog", "show") if p.get("name", "").startswith("hnxdp")}
+    links = _bpftool_json("link", "show")
+    return {"progs": len(progs),
+            "maps": sum(1 for m in _bpftool_json("map", "show") if m.get("name", "").startswith("hnxdp")),
+            "links": sum(1 for link in links if link.get("prog_id") in progs),
+            "tcx_links": sum(1 for link in links if str(link.get("type")) in ("11", "tcx"))}

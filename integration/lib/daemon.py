@@ -118,14 +118,20 @@ class Daemon:
 
     @classmethod
     def start(cls, rig: Any, *args: str, env: Mapping[str, str] | None = None, ready_timeout: float = 60,
-              notify: bool = True, watchdog_usec: int | None = None) -> "Daemon":
+              notify: bool = True, watchdog_usec: int | None = None, journal: bool = False) -> "Daemon":
         """Start `hnxdp run ARGS` in the rig's guest and wait for READY=1.
         notify=False: no NOTIFY_SOCKET (the test brings its own through env, or
-        checks a run that must fail at start); then only "the process runs" is waited for."""
+        checks a run that must fail at start); then only "the process runs" is waited for.
+        journal=True: JOURNAL_STREAM names the log file's device:inode, as systemd
+        sets it for a service whose stderr is the journal."""
         _SERIAL[0] += 1
         log = rig.tmp / f"run-{_SERIAL[0]}.log"
         environment = dict(rig.hnxdp.env)
         environment.update(env or {})
+        if journal:
+            log.touch()  # spawn opens it again without a new inode
+            st = log.stat()
+            environment["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
         listener = None
         if notify:
             listener = NotifyListener(rig.tmp / f"notify-{_SERIAL[0]}.sock")
@@ -234,10 +240,13 @@ class Daemon:
 # ---------------------------------------------------------------- waiting on pairs
 
 def wait_pair(rig: Any, condition: Callable[[dict[str, Any] | None], Any], timeout: float, what: str,
-              synthetic: str = "hn0", interval: float = 0.05) -> dict[str, Any] | None:
+              synthetic: str = "hn0", interval: float = 0.05,
+              seen: list[str] | None = None) -> dict[str, Any] | None:
     """Poll `dump --json` until condition(pair of synthetic, None when absent) is
-    true; returns that pair. On timeout the failure names the states seen, in order."""
-    seen: list[str] = []
+    true; returns that pair. On timeout the failure names the states seen, in order.
+    seen: a list the distinct states seen are appended to, in order ("absent": no pair)."""
+    if seen is None:
+        seen = []
 
     def check() -> tuple[bool, dict[str, Any] | None]:
         p = rig.hnxdp.pair(synthetic)

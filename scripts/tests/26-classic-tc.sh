@@ -11,11 +11,12 @@
 #   3. a foreign filter at hnxdp's place (priority 1 handle 0x4858): attach
 #      refuses with one line, exit 1, nothing changed. Bad --tc-mode /
 #      HNXDP_TC_MODE: exit 2, one line, nothing changed.
-#   4. the namespace tests of VF namespace moves, kill points, run's
-#      arrivals/departures, kill -9 and adoption, and capture again, in
-#      classic mode (receive, fallback and egress qdisc copies run in classic
-#      mode in the pytest suite: integration/test_10_rx.py,
-#      test_20_tx_fallback.py, test_86_qdisc_passthrough.py).
+#   4. the namespace tests of VF namespace moves, kill points, kill -9 and
+#      adoption again, in classic mode (receive, fallback, run's
+#      arrivals/departures, egress qdisc copies and capture run in classic mode
+#      in the pytest suite: integration/test_10_rx.py, test_20_tx_fallback.py,
+#      test_70_run_arrival_departure.py, test_86_qdisc_passthrough.py,
+#      test_87_capture.py).
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
@@ -113,8 +114,7 @@ assert_files_equal "foreign filter: nothing changed" "$RIG_TMP/snap.foreign" "$R
 rig_g tc filter del dev vf0 ingress prio 1 handle 0x4858 bpf
 
 # ---- 4. the namespace tests again, in classic mode.
-for t in 25-vf-netns-move 35-crash-kill-points 70-run-arrival-departure 73-run-crash-adopt \
-	87-capture; do
+for t in 25-vf-netns-move 35-crash-kill-points 73-run-crash-adopt; do
 	t0=$SECONDS
 	rc=0
 	HNXDP_TC_MODE=classic bash "$RIG_REPO/scripts/tests/$t.sh" >"$RIG_TMP/$t.log" 2>&1 || rc=$?
