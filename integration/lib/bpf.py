@@ -8,6 +8,9 @@ are compared strictly only where nothing else runs (CI=1, see checks.py).
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 from .proc import run
 
@@ -49,3 +52,32 @@ def link_exists(link_id: int) -> bool:
 def pinned_link_id(path: str) -> int:
     r = run(["bpftool", "-j", "link", "show", "pinned", path], timeout=30, check=True)
     return int(json.loads(r.out)["id"])
+
+
+def pinned_prog_id(path: str) -> int:
+    r = run(["bpftool", "-j", "prog", "show", "pinned", path], timeout=30, check=True)
+    return int(json.loads(r.out)["id"])
+
+
+def links_of_prog(prog_id: int) -> list[int]:
+    """Ids of the BPF links (in any network namespace) of one program."""
+    return sorted(int(link["id"]) for link in _bpftool_json("link", "show") if link.get("prog_id") == prog_id)
+
+
+def clang() -> str:
+    """$CLANG, else clang on PATH, else the clang next to swift (the Swift
+    toolchain ships one). None: the test fails."""
+    for candidate in (os.environ.get("CLANG"), shutil.which("clang")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    swift = shutil.which("swift")
+    if swift and os.access(Path(swift).resolve().parent / "clang", os.X_OK):
+        return str(Path(swift).resolve().parent / "clang")
+    raise AssertionError("no clang to build the test's BPF programs (set CLANG, or put the Swift toolchain on PATH)")
+
+
+def build_object(source: Path, out: Path) -> Path:
+    """Compile a BPF C file (libbpf's headers) into the object out."""
+    run([clang(), "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
+         "-I/usr/include/aarch64-linux-gnu", "-c", str(source), "-o", str(out)], timeout=120, check=True)
+    return out
