@@ -77,3 +77,8 @@ def hnxdp_counts() -> dict[str, int]:
             "maps": sum(1 for m in _bpftool_json("map", "show") if m.get("name", "").startswith("hnxdp")),
             "links": sum(1 for link in links if link.get("prog_id") in progs),
             "tcx_links": sum(1 for link in links if str(link.get("type")) in ("11", "tcx"))}
+
+
+def links_of_prog(prog_id: int) -> list[int]:
+    """Ids of the BPF links (in any network namespace) of one program."""
+    return sorted(int(link["id"]) for link in _bpftool_json("link", "show") if link.get("prog_id") == prog_id)

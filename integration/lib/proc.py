@@ -50,12 +50,13 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
 
 
 def run(argv: Sequence[str], timeout: float = 60, env: Mapping[str, str] | None = None,
-        check: bool = False) -> Result:
+        check: bool = False, cwd: Path | None = None) -> Result:
     """Run argv to completion (bounded by timeout; the whole process group is
-    killed when it is exceeded). check=True raises AssertionError unless rc 0."""
+    killed when it is exceeded), in directory cwd when given. check=True
+    raises AssertionError unless rc 0."""
     argv = tuple(str(a) for a in argv)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=_env(env), start_new_session=True)
+                         env=_env(env), start_new_session=True, cwd=cwd)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

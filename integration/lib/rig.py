@@ -390,14 +390,15 @@ class Rig:
                 out[name] = value.split()[0]
         return out
 
-    def tcx(self, *devs: str) -> dict[str, Any]:
-        """tcx (and classic tc bpf) attachments of guest devices (tools/tcx_query.py)."""
-        r = run(["nsenter", f"--net=/run/netns/{self.guest}", "--", *self.tool("tcx_query.py"), *devs],
+    def tcx(self, *devs: str, ns: str | None = None) -> dict[str, Any]:
+        """tcx (and classic tc bpf) attachments of guest devices (tools/tcx_query.py);
+        of devices in namespace ns instead when given."""
+        r = run(["nsenter", f"--net=/run/netns/{ns or self.guest}", "--", *self.tool("tcx_query.py"), *devs],
                 timeout=30, check=True)
         return json.loads(r.out)
 
-    def tcx_count(self, dev: str, direction: str, prefix: str = "hnxdp_") -> int:
-        d = self.tcx(dev)[dev]
+    def tcx_count(self, dev: str, direction: str, prefix: str = "hnxdp_", ns: str | None = None) -> int:
+        d = self.tcx(dev, ns=ns)[dev]
         return 0 if d is None else sum(1 for p in d[direction] if p["name"].startswith(prefix))
 
     def hnxdp_attachments(self, *devs: str) -> list[dict[str, Any]]:

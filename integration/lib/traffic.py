@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import count as _counter
 from pathlib import Path
 
-from .proc import Proc, Result
+from .proc import Proc, Result, run
 from .rig import Rig
 from .wait import wait_until
 
@@ -142,16 +142,33 @@ class Tcpdump:
     """tcpdump on one device, stopping after count matching frames (or seconds)."""
 
     proc: Proc
+    pcap: Path | None = None
 
     @classmethod
-    def start(cls, rig: Rig, ns: str, dev: str, count: int, bpf_filter: str, seconds: int = 15) -> "Tcpdump":
+    def start(cls, rig: Rig, ns: str, dev: str, count: int, bpf_filter: str, seconds: int = 15,
+              immediate: bool = False) -> "Tcpdump":
+        """immediate: every frame is handed to tcpdump at once (--immediate-mode;
+        otherwise libpcap may hold frames back for up to a second)."""
         name = _name(f"tcpdump-{dev}")
+        pcap = rig.tmp / f"{name}.pcap"
         proc = rig.bg(ns, "timeout", str(seconds), "tcpdump", "-i", dev, "-n", "-l", "-U", "-c", str(count),
-                      "-w", str(rig.tmp / f"{name}.pcap"), bpf_filter, name=name)
+                      *(["--immediate-mode"] if immediate else []), "-w", str(pcap), bpf_filter, name=name)
         wait_until(lambda: "listening on" in proc.errors() or not proc.running(), 10,
                    f"tcpdump listening on {dev}")
         assert proc.running(), f"tcpdump on {dev} ended early: {proc.errors().strip()}"
-        return cls(proc)
+        return cls(proc, pcap)
+
+    def stop_and_count(self) -> int:
+        """Stop the capture now (SIGTERM) and return the number of frames in its
+        file; tcpdump's own tally on exit must agree (the file holds all it saw)."""
+        self.proc.stop()
+        assert self.pcap is not None and self.pcap.exists(), f"no capture file: {self.proc.errors().strip()}"
+        r = run(["tcpdump", "-r", str(self.pcap), "-n"], timeout=30, check=True)
+        frames = len(r.out.splitlines())
+        tally = re.search(r"^(\d+) packets? captured$", self.proc.errors(), re.M)
+        assert tally is not None, f"tcpdump ended without its tally: {self.proc.errors().strip()!r}"
+        assert int(tally.group(1)) == frames, f"tcpdump captured {tally.group(1)}, its file holds {frames}"
+        return frames
 
     def finish(self, timeout: float = 20) -> int:
         """Exit code: 0 once count frames were seen, 124 when its time ran out first."""

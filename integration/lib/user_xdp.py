@@ -10,13 +10,12 @@ counted behind a program that drops one port (tests 82, 84).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from .proc import run
 from .rig import G4, Rig, tools_dir
+from .toolchain import bpf_object
 from .traffic import UdpSink, udp_send
 
 DROP = 5555  # the port the test program drops
@@ -39,30 +38,13 @@ int foreign_pass(struct xdp_md *ctx) { return XDP_PASS; }
 """
 
 
-def clang() -> str:
-    """$CLANG, else clang on PATH, else the clang next to swift (the toolchain
-    scripts/install-deps.sh installs). Missing: the test fails."""
-    for candidate in (os.environ.get("CLANG"), shutil.which("clang")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    swift = shutil.which("swift")
-    if swift:
-        candidate = Path(swift).resolve().parent / "clang"
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    raise AssertionError("no clang to build the test's BPF programs (set CLANG; scripts/install-deps.sh)")
-
-
 def build_bpf(rig: Rig, source: Path | str, out: str, defines: Sequence[str] = ()) -> Path:
     """Compile a BPF C file (a path, or source text) into rig.tmp/out."""
     if isinstance(source, str):
         path = rig.tmp / f"{Path(out).stem}.bpf.c"
         path.write_text(source)
         source = path
-    obj = rig.tmp / out
-    run([clang(), "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
-         "-I/usr/include/aarch64-linux-gnu", *(f"-D{d}" for d in defines), "-c", str(source), "-o", str(obj)],
-        timeout=120, check=True)
+    obj = bpf_object(source, rig.tmp / out, defines)
     return obj
 
 
