@@ -17,8 +17,8 @@ import pytest
 
 from lib.rig import G4, G6, Rig
 from lib.traffic import PingStats, ping, udp_send
-from lib.xsk import (STEERING_PROGRAM, XskApp, host_tx, per_binding, rejoin_vf, vf_remove_surprise_counted,
-                     wait_host_delivered, xdp_pins, xdp_programs)
+from lib.user_xdp import STEER, xdp_pins, xdp_prog
+from lib.xsk import XskApp, host_tx, per_binding, rejoin_vf, vf_remove_surprise_counted, wait_host_delivered
 
 PORT = 6000
 RATE = 1000  # datagrams per second
@@ -51,8 +51,8 @@ def test_bind_mode_on_veth_is_copy(joined: Rig) -> None:
 def test_steering_program_on_both_devices(joined: Rig) -> None:
     rig = joined
     app, _ = start_on_vf(rig, udp_port=PORT)
-    assert xdp_programs(rig, "hn0") == [STEERING_PROGRAM]
-    assert xdp_programs(rig, "vf0") == [STEERING_PROGRAM]
+    assert xdp_prog(rig, "hn0") == STEER
+    assert xdp_prog(rig, "vf0") == STEER
     app.stop()
 
 
@@ -114,11 +114,11 @@ def test_steering_leaves_with_the_application(joined: Rig) -> None:
     app, _ = start_on_vf(rig, udp_port=PORT)
     rig.vf_remove_surprise()
     rejoin_vf(rig, app)
-    assert xdp_programs(rig, "vf0") == [STEERING_PROGRAM], "the join put the steering on the returned vf0"
+    assert xdp_prog(rig, "vf0") == STEER, "the join put the steering on the returned vf0"
     assert xdp_pins(rig), "the pair's XDP objects are pinned while the application runs"
     app.stop()
-    assert xdp_programs(rig, "hn0") == []
-    assert xdp_programs(rig, "vf0") == []
+    assert xdp_prog(rig, "hn0") is None
+    assert xdp_prog(rig, "vf0") is None
     assert xdp_pins(rig) == []
     pair = rig.hnxdp.pair("hn0")
     assert pair is not None and pair["state"] == "active", pair

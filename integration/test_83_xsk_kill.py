@@ -18,7 +18,8 @@ import pytest
 from lib.counters import PathCounters
 from lib.rig import G4, R4, Rig
 from lib.traffic import PingStats, UdpSink, ping, udp_send
-from lib.xsk import STEERING_PROGRAM, XskApp, wait_host_delivered, xdp_programs
+from lib.user_xdp import STEER, xdp_prog
+from lib.xsk import XskApp, wait_host_delivered
 
 N = 200  # UDP datagrams per path, remote -> a socket bound to hn0
 
@@ -61,8 +62,8 @@ def test_sockets_take_every_frame_while_running(joined: Rig) -> None:
 
 def test_steering_program_stays_after_kill(killed: Rig) -> None:
     rig = killed
-    assert xdp_programs(rig, "vf0") == [STEERING_PROGRAM]
-    assert xdp_programs(rig, "hn0") == [STEERING_PROGRAM]
+    assert xdp_prog(rig, "vf0") == STEER
+    assert xdp_prog(rig, "hn0") == STEER
 
 
 def test_remote_reaches_guest_through_vf_after_kill(killed: Rig) -> None:
@@ -111,6 +112,6 @@ def test_detach_after_kill_removes_everything(rig: Rig) -> None:
     kill(start_steering_everything(rig))
     r = rig.hnxdp("detach", "--synthetic", "hn0")
     assert r.rc == 0, f"detach hn0 after the kill: {r}"
-    assert xdp_programs(rig, "hn0") == []
-    assert xdp_programs(rig, "vf0") == []
+    assert xdp_prog(rig, "hn0") is None
+    assert xdp_prog(rig, "vf0") is None
     assert not rig.pin_dir.exists(), f"pins left after detach: {rig.pins()}"

@@ -23,7 +23,8 @@ import pytest
 
 from lib.rig import G4, G6, R4, Rig, open_rig
 from lib.traffic import ping, udp_send
-from lib.xsk import XskApp, host_tx, per_binding, wait_host_delivered, xdp_programs
+from lib.user_xdp import xdp_prog
+from lib.xsk import XskApp, host_tx, per_binding, wait_host_delivered
 
 RUNS = 20
 N = 1000  # datagrams per phase
@@ -79,7 +80,7 @@ def test_sockets_keep_receiving_after_departure(pair_rig: Rig, run: int) -> None
             f"{report}; remote: {rig.ip(rig.remote, 'neigh', 'show', 'dev', 'eth0').out.strip()!r}")
     assert (sent1, sent2) == (N, N), line
     assert on_vf >= MIN_DEV and on_syn >= MIN_DEV and report["total"] >= MIN_TOTAL, line
-    assert xdp_programs(rig, "hn0") == [], f"run {run}: XDP left on hn0 after the application exited"
+    assert xdp_prog(rig, "hn0") is None, f"run {run}: XDP left on hn0 after the application exited"
 
 
 def test_detach_after_the_runs(pair_rig: Rig) -> None:

@@ -1,7 +1,8 @@
 """AF_XDP applications on the rig's pair (B17): `hnxdp xsk count|reflect` in
-the background, their `--events` lines and `--json` report, the XDP state of
-the guest's devices, the host's delivery counters, and the remote's UDP echo
-client that `xsk reflect` answers.
+the background, their `--events` lines and `--json` report, the host's
+delivery counters, a surprise departure whose host-side drops are counted, and
+the remote's UDP echo client that `xsk reflect` answers. (The XDP programs and
+pins of the guest's devices: lib/user_xdp.py, xdp_prog and xdp_pins.)
 
     app = XskApp.start(rig, "count", udp_port=6000)  # --json --events; returns once bound to hn0
     app.wait_bound_vf(rig.ifindex(rig.guest, "vf0"))  # the sockets follow the pair's VF
@@ -9,7 +10,6 @@ client that `xsk reflect` answers.
     wait_host_delivered(rig, "vf0h", base + sent)     # the guest took every frame sent
     report = app.stop()                               # SIGTERM: exit 0 and the --json report
     per_binding(report, "vf0", ifindex)               # frames counted through one binding
-    xdp_programs(rig, "hn0") == [STEERING_PROGRAM]    # ip -j -d link; xdp_pins(rig): the pair's XDP pins
     echo = udp_echo(rig, G4, 6100, count=300)         # Echo(sent, back) from the remote
 
 The application is hnxdp itself (nsenter execs it, so the job's pid is
@@ -40,7 +40,6 @@ from .proc import Proc
 from .rig import Rig
 from .wait import WaitTimeout, wait_until
 
-STEERING_PROGRAM = "hnxdp_xsk_steer"
 EVENT_PREFIX = "hnxdp: xsk: "
 
 _BOUND = re.compile(r"^queue (\d+): bound to (VF|synthetic) (\S+) \(ifindex (\d+)\), (\w+) mode")
@@ -175,24 +174,6 @@ def rejoin_vf(rig: Rig, app: XskApp) -> int:
 def per_binding(report: dict[str, Any], dev: str, ifindex: int) -> int:
     """Frames `xsk count` received through one binding (device NAME at IFINDEX)."""
     return int(report["per_binding"].get(f"{dev}@{ifindex}", 0))
-
-
-# ---------------------------------------------------------------- XDP on the guest's devices
-
-
-def xdp_programs(rig: Rig, dev: str) -> list[str]:
-    """Names of the XDP programs on a guest device (`ip -j -d link`), [] for none."""
-    xdp = rig.link(rig.guest, dev).get("xdp")
-    if not xdp:
-        return []
-    attached = xdp.get("attached") or ([{"prog": xdp["prog"]}] if "prog" in xdp else [])
-    return [a["prog"]["name"] for a in attached if "prog" in a]
-
-
-def xdp_pins(rig: Rig) -> list[str]:
-    """The guest's pins of a pair's XDP objects: <pair dir>/xdp_* (program,
-    maps) and <pair dir>/link_xdp_* (links)."""
-    return [p for p in rig.pins() if "/" in p and re.match(r"(link_)?xdp_", p.rsplit("/", 1)[1])]
 
 
 # ---------------------------------------------------------------- frames the host handed to the guest
