@@ -118,11 +118,8 @@ struct XskCount: ParsableCommand, JSONOutputCommand {
     func run() throws {
         let (mode, c) = try xsk.session(common) { _ in .drop }
         if json {
-            let report = XskCountReport(mode: mode.rawValue, total: c.rxTotal, per_device: c.rxPackets,
-                                        per_binding: c.rxPerBinding, rebinds: c.rebinds, departures: c.departures)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try JSONOutput.emit(XskCountReport(mode: mode.rawValue, total: c.rxTotal, per_device: c.rxPackets,
+                                               per_binding: c.rxPerBinding, rebinds: c.rebinds, departures: c.departures))
         } else {
             print("mode \(mode.rawValue)")
             print("total \(c.rxTotal)")
@@ -132,11 +129,23 @@ struct XskCount: ParsableCommand, JSONOutputCommand {
     }
 }
 
+/// `xsk count --json`.
 struct XskCountReport: Encodable {
     var mode: String
     var total: UInt64
     var per_device: [String: UInt64]
     var per_binding: [String: UInt64]
+    var rebinds: UInt64
+    var departures: UInt64
+}
+
+/// `xsk reflect --json`.
+struct XskReflectReport: Encodable {
+    var mode: String
+    var received: UInt64
+    var sent: UInt64
+    var tx_dropped: UInt64
+    var tx_lost_at_switch: UInt64
     var rebinds: UInt64
     var departures: UInt64
 }
@@ -159,7 +168,8 @@ struct XskReflect: ParsableCommand, JSONOutputCommand {
             return .transmit(length: frame.length)
         }
         if json {
-            print("{\"mode\": \"\(mode.rawValue)\", \"received\": \(c.rxTotal), \"sent\": \(c.txPackets), \"tx_dropped\": \(c.txDropped), \"tx_lost_at_switch\": \(c.txLostAtSwitch), \"rebinds\": \(c.rebinds), \"departures\": \(c.departures)}")
+            try JSONOutput.emit(XskReflectReport(mode: mode.rawValue, received: c.rxTotal, sent: c.txPackets, tx_dropped: c.txDropped,
+                                                 tx_lost_at_switch: c.txLostAtSwitch, rebinds: c.rebinds, departures: c.departures))
         } else {
             print("mode \(mode.rawValue): received \(c.rxTotal), sent \(c.txPackets), dropped \(c.txDropped), lost at switches \(c.txLostAtSwitch), rebinds \(c.rebinds), departures \(c.departures)")
         }
