@@ -18,10 +18,7 @@ with nothing attached, the VF plugged and the switch on the synthetic, and
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,7 +28,7 @@ import pytest
 from lib.checks import assert_one_stderr_line, assert_unchanged
 from lib.daemon import wait_pair
 from lib.traffic import tcp_client, udp_send
-from lib.vm import (G4, G6, H6, KERNEL_6_1, KERNEL_6_12, Guest, GuestDaemon, GuestJob, Pinger, build_xdp_drop,
+from lib.vm import (G4, G6, H6, KERNEL_6_1, KERNEL_6_12, Guest, GuestDaemon, GuestJob, Pinger, xdp_drop_object,
                     open_guest, prepare_kernel, stop_guest_jobs)
 from lib.wait import wait_until
 
@@ -98,12 +95,8 @@ class Net:
 @pytest.fixture(scope="module")
 def xdp_drop() -> Iterator[Path]:
     """The user's XDP program (drops UDP port 5555), built before the guest boots."""
-    d = Path(tempfile.mkdtemp(prefix=f"hnxvm-{os.getpid()}.xdp.", dir="/tmp"))
-    d.chmod(0o755)
-    try:
-        yield build_xdp_drop(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    with xdp_drop_object() as obj:
+        yield obj
 
 
 @pytest.fixture(scope="module")

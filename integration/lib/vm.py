@@ -664,7 +664,7 @@ def open_guest(kernel: GuestKernel, binary: Path, **kw: Any) -> Iterator[Guest]:
     require_tools()
     for name in reap_stale():
         print(f"vm: removed stale namespace {name}", file=sys.stderr)
-    guest = Guest(kernel, Path(binary).resolve(), **kw)
+    guest = Guest(kernel, Path(os.path.abspath(binary)), **kw)
     try:
         guest.boot()
         yield guest
@@ -863,6 +863,18 @@ class Pinger:
         return stats
 
 
+@contextmanager
+def xdp_drop_object(port: int = 5555) -> Iterator[Path]:
+    """build_xdp_drop into a temp dir of its own (/tmp/hnxvm-PID.xdp.*, which
+    reap_stale removes after a killed run), deleted when the block ends."""
+    d = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-{os.getpid()}.xdp.", dir="/tmp"))
+    try:
+        d.chmod(0o755)
+        yield build_xdp_drop(d, port)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def build_xdp_drop(out_dir: Path, port: int = 5555) -> Path:
     """tools/xdp_drop_udp_port.bpf.c built to drop UDP port `port` (clang, or
     the Swift toolchain's). Build it before a guest boots: the guest sees the
@@ -880,4 +892,4 @@ def build_xdp_drop(out_dir: Path, port: int = 5555) -> Path:
 
 __all__ = ["G4", "G6", "H4", "H6", "KERNEL_6_1", "KERNEL_6_12", "Guest", "GuestDaemon", "GuestJob", "GuestKernel",
            "Pinger", "build_xdp_drop", "open_guest", "prepare_kernel", "reap_stale", "release_at_least",
-           "stop_guest_jobs"]
+           "stop_guest_jobs", "xdp_drop_object"]
