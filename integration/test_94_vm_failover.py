@@ -45,8 +45,9 @@ class Failover:
     def settings(self) -> str:
         return self.guest.settings(self.master, self.standby)
 
-    def wait_enslaved(self, what: str) -> tuple[str, int]:
-        """The primary (after plug_vf) is the master's; its name and ifindex."""
+    def wait_enslaved(self, what: str, carrier: bool = True) -> tuple[str, int]:
+        """The primary (after plug_vf) is the master's (and, when the master is
+        up, has carrier); its name and ifindex."""
         g = self.guest
 
         def enslaved() -> bool:
@@ -55,8 +56,9 @@ class Failover:
                 .endswith(f"/{self.master}")
         wait_until(enslaved, 180, what, interval=0.5)
         primary, idx = self.primary()
-        wait_until(lambda: g.read(f"/sys/class/net/{primary}/carrier").strip() == "1", 120,
-                   f"the primary {primary} has carrier")
+        if carrier:
+            wait_until(lambda: g.read(f"/sys/class/net/{primary}/carrier").strip() == "1", 120,
+                       f"the primary {primary} has carrier", interval=0.5)
         return primary, idx
 
 
@@ -75,12 +77,13 @@ def failover(request: pytest.FixtureRequest, hnxdp_binary: Path, xdp_drop: Path)
         wait_until(lambda: len(g.dev_by_driver("net_failover")) == 1, 180, "a net_failover master in the guest",
                    interval=0.5)
         f = Failover(g, g.dev_by_driver("net_failover")[0], g.dev_by_driver("virtio_net")[0])
-        primary, _ = f.wait_enslaved("the primary is enslaved to the failover master")
+        primary, _ = f.wait_enslaved("the primary is enslaved to the failover master", carrier=False)
         print(f"guest {kernel.release}: net_failover master {f.master}, standby {f.standby}, primary {primary}")
         g.exec("ip", "addr", "add", f"{G4}/24", "dev", f.master, check=True)
         g.exec("ip", "link", "set", f.master, "up", check=True)
         g.switch("vf")
         wait_until(lambda: g.pings(1) == 1, 120, "the failover master answers pings")
+        f.wait_enslaved("the primary has carrier")
         yield f
 
 

@@ -131,10 +131,10 @@ def fresh(net: Net) -> Iterator[None]:
     stop_guest_jobs(g, mark)
     r = g.hnxdp("detach", "--all")
     assert r.rc == 0, f"detach --all after the test: {r}"
-    if not g.vf_plugged:
+    if not g.vf_plugged:  # the test ended between an unplug and a replug
         g.plug_vf()
-    name, _ = g.wait_vf()
-    g.exec("ip", "link", "set", name, "up", check=True)
+        name, _ = g.wait_vf()
+        g.exec("ip", "link", "set", name, "up", check=True)
     g.switch("syn")
 
 

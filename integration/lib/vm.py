@@ -340,7 +340,9 @@ class Guest:
     # ------------------------------------------------------------ devices
 
     def dev_by_driver(self, driver: str) -> list[str]:
-        """Guest devices bound to driver (ethtool's driver name: net_failover too)."""
+        """Guest devices of driver, as ethtool names it (net_failover's master
+        shares its standby's parent device: the device's driver link would not
+        tell them apart)."""
         r = self.sh("for d in /sys/class/net/*; do n=${d##*/}; "
                     "[ \"$(ethtool -i $n 2>/dev/null | sed -n 's/^driver: //p')\" = " + shlex.quote(driver) +
                     " ] && echo $n; done; true", check=True)
@@ -421,7 +423,7 @@ class Guest:
 
     def udp_count(self, dev: str, port: int, count: int = 200) -> int:
         """Datagrams a guest socket bound to dev got of count the switch sent to G4:port."""
-        sink = GuestJob.tool(self, "udp_sink", "--dev", dev, "--port", str(port), "--seconds", "10",
+        sink = GuestJob.tool(self, "udp_sink", "--dev", dev, "--port", str(port), "--seconds", "8",
                              "--expect", str(count), "--linger", "1", ready_file=True)
         assert udp_send(self, self.ns, G4, port, count, rate=400) == count
         assert sink.wait(60) == 0, f"udp_sink in the guest: {sink.errors()}"
