@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""vmctl.py - talk to a QEMU guest of scripts/lib/vm.sh (standard library only).
+"""vmctl.py - talk to a QEMU guest of integration/lib/vm.py or scripts/lib/vm.sh
+(standard library only).
 
   vmctl.py qga SOCK ping [--timeout S]
       exit 0 as soon as the guest agent answers (guest-sync), 1 after S s.
