@@ -436,7 +436,7 @@ class Guest:
                    timeout=timeout + 30)
 
     def _vf_props(self) -> list[str]:
-        return [f"netdev=nvf", f"mac={self.mac}", "bus=rp1", *(f"{k}={v}" for k, v in self.vf_opts.items())]
+        return ["netdev=nvf", f"mac={self.mac}", "bus=rp1", *(f"{k}={v}" for k, v in self.vf_opts.items())]
 
     def unplug_vf(self) -> None:
         """QMP device_del of the VF; returns once QEMU reported DEVICE_DELETED."""
