@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""vmctl.py - talk to a QEMU guest of scripts/lib/vm.sh (standard library only).
+"""vmctl.py - talk to a QEMU guest of integration/lib/vm.py or scripts/lib/vm.sh
+(standard library only).
 
   vmctl.py qga SOCK ping [--timeout S]
       exit 0 as soon as the guest agent answers (guest-sync), 1 after S s.
@@ -117,6 +118,39 @@ def qga_call(c, cmd, args=None):
             raise RuntimeError(f"{cmd}: {r['error'].get('desc')}")
 
 
+def qga_exec(sock, argv, timeout):
+    """Run argv in the guest (guest-exec, output captured): (exit code, stdout
+    bytes, stderr bytes), the exit code as `qga exec` gives it (128+N for a
+    signal, 124 when it did not end within timeout s, 125 when the agent did
+    not answer). Importable: integration/lib/vm.py calls it in-process."""
+    c = qga_sync(sock, min(timeout, 30))
+    if c is None:
+        return 125, b"", b"vmctl: the guest agent does not answer\n"
+    c.deadline = time.monotonic() + timeout + 10
+    try:
+        pid = qga_call(c, "guest-exec", {
+            "path": argv[0], "arg": list(argv[1:]), "capture-output": True,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "HOME=/root", "LANG=C.UTF-8"],
+        })["pid"]
+        end = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            st = qga_call(c, "guest-exec-status", {"pid": pid})
+            if st.get("exited"):
+                break
+            if time.monotonic() > end:
+                return 124, b"", f"vmctl: timed out after {timeout} s: {' '.join(argv)}\n".encode()
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+    except (TimeoutError, RuntimeError, OSError, ConnectionError) as e:
+        return 125, b"", f"vmctl: guest-exec failed: {e}\n".encode()
+    finally:
+        c.close()
+    rc = 128 + st["signal"] if "signal" in st else st.get("exitcode", 1)
+    return rc, base64.b64decode(st.get("out-data", "")), base64.b64decode(st.get("err-data", ""))
+
+
 def cmd_qga(a):
     if a.op == "ping":
         c = qga_sync(a.sock, a.timeout)
@@ -128,39 +162,11 @@ def cmd_qga(a):
     if not argv:
         print("vmctl: exec needs a command", file=sys.stderr)
         return 2
-    c = qga_sync(a.sock, min(a.timeout, 30))
-    if c is None:
-        print("vmctl: the guest agent does not answer", file=sys.stderr)
-        return 125
-    c.deadline = time.monotonic() + a.timeout + 10
-    try:
-        pid = qga_call(c, "guest-exec", {
-            "path": argv[0], "arg": argv[1:], "capture-output": True,
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "HOME=/root", "LANG=C.UTF-8"],
-        })["pid"]
-        end = time.monotonic() + a.timeout
-        delay = 0.02
-        while True:
-            st = qga_call(c, "guest-exec-status", {"pid": pid})
-            if st.get("exited"):
-                break
-            if time.monotonic() > end:
-                print(f"vmctl: timed out after {a.timeout} s: {' '.join(argv)}", file=sys.stderr)
-                return 124
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-    except (TimeoutError, RuntimeError, OSError, ConnectionError) as e:
-        print(f"vmctl: guest-exec failed: {e}", file=sys.stderr)
-        return 125
-    finally:
-        c.close()
-    sys.stdout.buffer.write(base64.b64decode(st.get("out-data", "")))
+    rc, out, err = qga_exec(a.sock, argv, a.timeout)
+    sys.stdout.buffer.write(out)
     sys.stdout.flush()
-    sys.stderr.buffer.write(base64.b64decode(st.get("err-data", "")))
-    if "signal" in st:
-        return 128 + st["signal"]
-    return st.get("exitcode", 1)
+    sys.stderr.buffer.write(err)
+    return rc
 
 
 # ---------------------------------------------------------------- QMP
