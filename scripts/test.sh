@@ -15,10 +15,12 @@
 #   --no-swift      skip steps 2-3 (uses $HNXDP or the last build)
 #   NAME...         run only the scripts/tests/*.sh whose name contains NAME,
 #                   and the pytest tests it selects as `-k NAME` (with - as _:
-#                   10-rx selects integration/test_10_rx.py)
+#                   10-rx selects integration/test_10_rx.py; vm_guest the real
+#                   guests of test_95, all four kernel/driver cases)
 # Environment: HNXDP (binary to test; default: the one `swift build` made),
 #   HNXDP_BPFFS (passed through), TEST_TIMEOUT (seconds per script, and per
-#   pytest test, default 900), PYTEST_TIMEOUT (the whole pytest step, default 3600).
+#   pytest test, default 900), PYTEST_TIMEOUT (the whole pytest step, real guests
+#   included, default 7200).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -39,7 +41,7 @@ for a in "$@"; do
 	esac
 done
 TEST_TIMEOUT=${TEST_TIMEOUT:-900}
-PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-3600}
+PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-7200}
 export TEST_TIMEOUT
 
 # The datapath tests load BPF programs and make network namespaces.
