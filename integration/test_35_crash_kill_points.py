@@ -24,8 +24,8 @@ from typing import Iterator
 
 import pytest
 
-from lib.crash import SYSCALLS, GuestState, killed_at, require_strace, spread, strace_attach, syscall_count, \
-    traced, wait_dead
+from lib.crash import SYSCALLS, GuestState, killed_at, require_strace, spread, stop_strace, strace_attach, \
+    syscall_count, traced, wait_dead
 from lib.daemon import Daemon, state_is, wait_pair
 from lib.rig import TC_MODES, Rig, tc_mode_id
 from lib.wait import wait_until
@@ -79,7 +79,7 @@ class Crash:
         self.vf_mac(rig.mac if phase == "join" else OTHER_MAC)
         if kill_at is None:
             wait_pair(rig, done, 30, f"{label}: traced run completes the {phase}")
-            s.stop()
+            stop_strace(s)
             d.stop()
             return False
 
@@ -92,7 +92,7 @@ class Crash:
             d.wait_exit(10)
             s.wait(10)
             return True
-        s.stop()  # the point lies past this phase: stop it normally
+        stop_strace(s)  # the point lies past this phase: stop it normally
         d.stop()
         return False
 

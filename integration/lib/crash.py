@@ -219,17 +219,27 @@ def tracer_of(pid: int) -> int:
 def strace_attach(rig: Rig, daemon: Daemon, name: str, trace: Path | None = None,
                   kill_at: tuple[str, int] | None = None) -> Proc:
     """strace attached to a running `hnxdp run`: every call of SYSCALLS written
-    to trace, or SIGKILL at kill_at = (syscall, k). Returns once it traces."""
+    to trace, or SIGKILL at kill_at = (syscall, k). Returns once it traces, or
+    (kill_at) once it killed run already: run's idle work (the multicast list
+    compared once a second while joined) makes calls too. Stop it with
+    stop_strace, which lets it write its trace out."""
     if kill_at is not None:
         how = ["-o", "/dev/null", "-e", f"inject={kill_at[0]}:signal=KILL:when={kill_at[1]}"]
     else:
         assert trace is not None
         how = ["-o", str(trace), "-e", f"trace={','.join(SYSCALLS)}"]
     proc = rig.spawn(["strace", "-f", "-qq", *how, "-p", str(daemon.pid)], name=name)
-    wait_until(lambda: tracer_of(daemon.pid) == proc.pid or not proc.running(), 20,
+    wait_until(lambda: not proc.running() or tracer_of(daemon.pid) == proc.pid, 30,
                f"strace (pid {proc.pid}) tracing hnxdp run (pid {daemon.pid})")
-    assert proc.running(), f"strace -p {daemon.pid} ended: {proc.errors().strip()}"
+    assert proc.running() or (kill_at is not None and not daemon.alive()), \
+        f"strace -p {daemon.pid} ended (exit {proc.popen.poll()}): {proc.errors().strip()}"
     return proc
+
+
+def stop_strace(proc: Proc) -> None:
+    """SIGTERM: strace detaches and writes the rest of its trace (time given:
+    a SIGKILL would lose what it buffered)."""
+    proc.stop(grace=60)
 
 
 # ---------------------------------------------------------------- the namespace's lock
