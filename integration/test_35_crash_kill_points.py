@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from lib.crash import SYSCALLS, GuestState, killed_at, require_strace, spread, stop_strace, strace_attach, \
-    syscall_count, traced, wait_dead
-from lib.daemon import Daemon, state_is, wait_pair
+from lib.crash import SYSCALLS, GuestState, killed_at, record_phases, require_strace, spread, stop_strace, \
+    strace_attach, syscall_count, traced, wait_dead
+from lib.daemon import Daemon, state_is
 from lib.rig import TC_MODES, Rig, tc_mode_id
 from lib.wait import wait_until
 
@@ -37,6 +37,17 @@ RUN = ("--synthetic", "hn0", "--settle-ms", "0")
 OTHER_MAC = "02:00:00:00:35:35"
 
 pytestmark = pytest.mark.parametrize("tc_mode", TC_MODES, ids=tc_mode_id)
+
+
+def joined(rig: Rig, p: dict[str, Any] | None) -> bool:
+    """The join is complete: active with vf0, and its record says joined."""
+    return state_is("active", "vf0")(p) and record_phases(rig) == ["joined"]
+
+
+def left(rig: Rig, p: dict[str, Any] | None) -> bool:
+    """The leave is complete: no longer active, and the record is gone (the
+    state changes first, the devices are restored after)."""
+    return p is not None and p["state"] != "active" and record_phases(rig) == []
 
 
 @dataclass
@@ -73,18 +84,18 @@ class Crash:
         rig = self.rig
         d = Daemon.start(rig, *RUN)
         if phase == "leave":
-            wait_pair(rig, state_is("active", "vf0"), 30, f"{label}: run joined vf0 before the leave")
-        done = state_is("active", "vf0") if phase == "join" else (lambda p: p is not None and p["state"] != "active")
+            wait_until(lambda: joined(rig, rig.hnxdp.pair("hn0")), 30, f"{label}: run joined vf0 before the leave")
+        done = joined if phase == "join" else left
         s = strace_attach(rig, d, f"strace-{label}", trace=rig.tmp / trace if trace else None, kill_at=kill_at)
         self.vf_mac(rig.mac if phase == "join" else OTHER_MAC)
         if kill_at is None:
-            wait_pair(rig, done, 30, f"{label}: traced run completes the {phase}")
+            wait_until(lambda: done(rig, rig.hnxdp.pair("hn0")), 30, f"{label}: traced run completes the {phase}")
             stop_strace(s)
             d.stop()
             return False
 
         def dead_or_done() -> bool:
-            return not d.alive() or bool(done(rig.hnxdp.pair("hn0")))
+            return not d.alive() or done(rig, rig.hnxdp.pair("hn0"))
 
         wait_until(dead_or_done, 30, f"{label}: run killed or the {phase} done")
         # A point in the phase's tail (after the state is written) comes just after.
@@ -171,7 +182,7 @@ def test_kill_in_run_join(crash: Crash, syscall: str) -> None:
         c.vf_mac(OTHER_MAC)
         c.killed += c.run_phase("join", label, kill_at=(syscall, k))
         d = Daemon.start(rig, *RUN)
-        wait_pair(rig, state_is("active", "vf0"), 30, f"{label}: a new run joins vf0")
+        wait_until(lambda: joined(rig, rig.hnxdp.pair("hn0")), 30, f"{label}: a new run joins vf0")
         d.stop()
         r = rig.hnxdp(*DETACH)
         assert r.rc == 0, f"{label}: detach: {r}"

@@ -57,6 +57,13 @@ def records(rig: Rig) -> list[Path]:
     return sorted((state_dir() / str(rig.guest_ino)).glob("pair-*.json"))
 
 
+def record_phases(rig: Rig) -> list[str]:
+    """The phase of each record (docs/crash-safety.md: joining, joined,
+    leaving, abandoning). A join is complete once its record says joined; a
+    leave once its record is gone (the state in dump changes first)."""
+    return [json.loads(p.read_text())["phase"] for p in records(rig)]
+
+
 # ---------------------------------------------------------------- what must read as before
 
 _TIMER = re.compile(r".*_timer$")
