@@ -43,13 +43,24 @@ def state_dir() -> Path:
 def state_files(rig: Rig, locks: bool = True) -> list[str]:
     """Every file or directory of the state directory that belongs to the rig's
     guest namespace (records, switch histories, plans and, unless locks is
-    False, the lock files <ino>.lock and <ino>.run), relative."""
+    False, the lock files <ino>.lock and <ino>.run), relative. Only the
+    guest's own entries are walked: other rigs' come and go meanwhile."""
     root, ino = state_dir(), str(rig.guest_ino)
-    if not root.is_dir():
-        return []
     lock_names = {f"{ino}.lock", f"{ino}.run"}
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if ino in str(p.relative_to(root)) and (locks or p.name not in lock_names))
+    try:
+        top = [name for name in os.listdir(root) if ino in name]
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in top:
+        if not locks and name in lock_names:
+            continue
+        out.append(name)
+        try:
+            out += [f"{name}/{sub}" for sub in os.listdir(root / name)]
+        except (NotADirectoryError, FileNotFoundError):
+            pass
+    return sorted(out)
 
 
 def records(rig: Rig) -> list[Path]:
