@@ -11,10 +11,11 @@
 #   3. a foreign filter at hnxdp's place (priority 1 handle 0x4858): attach
 #      refuses with one line, exit 1, nothing changed. Bad --tc-mode /
 #      HNXDP_TC_MODE: exit 2, one line, nothing changed.
-#   4. the namespace tests of VF namespace moves, kill points, run's
-#      arrivals/departures, kill -9 and adoption, egress qdisc copies and
-#      capture again, in classic mode (receive and fallback run in classic mode
-#      in the pytest suite: integration/test_10_rx.py, test_20_tx_fallback.py).
+#   4. the namespace tests of VF namespace moves, run's arrivals/departures,
+#      egress qdisc copies and capture again, in classic mode (receive,
+#      fallback, kill points, kill -9 and adoption run in classic mode in the
+#      pytest suite: integration/test_10_rx.py, test_20_tx_fallback.py,
+#      test_35_crash_kill_points.py, test_73_run_crash_adopt.py).
 . "$(dirname "$0")/../lib/rig.sh"
 . "$(dirname "$0")/../lib/run_helpers.sh"
 
@@ -112,8 +113,7 @@ assert_files_equal "foreign filter: nothing changed" "$RIG_TMP/snap.foreign" "$R
 rig_g tc filter del dev vf0 ingress prio 1 handle 0x4858 bpf
 
 # ---- 4. the namespace tests again, in classic mode.
-for t in 25-vf-netns-move 35-crash-kill-points 70-run-arrival-departure 73-run-crash-adopt \
-	86-qdisc-passthrough 87-capture; do
+for t in 25-vf-netns-move 70-run-arrival-departure 86-qdisc-passthrough 87-capture; do
 	t0=$SECONDS
 	rc=0
 	HNXDP_TC_MODE=classic bash "$RIG_REPO/scripts/tests/$t.sh" >"$RIG_TMP/$t.log" 2>&1 || rc=$?
