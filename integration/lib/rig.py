@@ -17,7 +17,8 @@ DAD is off in guest and remote. Pins are under pin_root()/<guest netns inode>
 
 `Rig.create()` builds it; `cleanup()` (idempotent, run by the fixtures'
 finalizers) stops the rig's jobs, runs `hnxdp detach --all` in the guest,
-removes leftover pins and AF_XDP lock files, deletes the namespaces.
+removes leftover pins, AF_XDP and capture lock files and the namespace's
+state directory, deletes the namespaces.
 
 The benchmark (integration/bench) builds its guests with the same code and
 `Rig.create(..., switch=False, ipv6=False)`: guest and host only, the host's
@@ -478,8 +479,10 @@ class Rig:
                 problems.append(str(e))
         if self.guest_ino:
             state = Path(os.environ.get("HNXDP_STATE_DIR") or "/run/hnxdp")
-            for lock in state.glob(f"xsk-{self.guest_ino}-*.lock"):
+            for lock in [*state.glob(f"xsk-{self.guest_ino}-*.lock"), state / f"capture-{self.guest_ino}.lock"]:
                 lock.unlink(missing_ok=True)
+            # What a process killed mid-write left (its *.tmp files): the namespace goes.
+            shutil.rmtree(state / str(self.guest_ino), ignore_errors=True)
             if self.pin_dir.exists():
                 problems.append(f"removing leftover pins {self.pin_dir}")
                 shutil.rmtree(self.pin_dir, ignore_errors=True)

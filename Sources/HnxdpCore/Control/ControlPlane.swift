@@ -98,11 +98,16 @@ public final class ControlPlane {
         // Before anything is touched: a second control plane in the namespace would
         // join every VF twice.
         let state = StateDirectory.of(layout)
+        let instance: PidLock
         do {
-            self.instance = try PidLock.acquire(state.instanceLockPath, timeoutMs: nil, what: "run")
+            instance = try PidLock.acquire(state.instanceLockPath, timeoutMs: nil, what: "run")
         } catch let held as LockHeld {
             throw HnxdpError(.badInput, "another hnxdp run (pid \(held.pid)) already manages this network namespace; stop it first (lock \(held.path))")
         }
+        self.instance = instance
+        // A start that fails below (other pins, no netlink...) leaves no lock file behind.
+        var started = false
+        defer { if !started { instance.release(removeFile: true) } }
         // Subscribe before the first dump so nothing between the two is missed.
         self.netlink = try RTNetlink(subscribeToLinks: true)
         let lock = try InvocationLock(layout: layout, what: "run", waiting: { logger.warning("\($0)") })
@@ -132,6 +137,7 @@ public final class ControlPlane {
             multicastIntervalMs = 80
             logger.info("no multicast address notifications on this kernel (\(errnoName(-mfd))): comparing multicast lists every \(multicastIntervalMs) ms while a pair is joined")
         }
+        started = true
     }
 
     deinit {

@@ -155,10 +155,10 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     public var capture: CaptureFlagReport?
 
     public struct PinnedBy: Encodable, Equatable, Sendable {
-        /// The version of the hnxdp that made the pins; nil for pins made before versioning.
-        public var version: String?
-        /// Its pin layout; nil for pins made before versioning.
-        public var pin_layout: UInt32?
+        /// The version of the hnxdp that made the pins; null for pins made before versioning.
+        @ExplicitNull public var version: String?
+        /// Its pin layout; null for pins made before versioning.
+        @ExplicitNull public var pin_layout: UInt32?
         /// This hnxdp uses the pins (same pin layout); false: `hnxdp migrate`.
         public var usable: Bool
 

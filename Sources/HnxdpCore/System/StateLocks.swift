@@ -96,8 +96,15 @@ public final class PidLock {
             let e = errno
             close(fd)
             if e != EWOULDBLOCK && e != EINTR { throw HnxdpError.system("lock \(path)", errno: e) }
-            let holder = PidLock.holder(of: path) ?? (0, "")
-            guard let timeoutMs else { throw LockHeld(path: path, pid: holder.pid, what: holder.what) }
+            var holder = PidLock.holder(of: path) ?? (0, "")
+            guard let timeoutMs else {
+                // The holder writes its pid just after it took the lock: a moment to read it.
+                for _ in 0..<50 where holder.pid == 0 {
+                    usleep(2_000)
+                    holder = PidLock.holder(of: path) ?? (0, "")
+                }
+                throw LockHeld(path: path, pid: holder.pid, what: holder.what)
+            }
             let now = monotonicMilliseconds()
             if now - start >= timeoutMs {
                 throw HnxdpError(.runtime, "gave up after \(timeoutMs / 1000) s waiting for \(describe(holder)) holding \(path); if that process is stopped (`kill -CONT`) or hung, end it and retry")
