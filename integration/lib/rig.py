@@ -1,4 +1,4 @@
-"""The emulated hypervisor rig, as scripts/lib/rig.sh builds it.
+"""The emulated hypervisor rig of the integration tests, the demo and the benchmark.
 
 Three network namespaces per rig, named hnxrig-<pid>-<random>-{guest,host,remote}
 (the pid is the test process's: both harnesses reap rigs whose process died):
@@ -77,7 +77,7 @@ def python() -> str:
 
 
 def _random_mac() -> str:
-    # 02:... = locally administered, unicast (as rig.sh).
+    # 02:... = locally administered, unicast.
     return "02:48:4e:%02x:%02x:%02x" % tuple(random.randrange(256) for _ in range(3))
 
 
@@ -498,7 +498,7 @@ class Rig:
 
 def reap_stale(binary: Path) -> list[str]:
     """Remove namespaces hnxrig-<pid>-... whose process no longer exists, and
-    the pins of their guest namespace (rig.sh's rig_reap_stale). Returns the
+    the pins of their guest namespace. Returns the
     names removed."""
     removed = []
     for f in sorted(NETNS_DIR.glob(f"{PREFIX}-*")):

@@ -5,8 +5,8 @@ refuses some MTUs and lacks some offloads". Run in the device's namespace:
 
     ip netns exec HOST python3 integration/lib/xdp_pass.py vf0h
 
-(As `run_xdp_limit_mtu` of scripts/lib/run_helpers.sh; no object file and no
-compiler needed: the two instructions are assembled here.) The program stays
+No object file and no
+compiler are needed: the two instructions are assembled here. The program stays
 attached after this process exits, until the device goes.
 """
 from __future__ import annotations
