@@ -1,9 +1,4 @@
-"""NOT RUN YET (not collected: the name does not match test_*.py): written, never
-run, since it needs a .deb of this tree (scripts/package.sh, a release build)
-or HNXDP_DEB. scripts/tests/99-vm-systemd.sh stays until it is renamed
-test_99_vm_systemd.py and passed 3 runs in a row.
-
-hnxdp.service in a real guest booted with systemd as pid 1 (issue 12),
+"""hnxdp.service in a real guest booted with systemd as pid 1 (issue 12),
 ported from scripts/tests/99-vm-systemd.sh: the guest of lib/vm.py with
 init="systemd" (Debian's 6.12 kernel, Debian's systemd from the host's root in
 the guest's throw-away overlay), a virtio-net synthetic and an e1000e VF.

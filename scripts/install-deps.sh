@@ -27,7 +27,7 @@ PACKAGES=(
 	# test 88 (metrics): promtool (only Debian's prometheus package ships it; about
 	# 96 MB installed, its server is not started here, see below) and chattr
 	prometheus e2fsprogs
-	# the real-guest tests (integration/lib/vm.py, scripts/lib/vm.sh): QEMU (TCG), the guest agent the
+	# the real-guest tests (integration/lib/vm.py): QEMU (TCG), the guest agent the
 	# guest runs from the host's root, busybox for its initramfs, depmod/modprobe
 	qemu-system-x86 qemu-guest-agent busybox-static kmod
 	# the Debian package (scripts/package.sh, test 97): strip/objdump/readelf,

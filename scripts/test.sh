@@ -5,21 +5,20 @@
 #   1. scripts/install-deps.sh (apt only for what is missing; mounts bpffs)
 #   2. swift build
 #   3. swift test (unprivileged unit tests + privileged datapath tests)
-#   4. every scripts/tests/*.sh not ported yet, in order, each in its own rig
-#   5. the pytest suite integration/ (python3 -m pytest), last
-# Steps 1-4 are summarised before pytest runs, so the output ends with
+#   4. the pytest suite integration/ (python3 -m pytest): every integration
+#      test, real guests included
+# Steps 1-3 are summarised before pytest runs, so the output ends with
 # pytest's own summary line. Exits non-zero if any step or test failed. A
 # missing tool or privilege is a failure, never a skip.
 #
 # Options (for development; CI uses none):
 #   --no-swift      skip steps 2-3 (uses $HNXDP or the last build)
-#   NAME...         run only the scripts/tests/*.sh whose name contains NAME,
-#                   and the pytest tests it selects as `-k NAME` (with - as _:
-#                   10-rx selects integration/test_10_rx.py; vm_guest the real
-#                   guests of test_95, all four kernel/driver cases)
+#   NAME...         run only the pytest tests NAME selects as `-k NAME` (with
+#                   - as _: 10-rx selects integration/test_10_rx.py; vm_guest
+#                   the real guests of test_95, all four kernel/driver cases)
 # Environment: HNXDP (binary to test; default: the one `swift build` made),
-#   HNXDP_BPFFS (passed through), TEST_TIMEOUT (seconds per script, and per
-#   pytest test, default 900), PYTEST_TIMEOUT (the whole pytest step, real guests
+#   HNXDP_BPFFS (passed through), TEST_TIMEOUT (seconds per pytest test,
+#   default 900), PYTEST_TIMEOUT (the whole pytest step, real guests
 #   included, default 7200).
 set -uo pipefail
 
@@ -86,8 +85,6 @@ step install-deps "$REPO/scripts/install-deps.sh" || summary
 bpffs() { mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; }
 step bpffs bpffs || summary
 
-# Namespaces and pins of earlier runs that were killed (their pid is gone).
-bash -c '. "$1/scripts/lib/rig.sh"; trap - EXIT; rig_reap_stale' _ "$REPO" || true
 
 BUILD_OK=1
 if [[ $RUN_SWIFT == 1 ]]; then
@@ -125,27 +122,16 @@ pytest_selected() { # exit 5 of pytest: no test selected
 	run_pytest --collect-only >/dev/null 2>&1 || rc=$?
 	[[ $rc != 5 ]]
 }
-for t in "$REPO"/scripts/tests/*.sh; do
-	[[ -e "$t" ]] || continue
-	name=$(basename "$t" .sh)
-	if ((${#FILTERS[@]} > 0)); then
-		match=0
-		for f in "${FILTERS[@]}"; do [[ $name == *"$f"* ]] && match=1; done
-		((match)) || continue
-	fi
-	if [[ $BUILD_OK != 1 && -z "${HNXDP:-}" ]]; then
-		record "$name" 1 0 "not run: build failed"
-		continue
-	fi
-	step "$name" timeout -k 30 "$TEST_TIMEOUT" bash "$t" || true
-done
 
 # ---- pytest last: its summary line ends the output.
 if [[ $BUILD_OK != 1 && -z "${HNXDP:-}" ]]; then
 	record pytest 1 0 "not run: build failed"
 	summary
 fi
-if ! pytest_selected; then summary; fi
+if ! pytest_selected; then
+	record pytest 2 0 "no test matches ${FILTERS[*]}"
+	summary
+fi
 print_steps
 echo
 echo "=============== pytest"

@@ -7,7 +7,7 @@ import XCTest
 /// multicast fallback, flap damping) through the reconciler and the joined-pair
 /// policy, wired to fakes (ControlFakes.swift): no privileges, no kernel. The
 /// assertions are on the sequence of operations the fakes were asked for.
-/// The same paths on real devices: integration/test_70_, test_72_, test_76_, test_79_*.py and scripts/tests/73-run-crash-adopt.sh.
+/// The same paths on real devices: integration/test_70_, test_72_, test_73_, test_76_, test_79_*.py.
 final class ControlPlaneFakeTests: XCTestCase {
     let mcastA: [UInt8] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]
     let mcastB: [UInt8] = [0x33, 0x33, 0x00, 0x00, 0x00, 0x01]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""vmctl.py - talk to a QEMU guest of integration/lib/vm.py or scripts/lib/vm.sh
+"""vmctl.py - talk to a QEMU guest of integration/lib/vm.py
 (standard library only).
 
   vmctl.py qga SOCK ping [--timeout S]
