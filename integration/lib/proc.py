@@ -161,3 +161,24 @@ def stop_spawned_since(mark: int) -> None:
     for proc in reversed(_SPAWNED[mark:]):
         proc.stop()
     del _SPAWNED[mark:]
+
+
+def alive(pid: int) -> bool:
+    """A process with this pid exists (perhaps not ours)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_netns_processes(ns: str) -> None:
+    """SIGKILL to every process in network namespace ns (before deleting it: only
+    ever a namespace the test harness made)."""
+    for pid in run(["ip", "netns", "pids", ns], timeout=30).out.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass

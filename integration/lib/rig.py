@@ -42,7 +42,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from . import bpf
 from .hnxdp import Hnxdp, pin_root
-from .proc import Proc, Result, run, spawn, spawn_mark, stop_spawned_since
+from .proc import Proc, Result, alive, run, spawn, spawn_mark, stop_spawned_since
 from .wait import wait_until
 
 G4, R4 = "198.18.0.1", "198.18.0.2"
@@ -503,7 +503,7 @@ def reap_stale(binary: Path) -> list[str]:
     removed = []
     for f in sorted(NETNS_DIR.glob(f"{PREFIX}-*")):
         pid = f.name.split("-")[1]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or alive(int(pid)):
             continue
         if f.name.endswith("-guest"):
             try:
@@ -520,16 +520,6 @@ def reap_stale(binary: Path) -> list[str]:
         run(["ip", "netns", "del", f.name], timeout=30)
         removed.append(f.name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager

@@ -70,7 +70,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from .daemon import _LEVEL
 from .hnxdp import Hnxdp
-from .proc import Proc, Result, run, spawn
+from .proc import Proc, Result, alive, kill_netns_processes, run, spawn
 from .rig import Rig, python, tools_dir
 from .traffic import PingStats, ping, udp_send
 from .wait import WaitTimeout, wait_until
@@ -617,24 +617,10 @@ class Guest:
         if self.ns and (NETNS_DIR / self.ns).exists():
             # Host jobs in the namespace were spawned by the test (stopped by the
             # conftest); anything left there is ours too: QEMU's helpers.
-            for pid in run(["ip", "netns", "pids", self.ns], timeout=30).out.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_netns_processes(self.ns)
             run(["ip", "netns", "del", self.ns], timeout=30)
         if self.tmp != Path() and self.tmp.is_dir():
             shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def reap_stale() -> list[str]:
@@ -643,18 +629,14 @@ def reap_stale() -> list[str]:
     removed = []
     for f in sorted(NETNS_DIR.glob(f"{PREFIX}-*")):
         m = re.fullmatch(rf"{PREFIX}-(\d+)-\d+", f.name)
-        if not m or _alive(int(m.group(1))):
+        if not m or alive(int(m.group(1))):
             continue
-        for pid in run(["ip", "netns", "pids", f.name], timeout=30).out.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_netns_processes(f.name)
         run(["ip", "netns", "del", f.name], timeout=30)
         removed.append(f.name)
     for d in Path("/tmp").glob(f"{PREFIX}-*.*"):
         m = re.fullmatch(rf"{PREFIX}-(\d+)\..*", d.name)
-        if m and d.is_dir() and not _alive(int(m.group(1))):
+        if m and d.is_dir() and not alive(int(m.group(1))):
             shutil.rmtree(d, ignore_errors=True)
     return removed
 
