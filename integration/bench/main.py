@@ -33,6 +33,10 @@ too, but only the ratios mean anything across runs. Cases:
        guest's datapath took (hnxdp's vf_rx + syn_rx) that did not reach the socket, target 0;
        host_lost in the JSON: frames the host took in and sent towards the VF that never
        reached the guest's datapath: the emulated host's and the VF's teardown
+  P12  `hnxdp run`'s reaction to VF departures (own guest, --metrics-listen): notification
+       to the pair's map update (datapath on the synthetic), per departure the growth of
+       hnxdp_departure_reaction_seconds_sum; "P12 p50" and "P12 p99" over 100 departures
+       (--quick 10), target <= 100 ms
   P8   P1 in a guest with 256 pairs attached / P1 in guest A (1 pair); "P8 attach": wall
        clock of 256 `hnxdp attach` invocations (per attach and process start-up as notes)
   P11  with P8's 256 pairs attached (P8's guest): "P11 adopt": `hnxdp run` started over
@@ -60,7 +64,8 @@ time, one CPU); the receiver is a UDP socket bound to the device that never read
 (scripts/bench/udp_hold.py), counted by the kernel in the namespace's Udp
 InDatagrams + RcvbufErrors over a fixed window.
 
---quick: P8 (and P11) with 16 pairs instead of 256, P9 over about 20 s instead of 60 s.
+--quick: P8 (and P11) with 16 pairs instead of 256, P12 over 10 departures instead of 100,
+P9 over about 20 s instead of 60 s.
 Environment: HNXDP (binary; default: a release build made in .build-bench, printed
   with its version and commit), CLANG (default: clang on PATH, else the clang next to
   swift in the Swift toolchain), HNXDP_TC_MODE (passed through: P8/P11 attach with tcx
@@ -221,7 +226,7 @@ def run_cases(c: Cases, s: Settings) -> None:
     steps = [("C1", c.c1), ("C4", c.c4), ("P9", c.p9_start), (None, c.attach_hnxdp), ("P1", c.p1), ("P1b", c.p1b),
              ("P2", c.p2), ("P3", c.p3), ("P3r", lambda: c.p3(reverse=True)), ("P4", c.p4), ("P4b", c.p4b),
              ("P10", c.p10), ("P6", c.p6), ("G1", c.g1), ("P1g", c.p1g), ("P2g", c.p2g), ("P5", c.p5),
-             ("P5g", c.p5g), ("P7", c.p7), ("P8", c.p8), ("P9", c.p9_finish)]
+             ("P5g", c.p5g), ("P7", c.p7), ("P12", c.p12), ("P8", c.p8), ("P9", c.p9_finish)]
     for case, step in steps:
         if case == "P8":
             if not (s.want("P8") or s.want("P11")):

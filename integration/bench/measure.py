@@ -32,7 +32,7 @@ H4 = R4  # the host's (far end's) address: vf0h in the bench's guests, eth0 in P
 TRAFGEN_MAX_PPS = 5_000_000
 
 CASES = ("C1", "C4", "P1", "P1g", "P1b", "P2", "P2g", "P3", "P3r", "P4", "P4b", "P10", "P5", "P5g", "P6", "P7",
-         "P8", "P11", "P9", "G1")
+         "P12", "P8", "P11", "P9", "G1")
 
 
 class BenchError(Exception):
@@ -56,6 +56,7 @@ class Settings:
     p7_seconds: float
     p8_pairs: int
     p9_seconds: float
+    p12_departures: int
     cases: tuple[str, ...]
     perf: Path | None
 
@@ -64,9 +65,9 @@ class Settings:
              perf: Path | None) -> "Settings":
         if quick:
             return cls(rounds or 2, True, window if window is not None else 0.3, 0.15, 1, 0, 100_000, 20_000,
-                       0.6, 16, 20, cases, perf)
+                       0.6, 16, 20, 10, cases, perf)
         return cls(rounds or 5, False, window if window is not None else 2, 0.3, 3, 1, 1_000_000, 200_000,
-                   1, 256, 60, cases, perf)
+                   1, 256, 60, 100, cases, perf)
 
     def want(self, case: str) -> bool:
         return case in self.cases
