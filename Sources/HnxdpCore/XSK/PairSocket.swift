@@ -117,8 +117,8 @@ public final class PairSocket {
     /// The pair must be looked at again: at the start, after a notification,
     /// a socket error, or when a failed bind to the VF is due for a retry.
     private var mustMaintain = true
-    private var nextVFAttempt: UInt64 = 0
-    private var retryPending = false
+    /// When a failed bind to the VF is tried again; nil: no retry pending.
+    private var nextVFAttempt: UInt64?
     private var lastVFFailure = ""
     private var closed = false
 
@@ -187,7 +187,7 @@ public final class PairSocket {
         let now = monotonicNanoseconds()
         if now &- lastMaintain >= options.maintainIntervalMs * 1_000_000 {
             lastMaintain = now
-            if follower.takeNotifications() || (retryPending && now >= nextVFAttempt) || anySocketFailed {
+            if follower.takeNotifications() || (nextVFAttempt.map { now >= $0 } ?? false) || anySocketFailed {
                 mustMaintain = true
             }
         }
@@ -311,7 +311,7 @@ public final class PairSocket {
         }
         if members[PairDevice.vf.rawValue] == nil, let w = wanted {
             let now = monotonicNanoseconds()
-            guard now >= nextVFAttempt, let name = interfaceName(w) else { return }
+            guard now >= nextVFAttempt ?? 0, let name = interfaceName(w) else { return }
             do {
                 let queues = hnxdp_ethtool_rx_queues(name)
                 if queues >= 0 && UInt32(queues) <= queue {
@@ -327,14 +327,13 @@ public final class PairSocket {
                 let m = try bind(device: .vf, ifindex: w, ifname: name)
                 counters.rebinds += 1
                 lastVFFailure = ""
-                retryPending = false
+                nextVFAttempt = nil
                 event("queue \(queue): bound to VF \(name) (ifindex \(w)), \(m.mode.rawValue) mode; transmit through \(name)")
             } catch {
                 let text = "\(error)"
                 if text != lastVFFailure { event("queue \(queue): cannot bind to VF \(name) yet: \(text); retrying") }
                 lastVFFailure = text
                 nextVFAttempt = now + 200_000_000
-                retryPending = true
             }
         }
     }
