@@ -1,17 +1,12 @@
 import Glibc
 
-/// Where hnxdp pins its objects (docs/architecture.md "Pins and state"):
-///
-///     <root>/<netns inode>/hnxdp_*              maps and programs of the namespace
-///     <root>/<netns inode>/<synthetic ifindex>/ link pins of one pair
-///     <root>/kernel/<netns inode>/<ifindex>/    XDP pins of a pair the kernel made
-///
-/// Pins are global to the mount namespace while ifindexes are per network
-/// namespace, hence the namespace level. Directories are mode 0700.
-public struct PinLayout: Sendable, Equatable {
-    /// Default root, overridden by `--bpffs DIR` or `HNXDP_BPFFS`.
-    public static let defaultRoot = "/sys/fs/bpf/hnxdp"
-
+/// A directory tree with one directory per network namespace, named by the
+/// namespace's inode: hnxdp's pins (`PinLayout`, in bpffs) and its run-time
+/// state (`StateDirectory`, in /run). Pins and state are global to the mount
+/// namespace while ifindexes are per network namespace, hence the namespace
+/// level. `Kind` only tells the two apart (and gives the default root), so a
+/// state directory is never passed where pins are meant.
+public struct NamespaceTree<Kind: NamespaceTreeKind>: Sendable, Equatable {
     public let root: String
     public let netnsInode: UInt64
 
@@ -20,12 +15,33 @@ public struct PinLayout: Sendable, Equatable {
         self.netnsInode = netnsInode
     }
 
+    public static var defaultRoot: String { Kind.defaultRoot }
+    /// `<root>/<netns inode>`.
+    public var namespaceDirectory: String { "\(root)/\(netnsInode)" }
+}
+
+public protocol NamespaceTreeKind: Sendable {
+    static var defaultRoot: String { get }
+}
+
+/// Where hnxdp pins its objects (docs/architecture.md "Pins and state"):
+///
+///     <root>/<netns inode>/hnxdp_*              maps and programs of the namespace
+///     <root>/<netns inode>/<synthetic ifindex>/ link pins of one pair
+///     <root>/kernel/<netns inode>/<ifindex>/    XDP pins of a pair the kernel made
+///
+/// Directories are mode 0700. The default root is overridden by `--bpffs DIR` or `HNXDP_BPFFS`.
+public typealias PinLayout = NamespaceTree<PinTree>
+public enum PinTree: NamespaceTreeKind {
+    public static let defaultRoot = "/sys/fs/bpf/hnxdp"
+}
+
+extension PinLayout {
     /// The layout for the calling thread's network namespace.
     public static func current(root: String? = nil) throws -> PinLayout {
         PinLayout(root: root ?? defaultRoot, netnsInode: try NetworkNamespace.currentInode())
     }
 
-    public var namespaceDirectory: String { "\(root)/\(netnsInode)" }
     public func pairDirectory(synthetic ifindex: Int32) -> String { "\(namespaceDirectory)/\(ifindex)" }
     public func objectPath(_ name: String) -> String { "\(namespaceDirectory)/\(name)" }
     public func linkPath(synthetic ifindex: Int32, _ name: String) -> String {

@@ -98,11 +98,8 @@ public final class ControlPlane {
         // Before anything is touched: a second control plane in the namespace would
         // join every VF twice.
         let state = StateDirectory.of(layout)
-        let instance: PidLock
-        do {
-            instance = try PidLock.acquire(state.instanceLockPath, timeoutMs: nil, what: "run")
-        } catch let held as LockHeld {
-            throw HnxdpError(.badInput, "another hnxdp run (pid \(held.pid)) already manages this network namespace; stop it first (lock \(held.path))")
+        let instance = try state.acquireInstance(what: "run") {
+            HnxdpError(.badInput, "another hnxdp run (pid \($0)) already manages this network namespace; stop it first (lock \(state.instanceLockPath))")
         }
         self.instance = instance
         // A start that fails below (other pins, no netlink...) leaves no lock file behind.

@@ -53,7 +53,7 @@ public struct DeviceOriginals: Codable, Equatable, Sendable {
 /// a value hnxdp changed as an original, because a record is only ever made
 /// when none exists (an existing one is finished first, see
 /// `PairLifecycle.reconcile`).
-public struct PairRecord: Codable, Equatable, Sendable {
+public struct PairRecord: NamespaceStateFile, Equatable, Sendable {
     public enum Phase: String, Codable, Sendable {
         /// Changes are being made. Recovery undoes everything.
         case joining
@@ -130,29 +130,15 @@ public struct PairRecordStore: Sendable {
     /// removed and nil returned. An unreadable record is an error naming the file.
     public func load(synthetic ifindex: Int32) throws -> PairRecord? {
         let path = state.recordPath(synthetic: ifindex)
-        guard FileSystem.exists(path) else { return nil }
-        let text = try HostEnvironment.readText(path)
-        guard let record = try? JSONDecoder().decode(PairRecord.self, from: Data(text.utf8)),
-              record.version == PairRecord.currentVersion, record.synthetic.ifindex == ifindex else {
-            throw HnxdpError(.runtime, "write-ahead record \(path) is unreadable or not hnxdp's: compare the devices with it, put back what differs, then remove it")
-        }
-        let cookie = NetworkNamespace.currentCookie()
-        if record.netnsCookie != 0, cookie != 0, record.netnsCookie != cookie {
-            try FileSystem.remove(path)
-            return nil
-        }
-        return record
+        return try StateFile.load(PairRecord.self, at: path, belongs: { $0.synthetic.ifindex == ifindex },
+                                  unreadable: HnxdpError(.runtime, "write-ahead record \(path) is unreadable or not hnxdp's: compare the devices with it, put back what differs, then remove it"),
+                                  removeStale: true)
     }
 
     /// Writes the record durably (a new file renamed over the old one: a reader
     /// sees the old or the new record, never part of one).
     public func save(_ record: PairRecord) throws {
-        let path = state.recordPath(synthetic: record.synthetic.ifindex)
-        try FileSystem.makeDirectories(state.namespaceDirectory)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let bytes = Array(try encoder.encode(record)) + [UInt8(ascii: "\n")]
-        try FileSystem.writeAtomically(path, bytes)
+        try StateFile.save(record, at: state.recordPath(synthetic: record.synthetic.ifindex))
     }
 
     /// Removes the record (the originals are back).

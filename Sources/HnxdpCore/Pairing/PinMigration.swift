@@ -12,7 +12,7 @@ import Logging
 /// migration cut short is finished by running `hnxdp migrate` again (it reads
 /// this plan, not the records, which the first run may already have used up);
 /// `hnxdp detach --all` removes the plan instead.
-public struct MigrationPlan: Codable, Equatable, Sendable {
+public struct MigrationPlan: NamespaceStateFile, Equatable, Sendable {
     public struct Device: Codable, Equatable, Sendable {
         public var ifindex: Int32
         public var name: String
@@ -44,26 +44,13 @@ extension StateDirectory {
 
     /// The plan of a migration cut short; nil when there is none (or it is another namespace's).
     public func loadMigrationPlan() throws -> MigrationPlan? {
-        let path = migrationPlanPath
-        guard FileSystem.exists(path) else { return nil }
-        let text = try HostEnvironment.readText(path)
-        guard let plan = try? JSONDecoder().decode(MigrationPlan.self, from: Data(text.utf8)),
-              plan.version == MigrationPlan.currentVersion else {
-            throw HnxdpError(.runtime, "migration plan \(path) is unreadable: remove it, then run `hnxdp migrate` again (the write-ahead records are untouched)")
-        }
-        let cookie = NetworkNamespace.currentCookie()
-        if plan.netnsCookie != 0, cookie != 0, plan.netnsCookie != cookie {
-            try FileSystem.remove(path)
-            return nil
-        }
-        return plan
+        try StateFile.load(MigrationPlan.self, at: migrationPlanPath,
+                           unreadable: HnxdpError(.runtime, "migration plan \(migrationPlanPath) is unreadable: remove it, then run `hnxdp migrate` again (the write-ahead records are untouched)"),
+                           removeStale: true)
     }
 
     func saveMigrationPlan(_ plan: MigrationPlan) throws {
-        try FileSystem.makeDirectories(namespaceDirectory)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try FileSystem.writeAtomically(migrationPlanPath, Array(try encoder.encode(plan)) + [UInt8(ascii: "\n")])
+        try StateFile.save(plan, at: migrationPlanPath)
     }
 
     func removeMigrationPlan() throws {
@@ -106,11 +93,8 @@ public struct PinMigration {
     /// `hnxdp run` must not run (its instance lock is taken here, for the whole migration).
     public func migrate() throws -> Outcome {
         let state = StateDirectory.of(layout)
-        let instance: PidLock
-        do {
-            instance = try PidLock.acquire(state.instanceLockPath, timeoutMs: nil, what: "migrate")
-        } catch let held as LockHeld {
-            throw HnxdpError(.runtime, "hnxdp run (pid \(held.pid)) manages this network namespace: stop it first (e.g. `systemctl stop hnxdp`), run `hnxdp migrate`, then start it again")
+        let instance = try state.acquireInstance(what: "migrate") {
+            HnxdpError(.runtime, "hnxdp run (pid \($0)) manages this network namespace: stop it first (e.g. `systemctl stop hnxdp`), run `hnxdp migrate`, then start it again")
         }
         defer { instance.release(removeFile: true) }
 

@@ -68,7 +68,7 @@ public struct SwitchEvent: Codable, Equatable, Sendable {
 
 /// The last switches of one pair: what `dump` shows and `monitor` uses for
 /// "last switch". Pure; `SwitchHistoryStore` keeps it on disk.
-public struct SwitchHistory: Codable, Equatable, Sendable {
+public struct SwitchHistory: NamespaceStateFile, Equatable, Sendable {
     /// How many switches a pair keeps (the oldest go first).
     public static let capacity = 16
     public static let currentVersion = 1
@@ -134,22 +134,14 @@ public struct SwitchHistoryStore: Sendable {
     /// `load(synthetic:)` with the namespace's cookie (`NetworkNamespace.currentCookie()`)
     /// read once by a caller that loads many histories.
     public func load(synthetic ifindex: Int32, cookie: UInt64) -> SwitchHistory {
-        let empty = SwitchHistory(netnsCookie: cookie, synthetic: ifindex)
-        let path = state.historyPath(synthetic: ifindex)
-        guard FileSystem.exists(path), let text = try? HostEnvironment.readText(path),
-              let history = try? JSONDecoder().decode(SwitchHistory.self, from: Data(text.utf8)),
-              history.version == SwitchHistory.currentVersion, history.synthetic == ifindex else { return empty }
-        if history.netnsCookie != 0, cookie != 0, history.netnsCookie != cookie { return empty }
-        return history
+        let history = try? StateFile.load(SwitchHistory.self, at: state.historyPath(synthetic: ifindex), cookie: cookie,
+                                          belongs: { $0.synthetic == ifindex }, unreadable: nil, removeStale: false)
+        return history ?? SwitchHistory(netnsCookie: cookie, synthetic: ifindex)
     }
 
     /// Adds one switch to a pair's history (durably, atomically).
     public func append(_ event: SwitchEvent, synthetic ifindex: Int32) throws {
-        let history = load(synthetic: ifindex).appending(event)
-        try FileSystem.makeDirectories(state.namespaceDirectory)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try FileSystem.writeAtomically(state.historyPath(synthetic: ifindex), Array(try encoder.encode(history)) + [UInt8(ascii: "\n")])
+        try StateFile.save(load(synthetic: ifindex).appending(event), at: state.historyPath(synthetic: ifindex))
     }
 
     /// Forgets a pair's history (the pair was removed, or a new pair starts with this synthetic).

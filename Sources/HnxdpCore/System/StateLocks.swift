@@ -9,17 +9,12 @@ import Glibc
 /// `root` is /run/hnxdp (tmpfs: it survives any crash of hnxdp and a bpffs
 /// unmount; it goes with a reboot, which also resets every device setting it
 /// protects). `HNXDP_STATE_DIR` overrides it.
-public struct StateDirectory: Sendable, Equatable {
+public typealias StateDirectory = NamespaceTree<StateTree>
+public enum StateTree: NamespaceTreeKind {
     public static let defaultRoot = "/run/hnxdp"
+}
 
-    public let root: String
-    public let netnsInode: UInt64
-
-    public init(root: String, netnsInode: UInt64) {
-        self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
-        self.netnsInode = netnsInode
-    }
-
+extension StateDirectory {
     /// The state directory of the pin layout's namespace; root from `HNXDP_STATE_DIR` or the default.
     public static func of(_ layout: PinLayout) -> StateDirectory {
         var root = defaultRoot
@@ -27,10 +22,21 @@ public struct StateDirectory: Sendable, Equatable {
         return StateDirectory(root: root, netnsInode: layout.netnsInode)
     }
 
-    public var namespaceDirectory: String { "\(root)/\(netnsInode)" }
     public var invocationLockPath: String { "\(root)/\(netnsInode).lock" }
     public var instanceLockPath: String { "\(root)/\(netnsInode).run" }
     public func recordPath(synthetic ifindex: Int32) -> String { "\(namespaceDirectory)/pair-\(ifindex).json" }
+
+    /// Takes the namespace's instance lock, held by whoever manages the pairs as a
+    /// whole (`run`, `migrate`) so that two never do it at once; fails at once
+    /// with `busy(holder's pid)` when another holds it.
+    public func acquireInstance(what: String, busy: (Int32) -> HnxdpError) throws -> PidLock {
+        do {
+            return try PidLock.acquire(instanceLockPath, timeoutMs: nil, what: what)
+        } catch let held as LockHeld {
+            throw busy(held.pid)
+        }
+    }
+
     /// One AF_XDP application per pair (`XSKPairLock`).
     public func xskLockPath(synthetic ifindex: Int32) -> String { "\(root)/xsk-\(netnsInode)-\(ifindex).lock" }
 
