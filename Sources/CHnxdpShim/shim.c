@@ -183,51 +183,6 @@ int hnxdp_test_run_xdp(int prog_fd, const void *data, uint32_t size, uint32_t re
 	return 0;
 }
 
-int hnxdp_link_info(int link_fd, uint32_t *id, uint32_t *prog_id, uint32_t *type)
-{
-	struct bpf_link_info info;
-	uint32_t len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(link_fd, &info, &len))
-		return -errno;
-	*id = info.id;
-	*prog_id = info.prog_id;
-	*type = info.type;
-	return 0;
-}
-
-int hnxdp_map_info(int map_fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
-		   uint32_t *max_entries)
-{
-	struct bpf_map_info info;
-	uint32_t len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(map_fd, &info, &len))
-		return -errno;
-	*type = info.type;
-	*key_size = info.key_size;
-	*value_size = info.value_size;
-	*max_entries = info.max_entries;
-	return 0;
-}
-
-int hnxdp_prog_info(int prog_fd, uint32_t *id, uint32_t *type, char name[16])
-{
-	struct bpf_prog_info info;
-	uint32_t len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
-		return -errno;
-	*id = info.id;
-	*type = info.type;
-	memcpy(name, info.name, 16);
-	name[15] = 0;
-	return 0;
-}
-
 int hnxdp_is_bpffs(const char *path)
 {
 	struct statfs fs;

@@ -321,18 +321,3 @@ int hnxdp_xdp_link_create(int prog_fd, int ifindex)
 
 	return fd < 0 ? -errno : fd;
 }
-
-int hnxdp_xdp_link_ifindex(int link_fd, uint32_t *ifindex, uint32_t *prog_id)
-{
-	struct bpf_link_info info;
-	__u32 len = sizeof(info);
-
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(link_fd, &info, &len))
-		return -errno;
-	if (info.type != BPF_LINK_TYPE_XDP)
-		return -EINVAL;
-	*ifindex = info.xdp.ifindex;
-	*prog_id = info.prog_id;
-	return 0;
-}

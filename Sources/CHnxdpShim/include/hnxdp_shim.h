@@ -51,16 +51,6 @@ int hnxdp_test_run_skb(int prog_fd, const void *data, uint32_t size, uint32_t if
 int hnxdp_test_run_xdp(int prog_fd, const void *data, uint32_t size, uint32_t repeat,
 		       uint32_t *retval, uint32_t *duration_ns);
 
-/* Link id and ifindex/attach type of a link fd (for adoption and checks). */
-int hnxdp_link_info(int link_fd, uint32_t *id, uint32_t *prog_id, uint32_t *type);
-
-/* Map key/value sizes and type of a map fd (typed map wrappers check them). */
-int hnxdp_map_info(int map_fd, uint32_t *type, uint32_t *key_size, uint32_t *value_size,
-		   uint32_t *max_entries);
-
-/* Program id, type and name (16 bytes, NUL-terminated) of a program fd. */
-int hnxdp_prog_info(int prog_fd, uint32_t *id, uint32_t *type, char name[16]);
-
 /* 1 when path is on a BPF filesystem, 0 when not, -errno when it cannot be checked. */
 int hnxdp_is_bpffs(const char *path);
 

@@ -78,7 +78,5 @@ int hnxdp_xsk_socket_statistics(const struct hnxdp_xsk_socket *sock, struct hnxd
 
 /* Attaches an XDP program to ifindex through a BPF link (native mode where the driver has it). Returns the link fd. */
 int hnxdp_xdp_link_create(int prog_fd, int ifindex);
-/* ifindex an XDP link is attached to (0 once its device is gone), or -errno. */
-int hnxdp_xdp_link_ifindex(int link_fd, uint32_t *ifindex, uint32_t *prog_id);
 
 #endif

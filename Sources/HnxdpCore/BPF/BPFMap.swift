@@ -2,6 +2,12 @@ import CHnxdpShim
 import CLibBPF
 import Glibc
 
+/// What BPF_OBJ_GET_INFO_BY_FD fills in (`BPFDescriptor.info`): a zeroed value to start from.
+public protocol BPFObjectInfo { init() }
+extension bpf_prog_info: BPFObjectInfo {}
+extension bpf_map_info: BPFObjectInfo {}
+extension bpf_link_info: BPFObjectInfo {}
+
 /// An owned file descriptor for a BPF object (map, program, link); closed on deinit.
 public final class BPFDescriptor {
     public let fd: Int32
@@ -19,21 +25,24 @@ public final class BPFDescriptor {
         return BPFDescriptor(fd)
     }
 
-    /// The kernel's name and type of this map or program (BPF_OBJ_GET_INFO_BY_FD).
+    /// The kernel's description of this object (BPF_OBJ_GET_INFO_BY_FD): a
+    /// `bpf_prog_info`, `bpf_map_info` or `bpf_link_info`, as the object is.
+    /// `what` names the object in the error.
+    public func info<Info: BPFObjectInfo>(_: Info.Type, what: String) throws -> Info {
+        var info = Info()
+        var len = UInt32(MemoryLayout<Info>.size)
+        if bpf_obj_get_info_by_fd(fd, &info, &len) != 0 { throw HnxdpError.system("read info of \(what)", errno: errno) }
+        return info
+    }
+
+    /// The kernel's name and type of this map or program.
     public func identity(program: Bool) throws -> (name: String, type: UInt32) {
-        func cString<T>(_ tuple: T) -> String {
-            withUnsafeBytes(of: tuple) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
-        }
         if program {
-            var info = bpf_prog_info()
-            var len = UInt32(MemoryLayout<bpf_prog_info>.size)
-            if bpf_obj_get_info_by_fd(fd, &info, &len) != 0 { throw HnxdpError.system("read BPF program info", errno: errno) }
-            return (cString(info.name), info.type)
+            let info = try info(bpf_prog_info.self, what: "BPF program")
+            return (FixedCString.string(info.name), info.type)
         }
-        var info = bpf_map_info()
-        var len = UInt32(MemoryLayout<bpf_map_info>.size)
-        if bpf_obj_get_info_by_fd(fd, &info, &len) != 0 { throw HnxdpError.system("read BPF map info", errno: errno) }
-        return (cString(info.name), info.type)
+        let info = try info(bpf_map_info.self, what: "BPF map")
+        return (FixedCString.string(info.name), info.type)
     }
 
     /// Refuses a pinned object that is not the expected one: its kernel name must be
@@ -66,11 +75,7 @@ public final class BPFDescriptor {
 
     /// The kernel's id of this program.
     public func programID() throws -> UInt32 {
-        var id: UInt32 = 0, type: UInt32 = 0
-        var name = [CChar](repeating: 0, count: 16)
-        let rc = hnxdp_prog_info(fd, &id, &type, &name)
-        if rc < 0 { throw HnxdpError.system("read BPF program info", errno: -rc) }
-        return id
+        try info(bpf_prog_info.self, what: "BPF program").id
     }
 
     /// The name of the loaded program with this id, nil when it is gone.
@@ -115,9 +120,8 @@ public final class BPFMap<Key, Value> {
     public var fd: Int32 { descriptor.fd }
 
     public init(name: String, descriptor: BPFDescriptor) throws {
-        var type: UInt32 = 0, keySize: UInt32 = 0, valueSize: UInt32 = 0, maxEntries: UInt32 = 0
-        let rc = hnxdp_map_info(descriptor.fd, &type, &keySize, &valueSize, &maxEntries)
-        if rc < 0 { throw HnxdpError.system("read info of BPF map \(name)", errno: -rc) }
+        let info = try descriptor.info(bpf_map_info.self, what: "BPF map \(name)")
+        let (type, keySize, valueSize, maxEntries) = (info.type, info.key_size, info.value_size, info.max_entries)
         let perCPU = [BPF_MAP_TYPE_PERCPU_ARRAY.rawValue, BPF_MAP_TYPE_PERCPU_HASH.rawValue,
                       BPF_MAP_TYPE_LRU_PERCPU_HASH.rawValue].contains(type)
         guard Int(keySize) == MemoryLayout<Key>.size else {

@@ -50,7 +50,7 @@ public struct KernelCapabilities: Sendable, Codable, Equatable {
         if let cached { return cached }
         var u = utsname()
         uname(&u)
-        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let release = FixedCString.string(u.release)
         let btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0
         // One parse of the kernel's BTF for both (each parse reads several MB: 5-10 ms).
         let kfuncs = btf && hnxdp_kernel_btf_has_funcs("bpf_cast_to_kern_ctx", "bpf_rdonly_cast") == 1

@@ -43,9 +43,8 @@ public struct PinMeta: Equatable, Sendable {
 
     /// Reads the meta of a pinned `hnxdp_meta` map, whatever its value size.
     static func read(_ map: BPFDescriptor, path: String) throws -> PinMeta {
-        var type: UInt32 = 0, keySize: UInt32 = 0, valueSize: UInt32 = 0, maxEntries: UInt32 = 0
-        let rc = hnxdp_map_info(map.fd, &type, &keySize, &valueSize, &maxEntries)
-        if rc < 0 { throw HnxdpError.system("read info of BPF map \(path)", errno: -rc) }
+        let info = try map.info(bpf_map_info.self, what: "BPF map \(path)")
+        let (type, keySize, valueSize) = (info.type, info.key_size, info.value_size)
         guard type == BPF_MAP_TYPE_ARRAY.rawValue, keySize == 4, valueSize >= 8, valueSize <= 4096 else {
             throw HnxdpError(.runtime, "pinned \(path) is not hnxdp's map \(HNXDP_MAP_META) (type \(type), key size \(keySize), value size \(valueSize)): refusing to use the pins; `hnxdp detach --all` removes this namespace's pins and puts the devices back from the write-ahead records")
         }

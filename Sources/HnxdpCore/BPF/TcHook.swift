@@ -60,8 +60,7 @@ public enum TcHook {
         guard let pinned = try? BPFDescriptor.openPinned(pinPath), let kind = try? pinned.objectKind() else { return false }
         switch kind {
         case .link:
-            var id: UInt32 = 0, prog: UInt32 = 0, type: UInt32 = 0
-            return hnxdp_link_info(pinned.fd, &id, &prog, &type) == 0 && prog != 0
+            return ((try? pinned.info(bpf_link_info.self, what: pinPath))?.prog_id ?? 0) != 0
         case .map:
             guard let record = try? attachmentRecord(pinned) else { return false }
             return classicProgramID(record) == record.prog_id

@@ -114,3 +114,11 @@ public enum IPv6DeviceSettings {
         return values
     }
 }
+
+/// A fixed-size C string field (`char name[N]`, imported as a tuple) as a
+/// string: its bytes up to the first NUL.
+enum FixedCString {
+    static func string<T>(_ field: T) -> String {
+        withUnsafeBytes(of: field) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}

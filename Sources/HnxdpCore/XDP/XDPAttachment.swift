@@ -135,12 +135,10 @@ public final class XDPPairObjects {
     @discardableResult
     func attach(device: PairDevice, ifindex: Int32, ifname: String) throws -> Bool {
         let pin = pinPath(device.linkPin)
-        var ourID: UInt32 = 0, type: UInt32 = 0
-        var name = [CChar](repeating: 0, count: 16)
-        _ = hnxdp_prog_info(program.fd, &ourID, &type, &name)
+        let ourID = (try? program.programID()) ?? 0
         if let link = try BPFDescriptor.openPinned(pin) {
-            var linkIf: UInt32 = 0, prog: UInt32 = 0
-            if hnxdp_xdp_link_ifindex(link.fd, &linkIf, &prog) == 0, Int32(bitPattern: linkIf) == ifindex, prog == ourID {
+            if let info = try? link.info(bpf_link_info.self, what: pin), info.type == BPF_LINK_TYPE_XDP.rawValue,
+               Int32(bitPattern: info.xdp.ifindex) == ifindex, info.prog_id == ourID {
                 return false
             }
             _ = bpf_link_detach(link.fd)
@@ -317,10 +315,7 @@ public enum XDPAttachment {
             throw error
         }
         undo.commit()
-        var id: UInt32 = 0, type: UInt32 = 0
-        var pname = [CChar](repeating: 0, count: 16)
-        _ = hnxdp_prog_info(user.program.fd, &id, &type, &pname)
-        return UserProgram(name: user.name, id: id)
+        return UserProgram(name: user.name, id: (try? user.program.programID()) ?? 0)
     }
 
     /// Removes the user's program. When no AF_XDP application holds the pair
