@@ -20,10 +20,10 @@ final class MonitorTests: XCTestCase {
         // 1.25 s later, 500 packets and 50 000 bytes more.
         let b = pair(readNs: 2_250_000_000, rxPackets: 600, rxBytes: 60_000)
         let r = try XCTUnwrap(RateMeter.rates(from: a, to: b))
-        XCTAssertEqual(r.vf_rx_pps, 400, accuracy: 1e-9)
-        XCTAssertEqual(r.vf_rx_bytes_per_s, 40_000, accuracy: 1e-9)
-        XCTAssertEqual(r.vf_tx_pps, 0)
-        XCTAssertEqual(r.drops_pps, 0)
+        XCTAssertEqual(r[\.vf_rx_packets], 400, accuracy: 1e-9)
+        XCTAssertEqual(r[\.vf_rx_bytes], 40_000, accuracy: 1e-9)
+        XCTAssertEqual(r[\.vf_tx_packets], 0)
+        XCTAssertEqual(r[\.drops], 0)
     }
 
     func testNoRateWithoutAnEarlierRead() {
@@ -40,7 +40,7 @@ final class MonitorTests: XCTestCase {
         XCTAssertNil(RateMeter.rates(from: a, to: c))
         // And the next read starts over from the restarted one.
         let d = pair(readNs: 3_000_000_000, rxPackets: 110)
-        XCTAssertEqual(RateMeter.rates(from: b, to: d)?.vf_rx_pps ?? -1, 100, accuracy: 1e-9)
+        XCTAssertEqual(RateMeter.rates(from: b, to: d)?[\.vf_rx_packets] ?? -1, 100, accuracy: 1e-9)
     }
 
     func testAnotherSlotOrNoElapsedTimeGivesNoRate() {
@@ -55,7 +55,7 @@ final class MonitorTests: XCTestCase {
         let new = MonitorSample(realtimeNs: 0, pairs: [pair(5, readNs: 2_000_000_000, rxPackets: 50),
                                                         pair(9, slot: 4, readNs: 2_000_000_000, rxPackets: 7)])
         let rates = RateMeter.rates(from: old, to: new)
-        XCTAssertEqual(rates[5]?.vf_rx_pps, 50)
+        XCTAssertEqual(rates[5]?[\.vf_rx_packets], 50)
         XCTAssertNil(rates[9] ?? nil) // a new pair: no rate yet
     }
 
@@ -99,8 +99,8 @@ final class MonitorTests: XCTestCase {
         p.lastSwitch = SwitchEvent(timeNs: p.lastSwitchNs, direction: .toVF, reason: .joined, vf: "vf0", vfIfindex: 7, switchNumber: 3)
         let sample = MonitorSample(realtimeNs: p.lastSwitchNs + 12_000_000_000, pairs: [p])
         var r = PairRates()
-        r.vf_rx_pps = 400
-        r.vf_rx_bytes_per_s = 42_500
+        r[\.vf_rx_packets] = 400
+        r[\.vf_rx_bytes] = 42_500
         let text = MonitorView.lines(sample: sample, rates: [5: r], netnsInode: 4026531840, intervalSeconds: 1, interactive: true).map(\.text)
         XCTAssertEqual(text[0], "hnxdp monitor  netns 4026531840  every 1.0 s  16:00:12 UTC  q: quit")
         XCTAssertEqual(text[2], "hn0(5) <- vf0(7) carrier up: active, datapath vf, switches 3, last 16:00:00 (12 s ago) to-vf joined")

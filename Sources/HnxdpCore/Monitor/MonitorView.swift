@@ -124,15 +124,15 @@ public enum MonitorView {
             }
             out.append(FrameLine(title))
             out.append(FrameLine("  " + pad("path", 10) + columns.map { pad($0, 11, right: true) }.joined(), .dim))
-            let vfRow = [r?.vf_rx_pps, r?.vf_rx_bytes_per_s, r?.vf_tx_pps, r?.vf_tx_bytes_per_s]
-            let synRow = [r?.syn_rx_pps, r?.syn_rx_bytes_per_s, r?.syn_tx_pps, r?.syn_tx_bytes_per_s]
+            let vfRow = [\PairReport.Stats.vf_rx_packets, \.vf_rx_bytes, \.vf_tx_packets, \.vf_tx_bytes].map { r?[$0] }
+            let synRow = [\PairReport.Stats.syn_rx_packets, \.syn_rx_bytes, \.syn_tx_packets, \.syn_tx_bytes].map { r?[$0] }
             out.append(FrameLine("  " + pad("vf", 10) + vfRow.map { pad(formatRate($0), 11, right: true) }.joined()))
             out.append(FrameLine("  " + pad("synthetic", 10) + synRow.map { pad(formatRate($0), 11, right: true) }.joined()))
-            let fb = r?.tx_fallback_pps ?? 0, drops = r?.drops_pps ?? 0
+            let fb = r?[\.tx_fallback_packets], drops = r?[\.drops]
             out.append(FrameLine([
-                Span("  fallback "), Span("\(formatRate(r?.tx_fallback_pps)) pkt/s", fb >= 0.05 ? .bad : .plain),
+                Span("  fallback "), Span("\(formatRate(fb)) pkt/s", (fb ?? 0) >= 0.05 ? .bad : .plain),
                 Span(" (total \(p.stats.tx_fallback_packets)), drops "),
-                Span("\(formatRate(r?.drops_pps)) pkt/s", drops >= 0.05 ? .bad : .plain),
+                Span("\(formatRate(drops)) pkt/s", (drops ?? 0) >= 0.05 ? .bad : .plain),
                 Span(" (total \(p.stats.drops))"),
             ]))
         }

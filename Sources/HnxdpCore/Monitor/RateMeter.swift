@@ -1,17 +1,48 @@
-/// Per-second rates of one pair between two reads of its counters.
+/// Per-second rates of one pair between two reads of its counters: one for each
+/// counter of `PairReport.Stats`, read by the counter's key path
+/// (`rates[\.vf_rx_packets]`), and named in JSON as `PairRates.names` says.
 public struct PairRates: Equatable, Encodable, Sendable {
-    public var vf_rx_pps: Double = 0
-    public var vf_rx_bytes_per_s: Double = 0
-    public var vf_tx_pps: Double = 0
-    public var vf_tx_bytes_per_s: Double = 0
-    public var syn_rx_pps: Double = 0
-    public var syn_rx_bytes_per_s: Double = 0
-    public var syn_tx_pps: Double = 0
-    public var syn_tx_bytes_per_s: Double = 0
-    public var tx_fallback_pps: Double = 0
-    public var drops_pps: Double = 0
+    public typealias Counter = KeyPath<PairReport.Stats, UInt64>
 
+    /// Each counter with its rate's JSON name, in `struct hnxdp_stats`' order.
+    public static let names: [(counter: Counter, name: String)] = [
+        (\.vf_rx_packets, "vf_rx_pps"), (\.vf_rx_bytes, "vf_rx_bytes_per_s"),
+        (\.vf_tx_packets, "vf_tx_pps"), (\.vf_tx_bytes, "vf_tx_bytes_per_s"),
+        (\.syn_rx_packets, "syn_rx_pps"), (\.syn_rx_bytes, "syn_rx_bytes_per_s"),
+        (\.syn_tx_packets, "syn_tx_pps"), (\.syn_tx_bytes, "syn_tx_bytes_per_s"),
+        (\.tx_fallback_packets, "tx_fallback_pps"), (\.drops, "drops_pps"),
+    ]
+
+    /// In the order of `names`.
+    private var values = [Double](repeating: 0, count: PairRates.names.count)
+
+    /// Every rate 0.
     public init() {}
+
+    /// The rate of one counter.
+    public subscript(counter: Counter) -> Double {
+        get { values[Self.index(counter)] }
+        set { values[Self.index(counter)] = newValue }
+    }
+
+    private static func index(_ counter: Counter) -> Int {
+        guard let i = names.firstIndex(where: { $0.counter == counter }) else {
+            preconditionFailure("\(counter) is not a counter of PairReport.Stats")
+        }
+        return i
+    }
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        for (i, n) in Self.names.enumerated() { try c.encode(values[i], forKey: Key(stringValue: n.name)) }
+    }
 }
 
 /// Rates from counter deltas. Pure.
@@ -24,23 +55,11 @@ public enum RateMeter {
     /// starts over from this one; a rate is never negative.
     public static func rates(from old: MonitorPair?, to new: MonitorPair) -> PairRates? {
         guard let old, old.synthetic == new.synthetic, old.slot == new.slot, new.readNs > old.readNs else { return nil }
-        let a = old.stats, b = new.stats
-        let pairs: [(UInt64, UInt64)] = [
-            (a.vf_rx_packets, b.vf_rx_packets), (a.vf_rx_bytes, b.vf_rx_bytes),
-            (a.vf_tx_packets, b.vf_tx_packets), (a.vf_tx_bytes, b.vf_tx_bytes),
-            (a.syn_rx_packets, b.syn_rx_packets), (a.syn_rx_bytes, b.syn_rx_bytes),
-            (a.syn_tx_packets, b.syn_tx_packets), (a.syn_tx_bytes, b.syn_tx_bytes),
-            (a.tx_fallback_packets, b.tx_fallback_packets), (a.drops, b.drops),
-        ]
-        if pairs.contains(where: { $0.1 < $0.0 }) { return nil }
+        let counters = PairRates.names.map(\.counter)
+        if counters.contains(where: { new.stats[keyPath: $0] < old.stats[keyPath: $0] }) { return nil }
         let seconds = Double(new.readNs - old.readNs) / 1e9
-        let r = pairs.map { Double($0.1 - $0.0) / seconds }
         var rates = PairRates()
-        rates.vf_rx_pps = r[0]; rates.vf_rx_bytes_per_s = r[1]
-        rates.vf_tx_pps = r[2]; rates.vf_tx_bytes_per_s = r[3]
-        rates.syn_rx_pps = r[4]; rates.syn_rx_bytes_per_s = r[5]
-        rates.syn_tx_pps = r[6]; rates.syn_tx_bytes_per_s = r[7]
-        rates.tx_fallback_pps = r[8]; rates.drops_pps = r[9]
+        for c in counters { rates[c] = Double(new.stats[keyPath: c] - old.stats[keyPath: c]) / seconds }
         return rates
     }
 
