@@ -96,6 +96,30 @@ int hnxdp_ethtool_feature_names(int fd, const char *ifname, uint32_t count, char
 	return ret;
 }
 
+/*
+ * A zeroed ETHTOOL_GFEATURES or ETHTOOL_SFEATURES request for `blocks` blocks:
+ * both are { cmd, size, features[size] } and differ only in the block type.
+ * NULL with errno EINVAL (blocks out of range) or ENOMEM.
+ */
+_Static_assert(offsetof(struct ethtool_gfeatures, size) == offsetof(struct ethtool_sfeatures, size) &&
+	       offsetof(struct ethtool_gfeatures, features) == offsetof(struct ethtool_sfeatures, features),
+	       "ethtool_gfeatures and ethtool_sfeatures no longer share their header");
+static void *features_request(uint32_t cmd, uint32_t blocks, size_t block_size)
+{
+	struct ethtool_gfeatures *req;
+
+	if (blocks == 0 || blocks > HNXDP_ETHTOOL_MAX_BLOCKS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	req = calloc(1, sizeof(*req) + blocks * block_size);
+	if (!req)
+		return NULL;
+	req->cmd = cmd;
+	req->size = blocks;
+	return req;
+}
+
 int hnxdp_ethtool_get_features(int fd, const char *ifname, uint32_t blocks,
                                uint32_t *available, uint32_t *requested,
                                uint32_t *active, uint32_t *never_changed,
@@ -105,13 +129,9 @@ int hnxdp_ethtool_get_features(int fd, const char *ifname, uint32_t blocks,
 	uint32_t i, copied;
 	int ret;
 
-	if (blocks == 0 || blocks > HNXDP_ETHTOOL_MAX_BLOCKS)
-		return -EINVAL;
-	gf = calloc(1, sizeof(*gf) + blocks * sizeof(gf->features[0]));
+	gf = features_request(ETHTOOL_GFEATURES, blocks, sizeof(gf->features[0]));
 	if (!gf)
-		return -ENOMEM;
-	gf->cmd = ETHTOOL_GFEATURES;
-	gf->size = blocks;
+		return -errno;
 	ret = ethtool_ioctl(fd, ifname, gf);
 	if (ret >= 0) {
 		/* On return size is the kernel's block count; it copied min(ours, its). */
@@ -145,13 +165,11 @@ int hnxdp_ethtool_set_features(int fd, const char *ifname, uint32_t blocks,
 	uint32_t i;
 	int ret;
 
-	if (blocks == 0 || blocks > HNXDP_ETHTOOL_MAX_BLOCKS || !valid || !requested)
+	if (!valid || !requested)
 		return -EINVAL;
-	sf = calloc(1, sizeof(*sf) + blocks * sizeof(sf->features[0]));
+	sf = features_request(ETHTOOL_SFEATURES, blocks, sizeof(sf->features[0]));
 	if (!sf)
-		return -ENOMEM;
-	sf->cmd = ETHTOOL_SFEATURES;
-	sf->size = blocks;
+		return -errno;
 	for (i = 0; i < blocks; i++) {
 		sf->features[i].valid = valid[i];
 		sf->features[i].requested = requested[i];

@@ -3,20 +3,30 @@
 /// one Interface Description Block per path of the pair, then one Enhanced
 /// Packet Block per frame. Pure: bytes in, bytes out (unit-tested byte by byte).
 public enum PcapNG {
-    public static let sectionHeaderType: UInt32 = 0x0A0D_0D0A
-    public static let interfaceDescriptionType: UInt32 = 0x0000_0001
-    public static let enhancedPacketType: UInt32 = 0x0000_0006
-    public static let byteOrderMagic: UInt32 = 0x1A2B_3C4D
-    public static let linktypeEthernet: UInt16 = 1
+    enum BlockType: UInt32 {
+        case sectionHeader = 0x0A0D_0D0A, interfaceDescription = 0x0000_0001, enhancedPacket = 0x0000_0006
+    }
 
-    // Option codes.
-    static let optEnd: UInt16 = 0
-    static let optComment: UInt16 = 1
-    static let shbUserApplication: UInt16 = 4
-    static let ifName: UInt16 = 2
-    static let ifDescription: UInt16 = 3
-    static let ifTsresol: UInt16 = 9
-    static let epbFlags: UInt16 = 2
+    /// One option of a block: its code (each block type numbers its own; 1 is a
+    /// comment in any) and value.
+    struct Option {
+        var code: UInt16
+        var value: [UInt8]
+
+        static func comment(_ text: String) -> Option { Option(code: 1, value: Array(text.utf8)) }
+        /// Section Header Block: shb_userappl.
+        static func application(_ name: String) -> Option { Option(code: 4, value: Array(name.utf8)) }
+        /// Interface Description Block: if_name, if_description, if_tsresol (10^-exponent s).
+        static func interfaceName(_ name: String) -> Option { Option(code: 2, value: Array(name.utf8)) }
+        static func interfaceDescription(_ text: String) -> Option { Option(code: 3, value: Array(text.utf8)) }
+        static func timestampResolution(exponent: UInt8) -> Option { Option(code: 9, value: [exponent]) }
+        /// Enhanced Packet Block: epb_flags (its direction bits).
+        static func flags(_ direction: Direction) -> Option {
+            var value: [UInt8] = []
+            value.appendLE(direction.rawValue)
+            return Option(code: 2, value: value)
+        }
+    }
 
     /// Direction bits of `epb_flags`.
     public enum Direction: UInt32, Sendable {
@@ -26,27 +36,25 @@ public enum PcapNG {
     /// Section Header Block (section length unknown: -1, so it can be streamed).
     public static func sectionHeader(application: String) -> [UInt8] {
         var body: [UInt8] = []
-        body.appendLE(byteOrderMagic)
+        body.appendLE(UInt32(0x1A2B_3C4D)) // byte-order magic
         body.appendLE(UInt16(1)) // major
         body.appendLE(UInt16(0)) // minor
         body.appendLE(UInt64.max) // section length: not given
-        var options: [(UInt16, [UInt8])] = []
-        if !application.isEmpty { options.append((shbUserApplication, Array(application.utf8))) }
-        body += encodeOptions(options)
-        return block(sectionHeaderType, body)
+        body += encodeOptions(application.isEmpty ? [] : [.application(application)])
+        return block(.sectionHeader, body)
     }
 
     /// Interface Description Block of an Ethernet interface with nanosecond timestamps.
     public static func interfaceDescription(name: String, description: String, snaplen: UInt32) -> [UInt8] {
         var body: [UInt8] = []
-        body.appendLE(linktypeEthernet)
+        body.appendLE(UInt16(1)) // LINKTYPE_ETHERNET
         body.appendLE(UInt16(0)) // reserved
         body.appendLE(snaplen)
-        var options: [(UInt16, [UInt8])] = [(ifName, Array(name.utf8))]
-        if !description.isEmpty { options.append((ifDescription, Array(description.utf8))) }
-        options.append((ifTsresol, [9])) // 10^-9 s
+        var options: [Option] = [.interfaceName(name)]
+        if !description.isEmpty { options.append(.interfaceDescription(description)) }
+        options.append(.timestampResolution(exponent: 9)) // ns
         body += encodeOptions(options)
-        return block(interfaceDescriptionType, body)
+        return block(.interfaceDescription, body)
     }
 
     /// Enhanced Packet Block. `timestampNs` counts from the epoch in the
@@ -63,15 +71,11 @@ public enum PcapNG {
         body.appendLE(max(originalLength, UInt32(data.count)))
         body += data
         body.padTo4()
-        var options: [(UInt16, [UInt8])] = []
-        if direction != .unknown {
-            var flags: [UInt8] = []
-            flags.appendLE(direction.rawValue)
-            options.append((epbFlags, flags))
-        }
-        if !comment.isEmpty { options.append((optComment, Array(comment.utf8))) }
+        var options: [Option] = []
+        if direction != .unknown { options.append(.flags(direction)) }
+        if !comment.isEmpty { options.append(.comment(comment)) }
         body += encodeOptions(options)
-        return block(enhancedPacketType, body)
+        return block(.enhancedPacket, body)
     }
 
     /// Convenience for tests and small frames.
@@ -84,26 +88,26 @@ public enum PcapNG {
     }
 
     /// Options, each padded to 32 bits, ended by opt_endofopt; nothing when there are none.
-    static func encodeOptions(_ options: [(UInt16, [UInt8])]) -> [UInt8] {
+    static func encodeOptions(_ options: [Option]) -> [UInt8] {
         if options.isEmpty { return [] }
         var out: [UInt8] = []
-        for (code, value) in options {
-            out.appendLE(code)
-            out.appendLE(UInt16(value.count))
-            out += value
+        for option in options {
+            out.appendLE(option.code)
+            out.appendLE(UInt16(option.value.count))
+            out += option.value
             out.padTo4()
         }
-        out.appendLE(optEnd)
+        out.appendLE(UInt16(0)) // opt_endofopt
         out.appendLE(UInt16(0))
         return out
     }
 
     /// Type, total length, body, total length again.
-    static func block(_ type: UInt32, _ body: [UInt8]) -> [UInt8] {
+    static func block(_ type: BlockType, _ body: [UInt8]) -> [UInt8] {
         let total = UInt32(12 + body.count)
         var out: [UInt8] = []
         out.reserveCapacity(Int(total))
-        out.appendLE(type)
+        out.appendLE(type.rawValue)
         out.appendLE(total)
         out += body
         out.appendLE(total)

@@ -6,6 +6,18 @@ import FoundationEssentials
 import Foundation
 #endif
 
+/// A device in JSON output: `{"name": ..., "ifindex": ...}`; no name when the
+/// device is gone (or the caller does not know it).
+public struct DeviceName: Encodable, Equatable, Sendable {
+    public var name: String?
+    public var ifindex: Int32
+
+    public init(name: String?, ifindex: Int32) {
+        self.name = name
+        self.ifindex = ifindex
+    }
+}
+
 /// One pair as `dump` shows it (docs/json.md).
 public struct PairReport: Encodable, Equatable, Sendable {
     public struct Device: Encodable, Equatable, Sendable {
@@ -180,10 +192,7 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     }
 
     public struct KernelPairReport: Encodable, Equatable, Sendable {
-        public struct Device: Encodable, Equatable, Sendable {
-            public var name: String
-            public var ifindex: Int32
-        }
+        public typealias Device = DeviceName
         /// "net_failover" or "hv_netvsc".
         public var driver: String
         /// The device the stack uses (the failover master, the netvsc device).
