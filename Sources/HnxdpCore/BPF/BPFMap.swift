@@ -31,7 +31,8 @@ public final class BPFDescriptor {
     public func info<Info: BPFObjectInfo>(_: Info.Type, what: String) throws -> Info {
         var info = Info()
         var len = UInt32(MemoryLayout<Info>.size)
-        if bpf_obj_get_info_by_fd(fd, &info, &len) != 0 { throw HnxdpError.system("read info of \(what)", errno: errno) }
+        let rc = withUnsafeMutableBytes(of: &info) { bpf_obj_get_info_by_fd(fd, $0.baseAddress, &len) }
+        if rc != 0 { throw HnxdpError.system("read info of \(what)", errno: errno) }
         return info
     }
 
@@ -261,6 +262,19 @@ public final class BPFMap<Key, Value> {
             inBatch = outBatch
             first = false
             if result.count > Int(maxEntries) { break }
+        }
+        return result
+    }
+
+    /// Every entry of a map with one value per key (not per-CPU), in no order:
+    /// BPF_MAP_LOOKUP_BATCH where the kernel has it (a few system calls for the
+    /// whole map, not two per entry), else key by key. Not atomic: an entry removed
+    /// meanwhile is simply not there.
+    public func entries() throws -> [(key: Key, value: Value)] {
+        if let batch = try batchEntries() { return batch.compactMap { e in e.values.first.map { (e.key, $0) } } }
+        var result: [(key: Key, value: Value)] = []
+        for key in try keys() {
+            if let value = try lookup(key) { result.append((key, value)) }
         }
         return result
     }

@@ -44,9 +44,7 @@ public struct PairCounters: Equatable, Sendable {
     /// `RTNetlink.links()`); without it names stay nil.
     public static func read(_ datapath: Datapath, names: [Int32: String] = [:]) throws -> [PairCounters] {
         var result: [PairCounters] = []
-        for key in try datapath.pairs.keys().sorted() {
-            // A pair removed between keys() and lookup() is simply not there.
-            guard let pair = try datapath.pairs.lookup(key) else { continue }
+        for (key, pair) in try datapath.pairs.entries().sorted(by: { $0.key < $1.key }) {
             let syn = Int32(bitPattern: key)
             let vf: Int32? = pair.vf_ifindex == 0 ? nil : Int32(bitPattern: pair.vf_ifindex)
             result.append(PairCounters(

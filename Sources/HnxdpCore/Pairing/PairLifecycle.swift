@@ -63,11 +63,9 @@ public struct PairLifecycle {
         }
         var attached: [Int32: Int32] = [:]
         if let existing {
-            for key in try existing.pairs.keys() {
-                // An installed pair without a VF (idle) may be joined.
-                if let pair = try existing.pairs.lookup(key), pair.vf_ifindex != 0 {
-                    attached[Int32(bitPattern: key)] = Int32(bitPattern: pair.vf_ifindex)
-                }
+            // An installed pair without a VF (idle) may be joined.
+            for (key, pair) in try existing.pairs.entries() where pair.vf_ifindex != 0 {
+                attached[Int32(bitPattern: key)] = Int32(bitPattern: pair.vf_ifindex)
             }
         }
         // The synthetic's joined VF is gone (it left while no control plane ran):
@@ -537,10 +535,7 @@ public struct PairLifecycle {
     }
 
     func freeSlot(_ datapath: Datapath) throws -> UInt32 {
-        var used = Set<UInt32>()
-        for key in try datapath.pairs.keys() {
-            if let p = try datapath.pairs.lookup(key) { used.insert(p.slot) }
-        }
+        let used = Set(try datapath.pairs.entries().map(\.value.slot))
         for slot in 0..<UInt32(HNXDP_MAX_PAIRS) where !used.contains(slot) { return slot }
         throw HnxdpError(.runtime, "all \(HNXDP_MAX_PAIRS) pair slots of this network namespace are in use")
     }

@@ -300,14 +300,11 @@ public struct DumpReport: Encodable, Equatable, Sendable {
         defer { netlink.endQdiscSnapshot() }
         // The pair entries and the counters of all pairs in a few batch reads, not two
         // or three system calls per pair (entry by entry where the kernel cannot).
-        var pairs: [(key: UInt32, pair: hnxdp_pair)] = []
-        if only == nil, let batch = try datapath.pairs.batchEntries() {
-            pairs = batch.compactMap { e in e.values.first.map { (e.key, $0) } }.sorted { $0.key < $1.key }
+        var pairs: [(key: UInt32, pair: hnxdp_pair)]
+        if let only {
+            pairs = try datapath.pairs.lookup(UInt32(bitPattern: only)).map { [(UInt32(bitPattern: only), $0)] } ?? []
         } else {
-            for key in try datapath.pairs.keys().sorted() {
-                if let only, Int32(bitPattern: key) != only { continue }
-                if let pair = try datapath.pairs.lookup(key) { pairs.append((key, pair)) }
-            }
+            pairs = try datapath.pairs.entries().map { ($0.key, $0.value) }.sorted { $0.key < $1.key }
         }
         let counters = only == nil ? try PairCounters.allStats(datapath) : nil
         for (key, pair) in pairs {

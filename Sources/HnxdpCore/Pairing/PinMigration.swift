@@ -167,9 +167,9 @@ public struct PinMigration {
             pairs[ifindex] = MigrationPlan.Pair(synthetic: device(syn), vf: device(vf))
         }
         if compatibility.readableForUndo, let old = try Datapath.openPinned(layout, purpose: .undo) {
-            for key in try old.pairs.keys() {
+            for (key, entry) in try old.pairs.entries() {
                 let ifindex = Int32(bitPattern: key)
-                guard pairs[ifindex] == nil, let entry = try old.pairs.lookup(key), entry.vf_ifindex != 0,
+                guard pairs[ifindex] == nil, entry.vf_ifindex != 0,
                       entry.pairState == .active,
                       let syn = try netlink.link(index: ifindex),
                       let vf = try netlink.link(index: Int32(bitPattern: entry.vf_ifindex)) else { continue }
