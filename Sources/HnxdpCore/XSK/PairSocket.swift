@@ -29,10 +29,8 @@ public struct XSKOptions: Sendable {
 
 /// A received frame, valid only inside the handler.
 public struct XSKFrame {
-    /// Device of the pair it came in on.
-    public var device: PairDevice
-    public var ifindex: Int32
-    public var ifname: String
+    /// The socket it came in on: which device of the pair, and how bound.
+    public var binding: XSKBinding
     /// The frame's bytes in the UMEM (writable; `capacity` bytes from the start).
     public var bytes: UnsafeMutableRawPointer
     public var length: Int
@@ -60,27 +58,51 @@ public struct PairSocketCounters: Sendable {
     public var txLostAtSwitch: UInt64 = 0
     public var rebinds: UInt64 = 0
     public var departures: UInt64 = 0
+
+    /// Adds `other`'s counts to these (a session's counters are its sockets' summed).
+    public mutating func add(_ other: PairSocketCounters) {
+        rxPackets.merge(other.rxPackets, uniquingKeysWith: +)
+        rxTotal += other.rxTotal
+        rxPerBinding.merge(other.rxPerBinding, uniquingKeysWith: +)
+        txPackets += other.txPackets
+        txDropped += other.txDropped
+        txLostAtSwitch += other.txLostAtSwitch
+        rebinds += other.rebinds
+        departures += other.departures
+    }
+}
+
+/// Where one AF_XDP socket of a pair socket is bound: a device of the pair,
+/// as it was named and numbered at the bind, and the mode the kernel gave.
+public struct XSKBinding: Sendable {
+    public let device: PairDevice
+    public let ifindex: Int32
+    public let ifname: String
+    public let mode: XSKBindMode
+    /// "NAME@IFINDEX", the key of `PairSocketCounters.rxPerBinding`: a returned
+    /// VF has a new ifindex, so each device the sockets followed has its own.
+    public let key: String
+
+    init(device: PairDevice, ifindex: Int32, ifname: String, mode: XSKBindMode) {
+        self.device = device
+        self.ifindex = ifindex
+        self.ifname = ifname
+        self.mode = mode
+        key = "\(ifname)@\(ifindex)"
+    }
 }
 
 /// One bound AF_XDP socket of a pair socket.
 final class MemberSocket {
     let handle: OpaquePointer
-    let device: PairDevice
-    let ifindex: Int32
-    let ifname: String
-    let mode: XSKBindMode
     let fd: Int32
+    let binding: XSKBinding
     var failed: Int32 = 0 // errno seen on a kick (device gone)
-    let binding: String
 
-    init(handle: OpaquePointer, device: PairDevice, ifindex: Int32, ifname: String, mode: XSKBindMode) {
+    init(handle: OpaquePointer, binding: XSKBinding) {
         self.handle = handle
-        self.device = device
-        self.ifindex = ifindex
-        self.ifname = ifname
-        self.mode = mode
+        self.binding = binding
         fd = hnxdp_xsk_socket_fd(handle)
-        binding = "\(ifname)@\(ifindex)"
     }
 }
 
@@ -159,7 +181,7 @@ public final class PairSocket {
         umem = u
         do {
             let syn = try bind(device: .synthetic, ifindex: synthetic.ifindex, ifname: synthetic.name)
-            mode = syn.mode
+            mode = syn.binding.mode
         } catch {
             close()
             throw error
@@ -168,10 +190,8 @@ public final class PairSocket {
 
     deinit { close() }
 
-    /// The bound devices now: (device, name, mode).
-    public var boundDevices: [(PairDevice, String, XSKBindMode)] {
-        members.compactMap { $0.map { ($0.device, $0.ifname, $0.mode) } }
-    }
+    /// The sockets' bindings now: the synthetic's, and the VF's while it is bound.
+    public var bindings: [XSKBinding] { members.compactMap { $0?.binding } }
 
     /// Descriptors to poll(2) for input.
     public var pollDescriptors: [Int32] { members.compactMap { $0?.fd } }
@@ -263,8 +283,8 @@ public final class PairSocket {
             if -rc == EAFNOSUPPORT { e = HnxdpError(.privilege, "AF_XDP sockets are not available in this kernel (EAFNOSUPPORT)") }
             throw e
         }
-        let m = MemberSocket(handle: handle, device: device, ifindex: ifindex, ifname: ifname,
-                             mode: zc != 0 ? .zerocopy : .copy)
+        let m = MemberSocket(handle: handle, binding: XSKBinding(device: device, ifindex: ifindex, ifname: ifname,
+                                                                 mode: zc != 0 ? .zerocopy : .copy))
         do {
             try objects.xsks.update(device.xskKey(queue: queue), UInt32(bitPattern: m.fd))
         } catch {
@@ -279,7 +299,7 @@ public final class PairSocket {
     private func unbind(_ m: MemberSocket, slot: Int) {
         // The kernel also drops the entry when the socket closes; deleting it
         // first keeps a stale socket of a departed VF from catching frames.
-        _ = try? objects.xsks.delete(m.device.xskKey(queue: queue))
+        _ = try? objects.xsks.delete(m.binding.device.xskKey(queue: queue))
         hnxdp_xsk_socket_destroy(m.handle)
         members[slot] = nil
         counters.txLostAtSwitch += UInt64(ledger.count(.transmit(socket: slot)))
@@ -302,9 +322,9 @@ public final class PairSocket {
             let err = hnxdp_xsk_socket_error(vf.handle)
             if err != 0 || vf.failed != 0 {
                 reason = "socket error \(errnoName(err != 0 ? err : vf.failed))"
-            } else if wanted != vf.ifindex {
+            } else if wanted != vf.binding.ifindex {
                 reason = wanted == nil ? "pair no longer active on it" : "pair moved to ifindex \(wanted!)"
-            } else if !interfaceExists(vf.ifindex) {
+            } else if !interfaceExists(vf.binding.ifindex) {
                 reason = "device gone"
             }
             if let reason { depart(vf, reason: reason, handler) }
@@ -328,7 +348,7 @@ public final class PairSocket {
                 counters.rebinds += 1
                 lastVFFailure = ""
                 nextVFAttempt = nil
-                event("queue \(queue): bound to VF \(name) (ifindex \(w)), \(m.mode.rawValue) mode; transmit through \(name)")
+                event("queue \(queue): bound to VF \(name) (ifindex \(w)), \(m.binding.mode.rawValue) mode; transmit through \(name)")
             } catch {
                 let text = "\(error)"
                 if text != lastVFFailure { event("queue \(queue): cannot bind to VF \(name) yet: \(text); retrying") }
@@ -345,13 +365,13 @@ public final class PairSocket {
         let inFlight = ledger.count(.transmit(socket: PairDevice.vf.rawValue))
         unbind(vf, slot: PairDevice.vf.rawValue)
         counters.departures += 1
-        event("queue \(queue): VF \(vf.ifname) (ifindex \(vf.ifindex)) left (\(reason)); \(inFlight) TX frame(s) were in flight; receive and transmit on \(synthetic.name)")
+        event("queue \(queue): VF \(vf.binding.ifname) (ifindex \(vf.binding.ifindex)) left (\(reason)); \(inFlight) TX frame(s) were in flight; receive and transmit on \(synthetic.name)")
     }
 
     // MARK: - rings
 
     private func receive(_ m: MemberSocket, _ handler: (inout XSKFrame) -> XSKVerdict) throws -> Int {
-        let slot = m.device.rawValue
+        let slot = m.binding.device.rawValue
         let n = Int(descs.withUnsafeMutableBufferPointer { hnxdp_xsk_rx(m.handle, $0.baseAddress, UInt32($0.count)) })
         if n == 0 {
             if hnxdp_xsk_fill_needs_wakeup(m.handle) != 0 { _ = hnxdp_xsk_kick_rx(m.handle) }
@@ -363,7 +383,7 @@ public final class PairSocket {
             let d = descs[i]
             try ledger.received(d.addr, socket: slot)
             let offset = Int(d.addr % UInt64(frameSize))
-            var frame = XSKFrame(device: m.device, ifindex: m.ifindex, ifname: m.ifname,
+            var frame = XSKFrame(binding: m.binding,
                                  bytes: area + Int(d.addr), length: Int(d.len), capacity: frameSize - offset)
             switch handler(&frame) {
             case .drop:
@@ -378,8 +398,8 @@ public final class PairSocket {
             }
         }
         counters.rxTotal += UInt64(n)
-        counters.rxPackets[m.ifname, default: 0] += UInt64(n)
-        counters.rxPerBinding[m.binding, default: 0] += UInt64(n)
+        counters.rxPackets[m.binding.ifname, default: 0] += UInt64(n)
+        counters.rxPerBinding[m.binding.key, default: 0] += UInt64(n)
         return n
     }
 
@@ -408,7 +428,7 @@ public final class PairSocket {
 
     private func kick(_ m: MemberSocket) {
         // Copy mode transmits only from sendto(); zero-copy only when the driver asks.
-        guard m.mode == .copy || hnxdp_xsk_tx_needs_wakeup(m.handle) != 0 else { return }
+        guard m.binding.mode == .copy || hnxdp_xsk_tx_needs_wakeup(m.handle) != 0 else { return }
         let rc = hnxdp_xsk_kick_tx(m.handle)
         switch -rc {
         case 0, EAGAIN, EBUSY, ENOBUFS, EINTR: break
@@ -438,7 +458,7 @@ public final class PairSocket {
     }
 
     private func fillRing(_ m: MemberSocket) {
-        let slot = m.device.rawValue
+        let slot = m.binding.device.rawValue
         let room = Int(hnxdp_xsk_fill_free(m.handle, options.ringSize))
         guard room > 0, ledger.freeCount > 0 else { return }
         addrs.removeAll(keepingCapacity: true)

@@ -76,7 +76,7 @@ public final class PairSocketSession {
 
     /// Copy unless every socket got zero-copy.
     public var mode: XSKBindMode {
-        sockets.allSatisfy { s in s.boundDevices.allSatisfy { $0.2 == .zerocopy } } && !sockets.isEmpty ? .zerocopy : .copy
+        sockets.allSatisfy { s in s.bindings.allSatisfy { $0.mode == .zerocopy } } && !sockets.isEmpty ? .zerocopy : .copy
     }
 
     /// Runs `handler` on every received frame until `shouldStop` says so.
@@ -99,19 +99,9 @@ public final class PairSocketSession {
 
     /// Counters summed over queues.
     public var counters: PairSocketCounters {
-        var t = PairSocketCounters()
-        for s in sockets {
-            let c = s.counters
-            t.rxTotal += c.rxTotal
-            for (k, v) in c.rxPackets { t.rxPackets[k, default: 0] += v }
-            for (k, v) in c.rxPerBinding { t.rxPerBinding[k, default: 0] += v }
-            t.txPackets += c.txPackets
-            t.txDropped += c.txDropped
-            t.txLostAtSwitch += c.txLostAtSwitch
-            t.rebinds += c.rebinds
-            t.departures += c.departures
-        }
-        return t
+        var total = PairSocketCounters()
+        for s in sockets { total.add(s.counters) }
+        return total
     }
 
     /// Closes the sockets; when no user XDP program is attached, the XDP
