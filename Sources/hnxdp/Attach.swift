@@ -11,7 +11,8 @@ struct Attach: ParsableCommand, JSONOutputCommand {
         minimum of both devices, pushes the synthetic's MTU to the VF, brings the VF up with the \
         synthetic, then attaches the tcx programs: VF ingress -> synthetic, synthetic egress -> VF. \
         Any failure undoes the steps already done. Attaching an already attached pair is a no-op. \
-        `hnxdp detach` undoes all of it exactly.
+        `hnxdp detach` undoes all of it exactly. With --json: what was done, as one object \
+        (docs/json.md).
         """
     )
 
@@ -27,8 +28,7 @@ struct Attach: ParsableCommand, JSONOutputCommand {
     @Flag(help: "Pair even when the MAC addresses differ.")
     var force = false
 
-    @Flag(help: "Print what was done as one JSON object (errors too, on stderr); see docs/json.md.")
-    var json = false
+    @OptionGroup var output: JSONOption
 
     @OptionGroup var common: CommonOptions
 
@@ -39,20 +39,15 @@ struct Attach: ParsableCommand, JSONOutputCommand {
     }
 
     func run() throws {
-        try HostEnvironment.requirePrivileges("attach")
-        try HostEnvironment.requireBPFFS(root: common.root)
-        let logger = common.logger("attach")
-        let lock = try InvocationLock()
-        if settleMs > 0 { sleepMilliseconds(settleMs) }
-        let join = try common.lifecycle(logger)
-        let result = try join.attach(synthetic: synthetic, vf: vf, force: force)
-        withExtendedLifetime(lock) {}
-        if json {
+        let result = try common.locked("attach") { logger in
+            if settleMs > 0 { sleepMilliseconds(settleMs) }
+            return try common.lifecycle(logger).attach(synthetic: synthetic, vf: vf, force: force)
+        }
+        if output.json {
             return try JSONOutput.emit(AttachResult(
                 result: result.alreadyAttached ? "already-attached" : "attached",
-                synthetic: JSONDevice(name: result.synthetic.name, ifindex: result.synthetic.ifindex),
-                vf: JSONDevice(name: result.vf.name, ifindex: result.vf.ifindex),
-                datapath: "vf", mtu: result.mtu, mtu_fallback: result.mtuFallback,
+                synthetic: JSONDevice(result.synthetic), vf: JSONDevice(result.vf),
+                mtu: result.mtu, mtu_fallback: result.mtuFallback,
                 gso_max_size: result.gsoMaxSize, gso_max_segs: result.gsoMaxSegs,
                 features_turned_off: result.featuresTurnedOff))
         }

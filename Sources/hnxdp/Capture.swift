@@ -59,8 +59,7 @@ struct Capture: ParsableCommand {
     }
 
     func run() throws {
-        try HostEnvironment.requirePrivileges("capture")
-        try HostEnvironment.requireBPFFS(root: common.root)
+        try common.privileged("capture")
         let capture = try PacketCapture(layout: try common.layout(), synthetic: synthetic, snaplen: snaplen)
         let output = try CaptureOutput(path: write)
         if capture.staleToken != 0 {

@@ -1,11 +1,12 @@
 import ArgumentParser
 import HnxdpCore
+import Logging
 
 struct Detach: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         commandName: "detach",
         abstract: "Undo a join exactly: restore features, GSO limits, MTU; remove programs, links and pins.",
-        discussion: "With --all, every pair of this network namespace and all of hnxdp's pins in it are removed."
+        discussion: "With --all, every pair of this network namespace and all of hnxdp's pins in it are removed. With --json: what was done, as one object (docs/json.md)."
     )
 
     @Option(help: ArgumentHelp("The synthetic interface of the pair to detach.", valueName: "IF"))
@@ -14,8 +15,7 @@ struct Detach: ParsableCommand, JSONOutputCommand {
     @Flag(help: "Detach every pair in this network namespace.")
     var all = false
 
-    @Flag(help: "Print what was done as one JSON object (errors too, on stderr); see docs/json.md.")
-    var json = false
+    @OptionGroup var output: JSONOption
 
     @OptionGroup var common: CommonOptions
 
@@ -27,13 +27,14 @@ struct Detach: ParsableCommand, JSONOutputCommand {
     }
 
     func run() throws {
-        try HostEnvironment.requirePrivileges("detach")
-        let logger = common.logger("detach")
-        let lock = try InvocationLock()
-        defer { withExtendedLifetime(lock) {} }
+        // Only takes pins away, so it neither requires nor mounts a bpffs.
+        try common.locked("detach", needsBPFFS: false, detach)
+    }
+
+    private func detach(_ logger: Logger) throws {
         let layout = try common.layout()
         let detach = PairDetach(layout: layout, logger: logger)
-        if json {
+        if output.json {
             // What is detached, as it is before (best effort: detach also cleans up pins too broken to read).
             let before = (try? DumpReport.collect(layout: layout, synthetic: synthetic))?.pairs ?? []
             if let synthetic { try detach.detach(syntheticNamed: synthetic) } else { try detach.detachAll() }

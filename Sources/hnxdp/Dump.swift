@@ -8,8 +8,7 @@ struct Dump: ParsableCommand, JSONOutputCommand {
         discussion: "Counters are sums over CPUs. Each pair also shows its last 16 switches between the VF and the synthetic path (when, which way, why). --json prints the object documented in docs/json.md."
     )
 
-    @Flag(help: "Print JSON for scripts.")
-    var json = false
+    @OptionGroup var output: JSONOption
 
     @Option(help: ArgumentHelp("Only this synthetic interface's pair.", valueName: "IF"))
     var synthetic: String?
@@ -26,7 +25,7 @@ struct Dump: ParsableCommand, JSONOutputCommand {
         let report = try DumpReport.collect(layout: layout, synthetic: synthetic)
         // Pins this hnxdp cannot use: what it can say, then the one line and exit 1.
         defer { failOnUnusablePins(report, layout: layout) }
-        if json {
+        if output.json {
             print(try report.json())
             return
         }
@@ -61,19 +60,22 @@ struct Dump: ParsableCommand, JSONOutputCommand {
 }
 
 struct Status: ParsableCommand, JSONOutputCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "One line per pair: devices, state, datapath, counters.")
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "One line per pair: devices, state, datapath, counters.",
+        discussion: "--json prints the same object as `dump --json` (docs/json.md)."
+    )
 
-    @Flag(help: "Print JSON (the same object as `dump --json`).")
-    var json = false
+    @OptionGroup var output: JSONOption
 
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         try HostEnvironment.requirePrivileges("status", forWriting: false)
         let layout = try common.layout()
-        let report = try DumpReport.collect(layout: layout, kernel: json, history: json)
+        let report = try DumpReport.collect(layout: layout, kernel: output.json, history: output.json)
         defer { failOnUnusablePins(report, layout: layout) }
-        if json {
+        if output.json {
             print(try report.json())
         } else if report.pinned_by?.usable != false {
             for line in report.statusLines() { print(line) }

@@ -29,7 +29,7 @@ struct HnxdpCommand: ParsableCommand {
             LibBPFMessages.capture(verbose: false)
             JSONOutput.errorsAsJSON = JSONOutput.requested(CommandLine.arguments)
             var command = try parseAsRoot()
-            JSONOutput.errorsAsJSON = (command as? JSONOutputCommand)?.json ?? false
+            JSONOutput.errorsAsJSON = (command as? JSONOutputCommand)?.output.json ?? false
             try command.run()
         } catch let error as HnxdpError {
             fail(error.message, code: error.exitCode)
@@ -104,9 +104,31 @@ struct CommonOptions: ParsableArguments {
         PairLifecycle(layout: try layout(), logger: logger, verbose: verbose, tcMode: try tcMode)
     }
 
-    func logger(_ label: String) -> Logger {
-        LoggingBootstrap.once(verbose: verbose)
+    /// The logger `hnxdp.LABEL`; the first one sets up logging (messages below
+    /// `defaultLevel` only with --verbose).
+    func logger(_ label: String, defaultLevel: Logger.Level = .warning) -> Logger {
+        LoggingBootstrap.once(verbose: verbose, defaultLevel: defaultLevel)
         return Logger(label: "hnxdp.\(label)")
+    }
+
+    /// How a command that changes devices, pins or programs starts: it needs root
+    /// (`hnxdp COMMAND: needs ...`, exit 3), a BPF filesystem at the pin root unless
+    /// `needsBPFFS` is false (commands that only take pins away), and logs as
+    /// `hnxdp.WORD`, WORD the command's first word ("xdp" for "xdp attach").
+    @discardableResult
+    func privileged(_ command: String, needsBPFFS: Bool = true, defaultLogLevel: Logger.Level = .warning) throws -> Logger {
+        try HostEnvironment.requirePrivileges(command)
+        if needsBPFFS { try HostEnvironment.requireBPFFS(root: root) }
+        return logger(String(command.prefix { $0 != " " }), defaultLevel: defaultLogLevel)
+    }
+
+    /// `privileged`, then `body` holding the invocation lock: one hnxdp command
+    /// changes the namespace's pairs at a time.
+    func locked<T>(_ command: String, needsBPFFS: Bool = true, _ body: (Logger) throws -> T) throws -> T {
+        let logger = try privileged(command, needsBPFFS: needsBPFFS)
+        let lock = try InvocationLock()
+        defer { withExtendedLifetime(lock) {} }
+        return try body(logger)
     }
 }
 

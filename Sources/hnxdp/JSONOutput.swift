@@ -1,3 +1,4 @@
+import ArgumentParser
 import Glibc
 import HnxdpCore
 // FoundationEssentials, not Foundation: Foundation links ICU (about 30 MB) into the static binary.
@@ -7,10 +8,18 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// A command with `--json`: under it, its result is JSON on stdout and a failure
-/// is one JSON object on stderr (`JSONOutput`), with the same exit code.
+/// `--json`, the same on every command that prints JSON (docs/json.md): the
+/// command's result is JSON on stdout and a failure is one JSON object on
+/// stderr (`JSONOutput`), with the same exit code. What the JSON of a command
+/// holds is said in its discussion and in docs/json.md.
+struct JSONOption: ParsableArguments {
+    @Flag(help: "Print the result as JSON on stdout, and a failure as one JSON object on stderr (see docs/json.md).")
+    var json = false
+}
+
+/// A command with `--json` (`JSONOption`).
 protocol JSONOutputCommand {
-    var json: Bool { get }
+    var output: JSONOption { get }
 }
 
 /// The one way commands print JSON results and errors (docs/json.md, "Errors").
@@ -55,6 +64,10 @@ struct JSONDevice: Encodable {
     var ifindex: Int32
 }
 
+extension JSONDevice {
+    init(_ link: LinkInfo) { self.init(name: link.name, ifindex: link.ifindex) }
+}
+
 /// `attach --json`.
 struct AttachResult: Encodable {
     var version = HnxdpVersion.string
@@ -63,7 +76,8 @@ struct AttachResult: Encodable {
     var result: String
     var synthetic: JSONDevice
     var vf: JSONDevice
-    var datapath: String
+    /// Always "vf": once attached, frames sent on the synthetic leave through the VF.
+    let datapath = "vf"
     var mtu: UInt32
     var mtu_fallback: Bool
     @ExplicitNull var gso_max_size: UInt32?

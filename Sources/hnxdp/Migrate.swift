@@ -1,5 +1,6 @@
 import ArgumentParser
 import HnxdpCore
+import Logging
 
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,11 +24,10 @@ struct Migrate: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        try HostEnvironment.requirePrivileges("migrate")
-        try HostEnvironment.requireBPFFS(root: common.root)
-        let logger = common.logger("migrate")
-        let lock = try InvocationLock()
-        defer { withExtendedLifetime(lock) {} }
+        try common.locked("migrate", migrate)
+    }
+
+    private func migrate(_ logger: Logger) throws {
         let migration = PinMigration(lifecycle: try common.lifecycle(logger))
         let outcome = try migration.migrate()
         guard let from = outcome.from else {

@@ -17,16 +17,15 @@ struct Monitor: ParsableCommand, JSONOutputCommand {
         Keys: q quits, Ctrl-L redraws; Ctrl-C quits too, Ctrl-Z suspends. NO_COLOR turns colour \
         off; TERM=dumb prints frames one after another with no control sequences.
 
-        With --json, one JSON object per interval on stdout for scripts (docs/json.md); without \
-        --json, standard output must be a terminal.
+        With --json, one JSON object per interval (one per line) on stdout for scripts instead of \
+        the live view (docs/json.md); without --json, standard output must be a terminal.
 
         monitor only reads hnxdp's pins: it works with `attach` alone or beside `run`, and \
         changes nothing.
         """
     )
 
-    @Flag(help: "Print one JSON object per interval (one per line) instead of the live view.")
-    var json = false
+    @OptionGroup var output: JSONOption
 
     @Option(help: ArgumentHelp("Seconds between two refreshes, 0.1 to 3600.", valueName: "SECONDS"))
     var interval: Double = 1
@@ -43,11 +42,11 @@ struct Monitor: ParsableCommand, JSONOutputCommand {
 
     func run() throws {
         try HostEnvironment.requirePrivileges("monitor", forWriting: false)
-        if !json && !Terminal.isTerminal(1) {
+        if !output.json && !Terminal.isTerminal(1) {
             throw HnxdpError(.badInput, "monitor: standard output is not a terminal; use `hnxdp monitor --json` for one JSON object per interval")
         }
         let monitor = try HnxdpCore.Monitor(layout: try common.layout(), options: MonitorOptions(intervalSeconds: interval, count: count))
-        if json {
+        if output.json {
             setvbuf(stdout, nil, _IOLBF, 0)
             try monitor.runJSON { print($0) }
             return

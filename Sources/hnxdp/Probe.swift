@@ -11,16 +11,16 @@ struct Probe: ParsableCommand, JSONOutputCommand {
         them a variant built without kfuncs is loaded), AF_XDP sockets, multicast address \
         notifications. The devices: driver, bus, and what `hnxdp run` without --synthetic makes of \
         each (synthetic, VF candidate, a VF the kernel already pairs, or other, with the reason). \
-        Exit 3 when the kernel is below hnxdp's floor.
+        Exit 3 when the kernel is below hnxdp's floor. --json prints all of it as one object \
+        (docs/json.md).
         """
     )
 
-    @Flag(help: "Print one JSON object (see docs/json.md).")
-    var json = false
+    @OptionGroup var output: JSONOption
 
     func run() throws {
         let report = try ProbeReport.collect()
-        if json { print(try report.json()) } else { report.textLines().forEach { print($0) } }
+        if output.json { print(try report.json()) } else { report.textLines().forEach { print($0) } }
         if !report.supported { throw ExitCode(3) }
     }
 }

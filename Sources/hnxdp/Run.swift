@@ -140,10 +140,7 @@ struct Run: ParsableCommand {
     func run() throws {
         let file = configFile
         let settings = try settings(file: file)
-        try HostEnvironment.requirePrivileges("run")
-        try HostEnvironment.requireBPFFS(root: common.root)
-        LoggingBootstrap.once(verbose: common.verbose, defaultLevel: .info)
-        let logger = Logger(label: "hnxdp.run")
+        let logger = try common.privileged("run", defaultLogLevel: .info)
         let layout = try common.layout()
         // Before anything changes: a port in use or a directory that takes no file stops here.
         let metrics = settings.metrics.isOn ? try MetricsService(settings: settings.metrics, layout: layout, logger: logger) : nil

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import HnxdpCore
+import Logging
 
 /// `hnxdp xdp`: a user's XDP program on the pair (B18).
 struct Xdp: ParsableCommand {
@@ -40,11 +41,10 @@ struct XdpAttach: ParsableCommand {
     }
 
     func run() throws {
-        try HostEnvironment.requirePrivileges("xdp attach")
-        try HostEnvironment.requireBPFFS(root: common.root)
-        let logger = common.logger("xdp")
-        let lock = try InvocationLock()
-        defer { withExtendedLifetime(lock) {} }
+        try common.locked("xdp attach", attach)
+    }
+
+    private func attach(_ logger: Logger) throws {
         let netlink = try RTNetlink()
         let pair = try self.pair.resolve(try common.layout(), netlink: netlink)
         let result = try XDPAttachment.attachUser(pair: pair, objectPath: object, programName: prog, netlink: netlink,
@@ -63,12 +63,12 @@ struct XdpDetach: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-
     func run() throws {
-        try HostEnvironment.requirePrivileges("xdp detach")
-        _ = common.logger("xdp")
-        let lock = try InvocationLock()
-        defer { withExtendedLifetime(lock) {} }
+        // Only takes a program away, so it neither requires nor mounts a bpffs.
+        try common.locked("xdp detach", needsBPFFS: false) { _ in try detach() }
+    }
+
+    private func detach() throws {
         let netlink = try RTNetlink()
         let pair = try self.pair.resolve(try common.layout(), netlink: netlink)
         let running = XSKPairLock.isHeld(layout: pair.layout, synthetic: pair.synthetic.ifindex)

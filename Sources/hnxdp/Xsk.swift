@@ -55,9 +55,8 @@ struct XskOptions: ParsableArguments {
     }
 
     func open(_ common: CommonOptions) throws -> PairSocketSession {
-        try HostEnvironment.requirePrivileges("xsk")
-        try HostEnvironment.requireBPFFS(root: common.root)
-        let logger = common.logger("xsk")
+        // No invocation lock here: the session takes it while it sets the pair up.
+        let logger = try common.privileged("xsk")
         var options = XSKOptions()
         options.tryZeroCopy = !noZeroCopy
         let showEvents = events
@@ -104,62 +103,71 @@ enum XskSignals {
     }
 }
 
-struct XskCount: ParsableCommand, JSONOutputCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "count",
-        abstract: "Count frames received on the pair's AF_XDP sockets, per device and in total."
-    )
+/// `xsk count --json` and `xsk reflect --json` (docs/json.md), from the sockets'
+/// counters: the mode, the VF binds and departures, and the counters the
+/// command is about, under the names each command prints.
+struct XskReport: Encodable {
+    enum Command { case count, reflect }
+    var command: Command
+    var mode: XSKBindMode
+    var counters: PairSocketCounters
 
-    @OptionGroup var xsk: XskOptions
-    @Flag(help: "Print {\"mode\", \"total\", \"per_device\", ...} as JSON.")
-    var json = false
-    @OptionGroup var common: CommonOptions
+    private enum Key: String, CodingKey {
+        case mode, rebinds, departures
+        case total, per_device, per_binding // count
+        case received, sent, tx_dropped, tx_lost_at_switch // reflect
+    }
 
-    func run() throws {
-        let (mode, c) = try xsk.session(common) { _ in .drop }
-        if json {
-            try JSONOutput.emit(XskCountReport(mode: mode.rawValue, total: c.rxTotal, per_device: c.rxPackets,
-                                               per_binding: c.rxPerBinding, rebinds: c.rebinds, departures: c.departures))
-        } else {
-            print("mode \(mode.rawValue)")
-            print("total \(c.rxTotal)")
-            for (dev, n) in c.rxPackets.sorted(by: { $0.key < $1.key }) { print("  \(dev) \(n)") }
-            print("rebinds \(c.rebinds), departures \(c.departures)")
+    func encode(to encoder: Encoder) throws {
+        let c = counters
+        var out = encoder.container(keyedBy: Key.self)
+        try out.encode(mode.rawValue, forKey: .mode)
+        try out.encode(c.rebinds, forKey: .rebinds)
+        try out.encode(c.departures, forKey: .departures)
+        switch command {
+        case .count:
+            try out.encode(c.rxTotal, forKey: .total)
+            try out.encode(c.rxPackets, forKey: .per_device)
+            try out.encode(c.rxPerBinding, forKey: .per_binding)
+        case .reflect:
+            try out.encode(c.rxTotal, forKey: .received)
+            try out.encode(c.txPackets, forKey: .sent)
+            try out.encode(c.txDropped, forKey: .tx_dropped)
+            try out.encode(c.txLostAtSwitch, forKey: .tx_lost_at_switch)
         }
     }
 }
 
-/// `xsk count --json`.
-struct XskCountReport: Encodable {
-    var mode: String
-    var total: UInt64
-    var per_device: [String: UInt64]
-    var per_binding: [String: UInt64]
-    var rebinds: UInt64
-    var departures: UInt64
-}
+struct XskCount: ParsableCommand, JSONOutputCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "count",
+        abstract: "Count frames received on the pair's AF_XDP sockets, per device and in total.",
+        discussion: "With --json, at the end: {\"mode\", \"total\", \"per_device\", \"per_binding\", \"rebinds\", \"departures\"} (docs/json.md)."
+    )
 
-/// `xsk reflect --json`.
-struct XskReflectReport: Encodable {
-    var mode: String
-    var received: UInt64
-    var sent: UInt64
-    var tx_dropped: UInt64
-    var tx_lost_at_switch: UInt64
-    var rebinds: UInt64
-    var departures: UInt64
+    @OptionGroup var xsk: XskOptions
+    @OptionGroup var output: JSONOption
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let (mode, c) = try xsk.session(common) { _ in .drop }
+        if output.json { return try JSONOutput.emit(XskReport(command: .count, mode: mode, counters: c)) }
+        print("mode \(mode.rawValue)")
+        print("total \(c.rxTotal)")
+        for (dev, n) in c.rxPackets.sorted(by: { $0.key < $1.key }) { print("  \(dev) \(n)") }
+        print("rebinds \(c.rebinds), departures \(c.departures)")
+    }
 }
 
 struct XskReflect: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         commandName: "reflect",
         abstract: "Send every received frame back with MAC, IPv4/IPv6 addresses and UDP ports swapped.",
-        discussion: "Replies leave through the device that carries the pair at that moment."
+        discussion: "Replies leave through the device that carries the pair at that moment. With --json, the counters at the end (docs/json.md)."
     )
 
     @OptionGroup var xsk: XskOptions
-    @Flag(help: "Print the counters as JSON at the end.")
-    var json = false
+    @OptionGroup var output: JSONOption
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -167,11 +175,7 @@ struct XskReflect: ParsableCommand, JSONOutputCommand {
             FrameReflection.swap(UnsafeMutableRawBufferPointer(start: frame.bytes, count: frame.length))
             return .transmit(length: frame.length)
         }
-        if json {
-            try JSONOutput.emit(XskReflectReport(mode: mode.rawValue, received: c.rxTotal, sent: c.txPackets, tx_dropped: c.txDropped,
-                                                 tx_lost_at_switch: c.txLostAtSwitch, rebinds: c.rebinds, departures: c.departures))
-        } else {
-            print("mode \(mode.rawValue): received \(c.rxTotal), sent \(c.txPackets), dropped \(c.txDropped), lost at switches \(c.txLostAtSwitch), rebinds \(c.rebinds), departures \(c.departures)")
-        }
+        if output.json { return try JSONOutput.emit(XskReport(command: .reflect, mode: mode, counters: c)) }
+        print("mode \(mode.rawValue): received \(c.rxTotal), sent \(c.txPackets), dropped \(c.txDropped), lost at switches \(c.txLostAtSwitch), rebinds \(c.rebinds), departures \(c.departures)")
     }
 }
