@@ -46,7 +46,7 @@ struct Attach: ParsableCommand, JSONOutputCommand {
         if output.json {
             return try JSONOutput.emit(AttachResult(
                 result: result.alreadyAttached ? "already-attached" : "attached",
-                synthetic: JSONDevice(result.synthetic), vf: JSONDevice(result.vf),
+                synthetic: DeviceName(result.synthetic), vf: DeviceName(result.vf),
                 mtu: result.mtu, mtu_fallback: result.mtuFallback,
                 gso_max_size: result.gsoMaxSize, gso_max_segs: result.gsoMaxSegs,
                 features_turned_off: result.featuresTurnedOff))

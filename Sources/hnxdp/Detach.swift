@@ -40,8 +40,8 @@ struct Detach: ParsableCommand, JSONOutputCommand {
             if let synthetic { try detach.detach(syntheticNamed: synthetic) } else { try detach.detachAll() }
             return try JSONOutput.emit(DetachResult(
                 pairs: before.map {
-                    DetachResult.Pair(synthetic: JSONDevice(name: $0.synthetic.name, ifindex: $0.synthetic.ifindex),
-                                      vf: $0.vf.map { JSONDevice(name: $0.name, ifindex: $0.ifindex) },
+                    DetachResult.Pair(synthetic: DeviceName(name: $0.synthetic.name, ifindex: $0.synthetic.ifindex),
+                                      vf: $0.vf.map { DeviceName(name: $0.name, ifindex: $0.ifindex) },
                                       state: $0.state, switches: $0.switches)
                 },
                 pins_removed: !FileSystem.exists(layout.namespaceDirectory)))

@@ -58,13 +58,8 @@ enum JSONOutput {
     }
 }
 
-/// A device in a command's JSON result.
-struct JSONDevice: Encodable {
-    var name: String?
-    var ifindex: Int32
-}
-
-extension JSONDevice {
+extension DeviceName {
+    /// `link` as a command's JSON result names it.
     init(_ link: LinkInfo) { self.init(name: link.name, ifindex: link.ifindex) }
 }
 
@@ -74,8 +69,8 @@ struct AttachResult: Encodable {
     var schema_version = HnxdpVersion.jsonSchema
     /// "attached", or "already-attached" (nothing changed).
     var result: String
-    var synthetic: JSONDevice
-    var vf: JSONDevice
+    var synthetic: DeviceName
+    var vf: DeviceName
     /// Always "vf": once attached, frames sent on the synthetic leave through the VF.
     let datapath = "vf"
     var mtu: UInt32
@@ -88,8 +83,8 @@ struct AttachResult: Encodable {
 /// `detach --json`.
 struct DetachResult: Encodable {
     struct Pair: Encodable {
-        var synthetic: JSONDevice
-        @ExplicitNull var vf: JSONDevice?
+        var synthetic: DeviceName
+        @ExplicitNull var vf: DeviceName?
         var state: String
         var switches: UInt32
     }
