@@ -1,4 +1,4 @@
-import HnxdpCore
+@testable import HnxdpCore
 import XCTest
 
 /// Behaviour B1's rules for explicit pairs, without privileges.

@@ -1,4 +1,4 @@
-import HnxdpCore
+@testable import HnxdpCore
 import XCTest
 
 /// Which pairs the kernel made itself (coexistence), found from link

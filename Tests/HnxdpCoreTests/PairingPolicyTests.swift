@@ -1,4 +1,4 @@
-import HnxdpCore
+@testable import HnxdpCore
 import XCTest
 
 /// Which synthetics `run` takes by itself and which VF it joins, on the set-ups

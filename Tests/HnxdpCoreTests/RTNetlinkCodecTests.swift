@@ -3,7 +3,7 @@
 // (veth pair v0/v1 and bridge br0 in a scratch network namespace), malformed input.
 
 import XCTest
-import HnxdpCore
+@testable import HnxdpCore
 
 /// Byte fixtures captured from the kernel (hex, host = little-endian byte order).
 private enum NetlinkFixtures {

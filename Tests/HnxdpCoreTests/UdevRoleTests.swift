@@ -1,4 +1,4 @@
-import HnxdpCore
+@testable import HnxdpCore
 import XCTest
 
 /// `hnxdp udev`: the udev properties of each device, on the set-ups users have.

@@ -69,15 +69,15 @@ public struct LinkInfo: Sendable, Equatable {
     /// IFLA_IFNAME (`""` when absent).
     public var name: String
     /// IFLA_ADDRESS: the current hardware address (`[]` if none).
-    public var mac: [UInt8]
+    public var mac: [UInt8] = []
     /// IFLA_PERM_ADDRESS when present and not all-zero.
     public var permanentMAC: [UInt8]?
     /// `ifi_type` (ARPHRD_ETHER = 1, ARPHRD_LOOPBACK = 772).
-    public var arpType: UInt16
-    /// `ifi_flags` (see `LinkFlag`).
-    public var flags: UInt32
+    public var arpType: UInt16 = ARPType.ether
+    /// `ifi_flags` (see `Flag`).
+    public var flags: UInt32 = 0
     /// IFLA_MTU (0 when absent).
-    public var mtu: UInt32
+    public var mtu: UInt32 = 0
     /// IFLA_MIN_MTU.
     public var minMTU: UInt32?
     /// IFLA_MAX_MTU.
@@ -91,9 +91,9 @@ public struct LinkInfo: Sendable, Equatable {
     /// IFLA_LINK: the veth peer's ifindex, a vlan's parent, ... (may be in another namespace).
     public var linkIndex: Int32?
     /// IFLA_CARRIER != 0.
-    public var carrier: Bool
+    public var carrier: Bool = false
     /// IFLA_OPERSTATE (see `OperState`; 0 = unknown/absent).
-    public var operState: UInt8
+    public var operState: UInt8 = OperState.unknown
     /// IFLA_GSO_MAX_SIZE.
     public var gsoMaxSize: UInt32?
     /// IFLA_GSO_MAX_SEGS.
@@ -110,57 +110,6 @@ public struct LinkInfo: Sendable, Equatable {
     public var promiscuity: UInt32?
     /// IFLA_ALLMULTI: the allmulti reference count (kernel 6.0+).
     public var allmulti: UInt32?
-
-    /// Memberwise initializer; everything but the index and name has a default.
-    public init(
-        ifindex: Int32,
-        name: String,
-        mac: [UInt8] = [],
-        permanentMAC: [UInt8]? = nil,
-        arpType: UInt16 = ARPType.ether,
-        flags: UInt32 = 0,
-        mtu: UInt32 = 0,
-        minMTU: UInt32? = nil,
-        maxMTU: UInt32? = nil,
-        kind: String? = nil,
-        slaveKind: String? = nil,
-        masterIndex: Int32? = nil,
-        linkIndex: Int32? = nil,
-        carrier: Bool = false,
-        operState: UInt8 = OperState.unknown,
-        gsoMaxSize: UInt32? = nil,
-        gsoMaxSegs: UInt32? = nil,
-        gsoIPv4MaxSize: UInt32? = nil,
-        groMaxSize: UInt32? = nil,
-        tsoMaxSize: UInt32? = nil,
-        tsoMaxSegs: UInt32? = nil,
-        promiscuity: UInt32? = nil,
-        allmulti: UInt32? = nil
-    ) {
-        self.ifindex = ifindex
-        self.name = name
-        self.mac = mac
-        self.permanentMAC = permanentMAC
-        self.arpType = arpType
-        self.flags = flags
-        self.mtu = mtu
-        self.minMTU = minMTU
-        self.maxMTU = maxMTU
-        self.kind = kind
-        self.slaveKind = slaveKind
-        self.masterIndex = masterIndex
-        self.linkIndex = linkIndex
-        self.carrier = carrier
-        self.operState = operState
-        self.gsoMaxSize = gsoMaxSize
-        self.gsoMaxSegs = gsoMaxSegs
-        self.gsoIPv4MaxSize = gsoIPv4MaxSize
-        self.groMaxSize = groMaxSize
-        self.tsoMaxSize = tsoMaxSize
-        self.tsoMaxSegs = tsoMaxSegs
-        self.promiscuity = promiscuity
-        self.allmulti = allmulti
-    }
 
     /// Administratively up (`IFF_UP`).
     public var isUp: Bool { flags & Flag.up != 0 }
@@ -236,25 +185,6 @@ public struct LinkChange: Sendable, Equatable, CustomStringConvertible {
     public var gsoMaxSegs: UInt32? = nil
     /// IFLA_GSO_IPV4_MAX_SIZE (kernel 6.3+; must not exceed tso_max_size).
     public var gsoIPv4MaxSize: UInt32? = nil
-
-    /// Memberwise initializer; every change defaults to "leave alone".
-    public init(
-        mtu: UInt32? = nil,
-        up: Bool? = nil,
-        promisc: Bool? = nil,
-        allmulti: Bool? = nil,
-        gsoMaxSize: UInt32? = nil,
-        gsoMaxSegs: UInt32? = nil,
-        gsoIPv4MaxSize: UInt32? = nil
-    ) {
-        self.mtu = mtu
-        self.up = up
-        self.promisc = promisc
-        self.allmulti = allmulti
-        self.gsoMaxSize = gsoMaxSize
-        self.gsoMaxSegs = gsoMaxSegs
-        self.gsoIPv4MaxSize = gsoIPv4MaxSize
-    }
 
     /// True when the change changes nothing.
     public var isEmpty: Bool { self == LinkChange() }

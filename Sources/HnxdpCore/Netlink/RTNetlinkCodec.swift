@@ -20,14 +20,6 @@ public struct NetlinkMessage: Sendable, Equatable {
     public var pid: UInt32
     /// Everything after the 16-byte header, up to `nlmsg_len` (no trailing padding).
     public var payload: [UInt8]
-
-    public init(type: UInt16, flags: UInt16, seq: UInt32, pid: UInt32, payload: [UInt8]) {
-        self.type = type
-        self.flags = flags
-        self.seq = seq
-        self.pid = pid
-        self.payload = payload
-    }
 }
 
 /// Builds rtnetlink requests and parses replies and notifications. Pure: no system calls.
@@ -529,14 +521,6 @@ public struct InterfaceAddress: Sendable, Equatable, CustomStringConvertible {
     /// RT_SCOPE_*: 0 universe, 253 link, 254 host.
     public var scope: UInt8
     public var bytes: [UInt8]
-
-    public init(ifindex: Int32, family: UInt8, prefixLength: UInt8, scope: UInt8, bytes: [UInt8]) {
-        self.ifindex = ifindex
-        self.family = family
-        self.prefixLength = prefixLength
-        self.scope = scope
-        self.bytes = bytes
-    }
 
     /// A link-local address (fe80::/10 and the like): every IPv6 device has one.
     public var isLinkLocal: Bool { scope == 253 }

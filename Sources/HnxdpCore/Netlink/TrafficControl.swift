@@ -29,22 +29,31 @@ public struct TCObject: Codable, Equatable, Sendable, CustomStringConvertible {
     /// tcm_parent: TC_H_ROOT, a class id, or (filters) the qdisc or class they hang on.
     public var parent: UInt32
     /// tcm_info: for filters, priority << 16 | protocol (network byte order).
-    public var info: UInt32
+    public var info: UInt32 = 0
     /// TCA_KIND: "tbf", "htb", "u32", ...
     public var kind: String
     /// The configuration attributes (TCA_KIND, TCA_OPTIONS, TCA_STAB, TCA_CHAIN,
     /// shared blocks) exactly as dumped, statistics removed; base64 in JSON.
     public var attributes: [UInt8]
 
-    public init(type: ObjectType, handle: UInt32, parent: UInt32, info: UInt32 = 0, kind: String, attributes: [UInt8]) {
-        self.type = type
-        self.handle = handle
-        self.parent = parent
-        self.info = info
-        self.kind = kind
-        self.attributes = attributes
-    }
+    /// Made by the kernel itself (default qdiscs dump with handle 0).
+    public var isDefault: Bool { type == .qdisc && handle == 0 }
+    public var isRoot: Bool { parent == TrafficControlCodec.rootParent }
 
+    /// "qdisc tbf 1: root", "class htb 1:10 parent 1:", "filter u32 parent 1: prio 1".
+    public var description: String {
+        let h = TrafficControlCodec.format(handle)
+        let p = isRoot ? "root" : "parent \(TrafficControlCodec.format(parent))"
+        switch type {
+        case .qdisc: return "qdisc \(kind) \(h) \(p)"
+        case .class: return "class \(kind) \(h) \(p)"
+        case .filter: return "filter \(kind) \(p) prio \(info >> 16)\(handle != 0 ? " handle \(String(handle, radix: 16))" : "")"
+        }
+    }
+}
+
+// In an extension, so that the struct keeps its memberwise initializer.
+extension TCObject {
     enum CodingKeys: String, CodingKey { case type, handle, parent, info, kind, attributes }
 
     public init(from decoder: Decoder) throws {
@@ -70,35 +79,14 @@ public struct TCObject: Codable, Equatable, Sendable, CustomStringConvertible {
         try c.encode(kind, forKey: .kind)
         try c.encode(Data(attributes).base64EncodedString(), forKey: .attributes)
     }
-
-    /// Made by the kernel itself (default qdiscs dump with handle 0).
-    public var isDefault: Bool { type == .qdisc && handle == 0 }
-    public var isRoot: Bool { parent == TrafficControlCodec.rootParent }
-
-    /// "qdisc tbf 1: root", "class htb 1:10 parent 1:", "filter u32 parent 1: prio 1".
-    public var description: String {
-        let h = TrafficControlCodec.format(handle)
-        let p = isRoot ? "root" : "parent \(TrafficControlCodec.format(parent))"
-        switch type {
-        case .qdisc: return "qdisc \(kind) \(h) \(p)"
-        case .class: return "class \(kind) \(h) \(p)"
-        case .filter: return "filter \(kind) \(p) prio \(info >> 16)\(handle != 0 ? " handle \(String(handle, radix: 16))" : "")"
-        }
-    }
 }
 
 /// A device's egress configuration: its qdiscs (default ones included), the
 /// classes of its qdiscs and the filters on them.
 public struct TCConfig: Codable, Equatable, Sendable {
-    public var qdiscs: [TCObject]
-    public var classes: [TCObject]
-    public var filters: [TCObject]
-
-    public init(qdiscs: [TCObject] = [], classes: [TCObject] = [], filters: [TCObject] = []) {
-        self.qdiscs = qdiscs
-        self.classes = classes
-        self.filters = filters
-    }
+    public var qdiscs: [TCObject] = []
+    public var classes: [TCObject] = []
+    public var filters: [TCObject] = []
 
     public var root: TCObject? { qdiscs.first(where: \.isRoot) }
 
