@@ -1,3 +1,4 @@
+import CHnxdpShim
 import Foundation
 @testable import HnxdpCore
 import XCTest
@@ -11,22 +12,22 @@ final class TrafficControlTests: XCTestCase {
     func attr(_ type: UInt16, _ value: [UInt8]) -> [UInt8] {
         Codec.encodeAttribute(RTNetlinkCodec.Attribute(type: type, value: value[...]))
     }
-    func kind(_ k: String) -> [UInt8] { attr(Codec.Attr.kind, Array(k.utf8) + [0]) }
+    func kind(_ k: String) -> [UInt8] { attr(UInt16(TCA_KIND), Array(k.utf8) + [0]) }
     func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v) { Array($0) } }
 
     func qdisc(_ k: String, _ handle: UInt32, parent: UInt32? = nil, options: [UInt8] = [], info: UInt32 = 2) -> TCObject {
         TCObject(type: .qdisc, handle: handle, parent: parent ?? root, info: info, kind: k,
-                 attributes: kind(k) + (options.isEmpty ? [] : attr(Codec.Attr.options, options)))
+                 attributes: kind(k) + (options.isEmpty ? [] : attr(UInt16(TCA_OPTIONS), options)))
     }
     func tclass(_ k: String, _ handle: UInt32, parent: UInt32, options: [UInt8] = [1, 2, 3, 4]) -> TCObject {
-        TCObject(type: .class, handle: handle, parent: parent, kind: k, attributes: kind(k) + attr(Codec.Attr.options, options))
+        TCObject(type: .class, handle: handle, parent: parent, kind: k, attributes: kind(k) + attr(UInt16(TCA_OPTIONS), options))
     }
 
     /// A dumped RTM_NEWQDISC: tcmsg, TCA_KIND, TCA_OPTIONS, TCA_STATS2, TCA_HW_OFFLOAD.
     func dumpedQdisc() -> NetlinkMessage {
         var p: [UInt8] = [0, 0, 0, 0] + u32(9) + u32(0x0001_0000) + u32(root) + u32(2)
-        p += kind("tbf") + attr(Codec.Attr.options, [7, 7, 7, 7]) + attr(7, [9, 9, 9, 9, 9, 9, 9, 9]) + attr(12, [0])
-        return NetlinkMessage(type: Codec.Message.newQdisc, flags: 2, seq: 1, pid: 0, payload: p)
+        p += kind("tbf") + attr(UInt16(TCA_OPTIONS), [7, 7, 7, 7]) + attr(7, [9, 9, 9, 9, 9, 9, 9, 9]) + attr(12, [0])
+        return NetlinkMessage(type: UInt16(RTM_NEWQDISC), flags: 2, seq: 1, pid: 0, payload: p)
     }
 
     func testParseKeepsConfigurationAndDropsStatistics() throws {
@@ -35,19 +36,19 @@ final class TrafficControlTests: XCTestCase {
         XCTAssertEqual(parsed.object.kind, "tbf")
         XCTAssertEqual(parsed.object.handle, 0x0001_0000)
         XCTAssertTrue(parsed.object.isRoot)
-        XCTAssertEqual(parsed.object.attributes, kind("tbf") + attr(Codec.Attr.options, [7, 7, 7, 7]))
+        XCTAssertEqual(parsed.object.attributes, kind("tbf") + attr(UInt16(TCA_OPTIONS), [7, 7, 7, 7]))
         XCTAssertNil(try Codec.parse(NetlinkMessage(type: 16, flags: 0, seq: 0, pid: 0, payload: [])))
-        XCTAssertThrowsError(try Codec.parse(NetlinkMessage(type: Codec.Message.newQdisc, flags: 0, seq: 0, pid: 0, payload: [1, 2])))
+        XCTAssertThrowsError(try Codec.parse(NetlinkMessage(type: UInt16(RTM_NEWQDISC), flags: 0, seq: 0, pid: 0, payload: [1, 2])))
     }
 
     func testRequestNamesTheOtherDeviceAndReplacesAQdisc() throws {
         let object = try XCTUnwrap(try Codec.parse(dumpedQdisc())).object
         let bytes = Codec.newRequest(object, seq: 5, ifindex: 11)
         let message = try XCTUnwrap(try RTNetlinkCodec.parseMessages(bytes).first)
-        XCTAssertEqual(message.type, Codec.Message.newQdisc)
+        XCTAssertEqual(message.type, UInt16(RTM_NEWQDISC))
         XCTAssertEqual(message.flags, 0x1 | 0x4 | 0x400 | 0x100) // REQUEST ACK CREATE REPLACE
         XCTAssertEqual(Codec.ifindex(of: message), 11)
-        XCTAssertEqual(try XCTUnwrap(try Codec.parse(NetlinkMessage(type: Codec.Message.newQdisc, flags: 0, seq: 0, pid: 0,
+        XCTAssertEqual(try XCTUnwrap(try Codec.parse(NetlinkMessage(type: UInt16(RTM_NEWQDISC), flags: 0, seq: 0, pid: 0,
                                                                     payload: message.payload))).object, object)
     }
 
@@ -55,12 +56,12 @@ final class TrafficControlTests: XCTestCase {
         let glob = u32(0x0003_0011) + u32(10) + u32(0x20) + u32(0) + u32(77)
         let htb = qdisc("htb", 0x0001_0000, options: attr(2, glob))
         let sent = try RTNetlinkCodec.parseAttributes(Codec.requestAttributes(htb)[...])
-        let options = try RTNetlinkCodec.parseAttributes(try XCTUnwrap(sent.first { $0.type == Codec.Attr.options }).value)
+        let options = try RTNetlinkCodec.parseAttributes(try XCTUnwrap(sent.first { $0.type == UInt16(TCA_OPTIONS) }).value)
         XCTAssertEqual(Array(options[0].value.prefix(4)), u32(3))
         let u32filter = TCObject(type: .filter, handle: 0x8000_0800, parent: 0x0001_0000, info: 0x0001_0008, kind: "u32",
-                                 attributes: kind("u32") + attr(Codec.Attr.options, attr(11, u32(0x8 | 0x1))))
+                                 attributes: kind("u32") + attr(UInt16(TCA_OPTIONS), attr(11, u32(0x8 | 0x1))))
         let fsent = try RTNetlinkCodec.parseAttributes(Codec.requestAttributes(u32filter)[...])
-        let fopts = try RTNetlinkCodec.parseAttributes(try XCTUnwrap(fsent.first { $0.type == Codec.Attr.options }).value)
+        let fopts = try RTNetlinkCodec.parseAttributes(try XCTUnwrap(fsent.first { $0.type == UInt16(TCA_OPTIONS) }).value)
         XCTAssertEqual(Array(fopts[0].value), u32(0x1)) // NOT_IN_HW is state, skip_hw stays
     }
 
@@ -134,9 +135,9 @@ final class TrafficControlTests: XCTestCase {
             attr(1, attr(1, Array("gact".utf8) + [0]) + attr(2, [refcnt, 0, 0, 0]) + attr(4, [refcnt]))
         }
         let f1 = TCObject(type: .filter, handle: 0x800, parent: 0x0001_0000, info: 0x0001_0008, kind: "u32",
-                          attributes: kind("u32") + attr(Codec.Attr.options, attr(7, action(1)) + attr(9, [1, 2, 3, 4])))
+                          attributes: kind("u32") + attr(UInt16(TCA_OPTIONS), attr(7, action(1)) + attr(9, [1, 2, 3, 4])))
         var f2 = f1
-        f2.attributes = kind("u32") + attr(Codec.Attr.options, attr(7, action(2)) + attr(9, [5, 6, 7, 8]))
+        f2.attributes = kind("u32") + attr(UInt16(TCA_OPTIONS), attr(7, action(2)) + attr(9, [5, 6, 7, 8]))
         XCTAssertNil(Codec.difference(expected: [f1], actual: [f2], device: "vf0"))
         f2.info = 0x0002_0008
         XCTAssertNotNil(Codec.difference(expected: [f1], actual: [f2], device: "vf0"))

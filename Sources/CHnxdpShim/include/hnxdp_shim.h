@@ -10,6 +10,10 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "../../../bpf/hnxdp_shared.h"
+/* The kernel's netlink numbers for Swift. Named here as well as by the module's
+ * umbrella directory so that a module cache made before the header existed is
+ * made again (a new file in an umbrella directory does not invalidate it). */
+#include "hnxdp_netlink.h"
 
 /* Route libbpf's messages into a buffer (echoed to stderr when verbose). */
 void hnxdp_libbpf_capture(int verbose);

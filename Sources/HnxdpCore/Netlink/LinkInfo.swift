@@ -1,59 +1,40 @@
 // LinkInfo.swift - the parsed rtnetlink link model (RTM_NEWLINK/RTM_DELLINK),
 // link notifications, and the changes RTM_NEWLINK (set) can carry.
 
+import Glibc
+
+// <linux/if.h> and <linux/if_arp.h> cannot be imported (they include glibc's
+// <sys/socket.h>: see hnxdp_netlink.h), so the few numbers only they give are
+// spelled out here: IFF_LOWER_UP, IF_OPER_*, ARPHRD_*.
 extension LinkInfo {
-    /// `ifi_flags` bits (include/uapi/linux/if.h, `enum net_device_flags`).
+    /// The `ifi_flags` bits hnxdp reads or sets: IFF_* of glibc's <net/if.h>.
     public enum Flag {
-        public static let up: UInt32 = 1 << 0
-        public static let broadcast: UInt32 = 1 << 1
-        public static let debug: UInt32 = 1 << 2
-        public static let loopback: UInt32 = 1 << 3
-        public static let pointToPoint: UInt32 = 1 << 4
-        public static let noTrailers: UInt32 = 1 << 5
-        public static let running: UInt32 = 1 << 6
-        public static let noARP: UInt32 = 1 << 7
-        public static let promisc: UInt32 = 1 << 8
-        public static let allmulti: UInt32 = 1 << 9
-        public static let master: UInt32 = 1 << 10
-        public static let slave: UInt32 = 1 << 11
-        public static let multicast: UInt32 = 1 << 12
-        public static let portsel: UInt32 = 1 << 13
-        public static let autoMedia: UInt32 = 1 << 14
-        public static let dynamic: UInt32 = 1 << 15
+        public static let up = UInt32(IFF_UP)
+        public static let loopback = UInt32(IFF_LOOPBACK)
+        public static let promisc = UInt32(IFF_PROMISC)
+        public static let allmulti = UInt32(IFF_ALLMULTI)
+        public static let slave = UInt32(IFF_SLAVE)
+        /// IFF_LOWER_UP (<linux/if.h> only; glibc lacks it).
         public static let lowerUp: UInt32 = 1 << 16
-        public static let dormant: UInt32 = 1 << 17
-        public static let echo: UInt32 = 1 << 18
     }
 
-    /// `ifi_type` values (include/uapi/linux/if_arp.h) hnxdp cares about.
+    /// The `ifi_type` values hnxdp tells apart (ARPHRD_ETHER, ARPHRD_LOOPBACK).
     public enum ARPType {
         public static let ether: UInt16 = 1
         public static let loopback: UInt16 = 772
-        public static let none: UInt16 = 0xFFFE
     }
 
-    /// RFC 2863 operational states carried in IFLA_OPERSTATE (`enum if_oper_state`).
+    /// RFC 2863 operational states carried in IFLA_OPERSTATE (IF_OPER_*).
     public enum OperState {
+        /// The names `ip link` prints, by state: IF_OPER_UNKNOWN (0) to IF_OPER_UP (6).
+        static let names = ["UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP"]
         public static let unknown: UInt8 = 0
-        public static let notPresent: UInt8 = 1
         public static let down: UInt8 = 2
-        public static let lowerLayerDown: UInt8 = 3
-        public static let testing: UInt8 = 4
-        public static let dormant: UInt8 = 5
         public static let up: UInt8 = 6
 
         /// The name `ip link` prints for an operational state ("UP", "DOWN", ...).
         public static func name(_ state: UInt8) -> String {
-            switch state {
-            case unknown: return "UNKNOWN"
-            case notPresent: return "NOTPRESENT"
-            case down: return "DOWN"
-            case lowerLayerDown: return "LOWERLAYERDOWN"
-            case testing: return "TESTING"
-            case dormant: return "DORMANT"
-            case up: return "UP"
-            default: return "state \(state)"
-            }
+            Int(state) < names.count ? names[Int(state)] : "state \(state)"
         }
     }
 }

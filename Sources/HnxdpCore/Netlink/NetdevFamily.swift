@@ -1,6 +1,7 @@
 // NetdevFamily.swift - the XDP features each device reports through the generic
 // netlink family "netdev" (Linux 6.3+), for `hnxdp probe`.
 
+import CHnxdpShim
 import Glibc
 
 /// What a device's driver offers XDP (NETDEV_A_DEV_XDP_FEATURES).
@@ -20,10 +21,9 @@ public struct XDPFeatures: Sendable, Equatable {
 }
 
 enum NetdevFamilyCodec {
-    static let genlIDCtrl: UInt16 = 0x10         // GENL_ID_CTRL
-    static let ctrlCmdGetFamily: UInt8 = 3       // CTRL_CMD_GETFAMILY
-    static let ctrlAttrFamilyID: UInt16 = 1      // CTRL_ATTR_FAMILY_ID (u16)
-    static let ctrlAttrFamilyName: UInt16 = 2    // CTRL_ATTR_FAMILY_NAME
+    // The generic netlink controller's numbers come from <linux/genetlink.h>
+    // (GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_*); the netdev family's
+    // (<linux/netdev.h>, kernel 6.3) are newer than the build machine's headers.
     static let netdevCmdDevGet: UInt8 = 1        // NETDEV_CMD_DEV_GET
     static let devAttrIfindex: UInt16 = 1        // NETDEV_A_DEV_IFINDEX
     static let devAttrXDPFeatures: UInt16 = 3    // NETDEV_A_DEV_XDP_FEATURES (u64)
@@ -32,7 +32,7 @@ enum NetdevFamilyCodec {
     /// A generic netlink request: nlmsghdr, genlmsghdr (cmd, version 1), attributes.
     static func request(family: UInt16, command: UInt8, seq: UInt32, dump: Bool,
                         attributes: (inout RTNetlinkCodec.Writer) -> Void = { _ in }) -> [UInt8] {
-        var w = RTNetlinkCodec.Writer(type: family, flags: RTNetlinkCodec.Flag.request | (dump ? RTNetlinkCodec.Flag.dump : 0), seq: seq)
+        var w = RTNetlinkCodec.Writer(type: family, flags: UInt16(NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0)), seq: seq)
         w.append(u8: command)
         w.append(u8: 1)
         w.append(u16: 0)
@@ -59,11 +59,11 @@ extension RTNetlink {
         let family: UInt16
         do {
             let (messages, _) = try exchange("resolve the generic netlink family netdev", expectAck: false) { seq in
-                NetdevFamilyCodec.request(family: NetdevFamilyCodec.genlIDCtrl, command: NetdevFamilyCodec.ctrlCmdGetFamily, seq: seq, dump: false) {
-                    $0.appendAttribute(type: NetdevFamilyCodec.ctrlAttrFamilyName, cString: "netdev")
+                NetdevFamilyCodec.request(family: UInt16(GENL_ID_CTRL), command: UInt8(CTRL_CMD_GETFAMILY), seq: seq, dump: false) {
+                    $0.appendAttribute(type: UInt16(CTRL_ATTR_FAMILY_NAME), cString: "netdev")
                 }
             }
-            guard let id = try messages.lazy.compactMap({ try NetdevFamilyCodec.attributes($0).first { $0.type == NetdevFamilyCodec.ctrlAttrFamilyID } })
+            guard let id = try messages.lazy.compactMap({ try NetdevFamilyCodec.attributes($0).first { $0.type == CTRL_ATTR_FAMILY_ID } })
                 .first.flatMap({ NetdevFamilyCodec.le($0.value, UInt16.self) }) else { return nil }
             family = id
         } catch let e as HnxdpError where e.errno == ENOENT {

@@ -4,6 +4,7 @@
 // through the socket. Every system call goes through `RTNetlinkSocket.retrying`,
 // which retries EINTR and turns a failure into HnxdpError.system(what, errno:).
 
+import CHnxdpShim
 import Glibc
 
 /// A NETLINK_ROUTE client in the network namespace of the calling thread at creation time
@@ -27,7 +28,7 @@ public final class RTNetlink {
     /// Socket joined to RTNLGRP_LINK, when subscribed.
     private let eventSocket: RTNetlinkSocket?
     private var lastSeq: UInt32
-    /// NETLINK_ROUTE (0), or NETLINK_GENERIC (16) for `RTNetlink.generic()`.
+    /// NETLINK_ROUTE, or NETLINK_GENERIC for `RTNetlink.generic()`.
     private let netlinkProtocol: Int32
 
     /// How many times a dump interrupted by concurrent changes (NLM_F_DUMP_INTR) is retried.
@@ -43,12 +44,12 @@ public final class RTNetlink {
     /// Opens a request socket in the current network namespace and, with `subscribeToLinks`,
     /// one more joined to the RTNLGRP_LINK notification group (read with `readEvents()`).
     public convenience init(subscribeToLinks: Bool) throws {
-        try self.init(subscribeToLinks: subscribeToLinks, netlinkProtocol: 0)
+        try self.init(subscribeToLinks: subscribeToLinks, netlinkProtocol: NETLINK_ROUTE)
     }
 
     /// A client of generic netlink (NETLINK_GENERIC) with the same request machinery.
     public static func generic() throws -> RTNetlink {
-        try RTNetlink(subscribeToLinks: false, netlinkProtocol: 16)
+        try RTNetlink(subscribeToLinks: false, netlinkProtocol: NETLINK_GENERIC)
     }
 
     private init(subscribeToLinks: Bool, netlinkProtocol: Int32) throws {
@@ -152,7 +153,7 @@ public final class RTNetlink {
         var events: [LinkEvent] = []
         for message in try parseMessages(datagram, what) {
             guard let link = try parseLink(message, what) else { continue }
-            events.append(message.type == RTNetlinkCodec.Message.delLink ? .delLink(link) : .newLink(link))
+            events.append(message.type == RTM_DELLINK ? .delLink(link) : .newLink(link))
         }
         return events
     }
@@ -218,7 +219,7 @@ public final class RTNetlink {
         let request = build(seq)
         // A dump ends at NLMSG_DONE only: some families (generic netlink's netdev)
         // send its messages without NLM_F_MULTI.
-        let isDump = request.count >= 8 && RTNetlinkCodec.readU16(request, 6) & RTNetlinkCodec.Flag.dump == RTNetlinkCodec.Flag.dump
+        let isDump = request.count >= 8 && RTNetlinkCodec.readU16(request, 6) & UInt16(NLM_F_DUMP) == NLM_F_DUMP
         try socket.send(request, what)
 
         var collected: [NetlinkMessage] = []
@@ -227,25 +228,25 @@ public final class RTNetlink {
             let datagram = try socket.receive(what)
             for message in try parseMessages(datagram, what) {
                 guard message.seq == seq, message.pid == socket.portID else { continue }
-                if message.flags & RTNetlinkCodec.Flag.dumpInterrupted != 0 { interrupted = true }
-                switch message.type {
-                case RTNetlinkCodec.Message.noop:
+                if message.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
+                switch Int32(message.type) {
+                case NLMSG_NOOP:
                     continue
-                case RTNetlinkCodec.Message.error:
+                case NLMSG_ERROR:
                     complete = true
                     let code = RTNetlinkCodec.parseError(message) ?? EPROTO
                     if code == 0 { return (collected, interrupted) }
                     throw RTNetlink.replyError(what, code, RTNetlinkCodec.parseExtendedAckMessage(message))
-                case RTNetlinkCodec.Message.done:
+                case NLMSG_DONE:
                     complete = true
                     let code = RTNetlinkCodec.parseDone(message) ?? 0
                     if code != 0 { throw RTNetlink.replyError(what, code, nil) }
                     return (collected, interrupted)
-                case RTNetlinkCodec.Message.overrun:
+                case NLMSG_OVERRUN:
                     throw HnxdpError.system(what, errno: ENOBUFS)
                 default:
                     collected.append(message)
-                    if !expectAck && !isDump && message.flags & RTNetlinkCodec.Flag.multi == 0 {
+                    if !expectAck && !isDump && message.flags & UInt16(NLM_F_MULTI) == 0 {
                         complete = true
                         return (collected, interrupted)
                     }
@@ -285,20 +286,14 @@ public final class RTNetlink {
 
 // MARK: - Socket seam
 
-/// struct sockaddr_nl (12 bytes; Glibc does not import linux/netlink.h).
-private struct SockaddrNetlink {
-    var family: UInt16 = UInt16(AF_NETLINK)
-    var pad: UInt16 = 0
-    var pid: UInt32 = 0
-    var groups: UInt32 = 0
+/// A netlink address: the kernel (port 0), joined to `groups` when binding.
+private func netlinkAddress(groups: UInt32 = 0) -> sockaddr_nl {
+    sockaddr_nl(nl_family: UInt16(AF_NETLINK), nl_pad: 0, nl_pid: 0, nl_groups: groups)
 }
 
 /// One bound NETLINK_ROUTE socket. Closed on deinit.
 final class RTNetlinkSocket {
-    static let groupLink: UInt32 = 1          // RTMGRP_LINK (1 << (RTNLGRP_LINK - 1))
-    private static let solNetlink: Int32 = 270 // SOL_NETLINK
-    private static let optCapAck: Int32 = 10   // NETLINK_CAP_ACK
-    private static let optExtAck: Int32 = 11   // NETLINK_EXT_ACK
+    static let groupLink = UInt32(RTMGRP_LINK)
     private static let eventBufferBytes: Int32 = 4 << 20
 
     let fd: Int32
@@ -321,17 +316,16 @@ final class RTNetlinkSocket {
         }
     }
 
-    init(groups: UInt32, replyTimeoutSeconds: Int?, netlinkProtocol: Int32 = 0 /* NETLINK_ROUTE */) throws {
-        precondition(MemoryLayout<SockaddrNetlink>.size == 12)
-        let what = netlinkProtocol == 0 ? "open rtnetlink socket" : "open netlink socket (protocol \(netlinkProtocol))"
+    init(groups: UInt32, replyTimeoutSeconds: Int?, netlinkProtocol: Int32 = NETLINK_ROUTE) throws {
+        let what = netlinkProtocol == NETLINK_ROUTE ? "open rtnetlink socket" : "open netlink socket (protocol \(netlinkProtocol))"
         let fd = Int32(try RTNetlinkSocket.retrying(what) {
             Int(socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkProtocol))
         })
         do {
             var one: Int32 = 1
             // Best effort: error replies carry the kernel's message and not our whole request.
-            _ = setsockopt(fd, RTNetlinkSocket.solNetlink, RTNetlinkSocket.optExtAck, &one, socklen_t(MemoryLayout<Int32>.size))
-            _ = setsockopt(fd, RTNetlinkSocket.solNetlink, RTNetlinkSocket.optCapAck, &one, socklen_t(MemoryLayout<Int32>.size))
+            _ = setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, socklen_t(MemoryLayout<Int32>.size))
+            _ = setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, socklen_t(MemoryLayout<Int32>.size))
             if groups != 0 {
                 // Room for bursts of notifications; SO_RCVBUFFORCE needs CAP_NET_ADMIN.
                 var size = RTNetlinkSocket.eventBufferBytes
@@ -345,16 +339,16 @@ final class RTNetlinkSocket {
                     Int(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)))
                 }
             }
-            var local = SockaddrNetlink(groups: groups)
+            var local = netlinkAddress(groups: groups)
             try RTNetlinkSocket.retrying(groups != 0 ? "\(what): join link notifications" : "\(what): bind") {
                 withUnsafePointer(to: &local) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        Int(bind(fd, $0, socklen_t(MemoryLayout<SockaddrNetlink>.size)))
+                        Int(bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)))
                     }
                 }
             }
-            var bound = SockaddrNetlink()
-            var length = socklen_t(MemoryLayout<SockaddrNetlink>.size)
+            var bound = netlinkAddress()
+            var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
             try RTNetlinkSocket.retrying("\(what): getsockname") {
                 withUnsafeMutablePointer(to: &bound) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -363,7 +357,7 @@ final class RTNetlinkSocket {
                 }
             }
             self.fd = fd
-            self.portID = bound.pid
+            self.portID = bound.nl_pid
             self.hasReplyTimeout = replyTimeoutSeconds != nil
         } catch {
             close(fd)
@@ -377,12 +371,12 @@ final class RTNetlinkSocket {
 
     /// Sends one request to the kernel (port 0).
     func send(_ bytes: [UInt8], _ what: String) throws {
-        var kernel = SockaddrNetlink()
+        var kernel = netlinkAddress()
         let sent = try RTNetlinkSocket.retrying(what) {
             bytes.withUnsafeBytes { raw in
                 withUnsafePointer(to: &kernel) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<SockaddrNetlink>.size))
+                        sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
                     }
                 }
             }
@@ -405,8 +399,8 @@ final class RTNetlinkSocket {
                 if size > buffer.count {
                     buffer = [UInt8](repeating: 0, count: RTNetlinkSocket.roundUp(size))
                 }
-                var source = SockaddrNetlink()
-                var sourceLength = socklen_t(MemoryLayout<SockaddrNetlink>.size)
+                var source = netlinkAddress()
+                var sourceLength = socklen_t(MemoryLayout<sockaddr_nl>.size)
                 let received = try RTNetlinkSocket.retrying(what) {
                     buffer.withUnsafeMutableBytes { raw in
                         withUnsafeMutablePointer(to: &source) {
@@ -416,7 +410,7 @@ final class RTNetlinkSocket {
                         }
                     }
                 }
-                if source.pid != 0 { continue } // not from the kernel
+                if source.nl_pid != 0 { continue } // not from the kernel
                 return Array(buffer[0..<min(received, buffer.count)])
             } catch let error as HnxdpError where error.errno == EAGAIN && hasReplyTimeout {
                 throw HnxdpError.system("\(what) (no answer from the kernel)", errno: ETIMEDOUT)

@@ -6,6 +6,7 @@
 //   struct nlattr    { u16 len; u16 type; } + value, padded to 4 bytes
 // `len` of a message / attribute counts its header and value but not the trailing padding.
 
+import CHnxdpShim
 import Glibc
 
 /// One netlink message split out of a datagram.
@@ -27,95 +28,24 @@ public struct NetlinkMessage: Sendable, Equatable {
 /// Parsers never trap on malformed input: every length is bounds-checked and a
 /// message that does not fit throws `HnxdpError` (`.runtime`, "malformed netlink ...").
 public enum RTNetlinkCodec {
-    // MARK: Constants (include/uapi/linux/netlink.h, rtnetlink.h, if_link.h)
+    // MARK: Constants
+    //
+    // Message types, flags and attribute numbers are the kernel's own (RTM_NEWLINK,
+    // NLM_F_DUMP, IFLA_MTU, ...: <linux/netlink.h>, <linux/rtnetlink.h>,
+    // <linux/if_link.h>, through CHnxdpShim's hnxdp_netlink.h), used where they are
+    // needed. Here only what the build machine's headers (6.1) do not have yet.
 
-    /// Netlink message types and flags.
-    public enum Message {
-        public static let noop: UInt16 = 1          // NLMSG_NOOP
-        public static let error: UInt16 = 2         // NLMSG_ERROR
-        public static let done: UInt16 = 3          // NLMSG_DONE
-        public static let overrun: UInt16 = 4       // NLMSG_OVERRUN
-        public static let newLink: UInt16 = 16      // RTM_NEWLINK
-        public static let delLink: UInt16 = 17      // RTM_DELLINK
-        public static let getLink: UInt16 = 18      // RTM_GETLINK
-        public static let setLink: UInt16 = 19      // RTM_SETLINK
-        public static let newAddr: UInt16 = 20      // RTM_NEWADDR
-        public static let getAddr: UInt16 = 22      // RTM_GETADDR
-        public static let newRoute: UInt16 = 24     // RTM_NEWROUTE
-        public static let getRoute: UInt16 = 26     // RTM_GETROUTE
-    }
-
-
-    /// `nlmsg_flags` bits.
-    public enum Flag {
-        public static let request: UInt16 = 0x01    // NLM_F_REQUEST
-        public static let multi: UInt16 = 0x02      // NLM_F_MULTI
-        public static let ack: UInt16 = 0x04        // NLM_F_ACK
-        public static let echo: UInt16 = 0x08       // NLM_F_ECHO
-        public static let dumpInterrupted: UInt16 = 0x10 // NLM_F_DUMP_INTR
-        public static let dumpFiltered: UInt16 = 0x20    // NLM_F_DUMP_FILTERED
-        public static let root: UInt16 = 0x100      // NLM_F_ROOT
-        public static let match: UInt16 = 0x200     // NLM_F_MATCH
-        public static let dump: UInt16 = 0x300      // NLM_F_DUMP = ROOT | MATCH
-        /// On NLMSG_ERROR: the echoed request was cut to its header (NETLINK_CAP_ACK).
-        public static let capped: UInt16 = 0x100    // NLM_F_CAPPED
-        /// On NLMSG_ERROR: extended ack TLVs follow the echoed request (NETLINK_EXT_ACK).
-        public static let ackTLVs: UInt16 = 0x200   // NLM_F_ACK_TLVS
-    }
-
-    /// IFLA_* link attribute types. Numbers from include/uapi/linux/if_link.h (kernel 6.18);
-    /// the ones newer than the build machine's headers are spelled out here.
-    public enum Attr {
-        public static let address: UInt16 = 1       // IFLA_ADDRESS
-        public static let broadcast: UInt16 = 2     // IFLA_BROADCAST
-        public static let ifname: UInt16 = 3        // IFLA_IFNAME
-        public static let mtu: UInt16 = 4           // IFLA_MTU
-        public static let link: UInt16 = 5          // IFLA_LINK
-        public static let master: UInt16 = 10       // IFLA_MASTER
-        public static let txQueueLen: UInt16 = 13   // IFLA_TXQLEN
-        public static let stats64: UInt16 = 23      // IFLA_STATS64 (struct rtnl_link_stats64)
-        public static let operState: UInt16 = 16    // IFLA_OPERSTATE
-        public static let linkMode: UInt16 = 17     // IFLA_LINKMODE
-        public static let linkInfo: UInt16 = 18     // IFLA_LINKINFO (nested)
-        public static let extMask: UInt16 = 29      // IFLA_EXT_MASK
-        public static let promiscuity: UInt16 = 30  // IFLA_PROMISCUITY
-        public static let carrier: UInt16 = 33      // IFLA_CARRIER
-        public static let gsoMaxSegs: UInt16 = 40   // IFLA_GSO_MAX_SEGS
-        public static let gsoMaxSize: UInt16 = 41   // IFLA_GSO_MAX_SIZE
-        public static let minMTU: UInt16 = 50       // IFLA_MIN_MTU
-        public static let maxMTU: UInt16 = 51       // IFLA_MAX_MTU
-        public static let permAddress: UInt16 = 54  // IFLA_PERM_ADDRESS
-        public static let groMaxSize: UInt16 = 58   // IFLA_GRO_MAX_SIZE
-        public static let tsoMaxSize: UInt16 = 59   // IFLA_TSO_MAX_SIZE
-        public static let tsoMaxSegs: UInt16 = 60   // IFLA_TSO_MAX_SEGS
-        public static let allmulti: UInt16 = 61     // IFLA_ALLMULTI
-        public static let gsoIPv4MaxSize: UInt16 = 63 // IFLA_GSO_IPV4_MAX_SIZE (6.3)
-        public static let groIPv4MaxSize: UInt16 = 64 // IFLA_GRO_IPV4_MAX_SIZE (6.3)
-    }
-
-    /// IFLA_INFO_* attributes nested in IFLA_LINKINFO.
-    public enum LinkInfoAttr {
-        public static let kind: UInt16 = 1          // IFLA_INFO_KIND
-        public static let data: UInt16 = 2          // IFLA_INFO_DATA
-        public static let xstats: UInt16 = 3        // IFLA_INFO_XSTATS
-        public static let slaveKind: UInt16 = 4     // IFLA_INFO_SLAVE_KIND
-        public static let slaveData: UInt16 = 5     // IFLA_INFO_SLAVE_DATA
-    }
-
-    /// NLMSGERR_ATTR_* extended-ack TLVs after an NLMSG_ERROR's echoed request.
-    public enum ErrorAttr {
-        public static let message: UInt16 = 1       // NLMSGERR_ATTR_MSG (string)
-        public static let offset: UInt16 = 2        // NLMSGERR_ATTR_OFFS (u32)
-    }
+    /// IFLA_GSO_IPV4_MAX_SIZE (kernel 6.3, newer than the build machine's <linux/if_link.h>).
+    static let IFLA_GSO_IPV4_MAX_SIZE = 63
 
     /// sizeof(struct nlmsghdr).
-    public static let headerLength = 16
+    public static let headerLength = MemoryLayout<nlmsghdr>.size
     /// sizeof(struct ifinfomsg).
-    public static let ifinfomsgLength = 16
+    public static let ifinfomsgLength = MemoryLayout<ifinfomsg>.size
     /// Attribute header length (struct nlattr).
-    static let attrHeaderLength = 4
-    /// NLA_F_NESTED | NLA_F_NET_BYTEORDER: flag bits in nla_type that are not part of the type.
-    static let attrTypeMask: UInt16 = 0x3FFF
+    static let attrHeaderLength = MemoryLayout<nlattr>.size
+    /// NLA_TYPE_MASK: nla_type without its flag bits (NLA_F_NESTED, NLA_F_NET_BYTEORDER).
+    static let attrTypeMask = ~UInt16(NLA_F_NESTED | NLA_F_NET_BYTEORDER)
 
     /// NLMSG_ALIGN / NLA_ALIGN: round up to a multiple of 4.
     @inlinable
@@ -131,21 +61,15 @@ public enum RTNetlinkCodec {
     /// `LinkInfo` does not hold: a fifth of each answer (1504 -> 1200 bytes for a veth).
     public static func getLinkRequest(seq: UInt32, ifindex: Int32?, name: String?, skipStats: Bool = false) -> [UInt8] {
         let dump = ifindex == nil && name == nil
-        var w = Writer(type: Message.getLink,
-                              flags: Flag.request | (dump ? Flag.dump : 0), seq: seq)
+        var w = Writer(type: UInt16(RTM_GETLINK), flags: UInt16(NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0)), seq: seq)
         w.appendIfinfomsg(index: ifindex ?? 0, flags: 0, change: 0)
         if let name {
-            w.appendAttribute(type: Attr.ifname, cString: name)
+            w.appendAttribute(type: UInt16(IFLA_IFNAME), cString: name)
         }
         if skipStats {
-            w.appendAttribute(type: Attr.extMask, u32: ExtFilter.skipStats)
+            w.appendAttribute(type: UInt16(IFLA_EXT_MASK), u32: UInt32(RTEXT_FILTER_SKIP_STATS))
         }
         return w.finish()
-    }
-
-    /// RTEXT_FILTER_* bits of IFLA_EXT_MASK.
-    public enum ExtFilter {
-        public static let skipStats: UInt32 = 1 << 3 // RTEXT_FILTER_SKIP_STATS
     }
 
     /// RTM_NEWLINK (set) with NLM_F_REQUEST|NLM_F_ACK for an existing link.
@@ -153,36 +77,49 @@ public enum RTNetlinkCodec {
     /// Flag changes go in `ifi_flags`/`ifi_change` (only the bits the change names are
     /// touched); MTU and GSO limits as u32 attributes.
     public static func setLinkRequest(seq: UInt32, ifindex: Int32, change: LinkChange) -> [UInt8] {
-        var w = Writer(type: Message.newLink, flags: Flag.request | Flag.ack, seq: seq)
+        var w = Writer(type: UInt16(RTM_NEWLINK), flags: UInt16(NLM_F_REQUEST | NLM_F_ACK), seq: seq)
         w.appendIfinfomsg(index: ifindex, flags: change.flagValues, change: change.flagMask)
-        if let mtu = change.mtu { w.appendAttribute(type: Attr.mtu, u32: mtu) }
-        if let v = change.gsoMaxSize { w.appendAttribute(type: Attr.gsoMaxSize, u32: v) }
-        if let v = change.gsoMaxSegs { w.appendAttribute(type: Attr.gsoMaxSegs, u32: v) }
-        if let v = change.gsoIPv4MaxSize { w.appendAttribute(type: Attr.gsoIPv4MaxSize, u32: v) }
+        if let mtu = change.mtu { w.appendAttribute(type: UInt16(IFLA_MTU), u32: mtu) }
+        if let v = change.gsoMaxSize { w.appendAttribute(type: UInt16(IFLA_GSO_MAX_SIZE), u32: v) }
+        if let v = change.gsoMaxSegs { w.appendAttribute(type: UInt16(IFLA_GSO_MAX_SEGS), u32: v) }
+        if let v = change.gsoIPv4MaxSize { w.appendAttribute(type: UInt16(IFLA_GSO_IPV4_MAX_SIZE), u32: v) }
         return w.finish()
     }
 
-    /// RTM_GETADDR dump of every address of every family (struct ifaddrmsg, AF_UNSPEC).
+    /// RTM_GETADDR dump of every address of every family.
     public static func getAddressesRequest(seq: UInt32) -> [UInt8] {
-        var w = Writer(type: Message.getAddr, flags: Flag.request | Flag.dump, seq: seq)
-        for _ in 0..<8 { w.append(u8: 0) } // ifa_family, ifa_prefixlen, ifa_flags, ifa_scope, ifa_index
+        dumpRequest(type: RTM_GETADDR, seq: seq, familyHeader: ifaddrmsg.self)
+    }
+
+    /// A dump request for every object of every family: `type` and an all-zero
+    /// family header (AF_UNSPEC, no filter).
+    static func dumpRequest<Header>(type: Int, seq: UInt32, familyHeader: Header.Type) -> [UInt8] {
+        var w = Writer(type: UInt16(type), flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), seq: seq)
+        for _ in 0..<MemoryLayout<Header>.size { w.append(u8: 0) }
         return w.finish()
+    }
+
+    /// The payload of `message` when it is of `type`, nil when it is not; throws when the
+    /// payload is too short for its family header (`name`).
+    static func payload<Header>(of message: NetlinkMessage, type: Int, familyHeader: Header.Type,
+                                _ name: String) throws -> [UInt8]? {
+        guard message.type == type else { return nil }
+        guard message.payload.count >= MemoryLayout<Header>.size else { throw malformed(name) }
+        return message.payload
     }
 
     /// One RTM_NEWADDR: the address on its interface (IFA_LOCAL where present, as for
     /// point-to-point links, else IFA_ADDRESS); nil for another message type.
     public static func parseAddress(_ message: NetlinkMessage) throws -> InterfaceAddress? {
-        guard message.type == Message.newAddr else { return nil }
-        let p = message.payload
-        guard p.count >= 8 else { throw malformed("ifaddrmsg") }
+        guard let p = try payload(of: message, type: RTM_NEWADDR, familyHeader: ifaddrmsg.self, "ifaddrmsg") else { return nil }
         let b = p.startIndex
         let family = p[b], prefix = p[b + 1], scope = p[b + 3]
         let index = Int32(bitPattern: readU32(p, b + 4))
         var address: [UInt8]? = nil, local: [UInt8]? = nil
-        for attr in try parseAttributes(p[(b + 8)...], context: "address attribute") {
-            switch attr.type {
-            case 1: address = Array(attr.value)  // IFA_ADDRESS
-            case 2: local = Array(attr.value)    // IFA_LOCAL
+        for attr in try parseAttributes(p[(b + MemoryLayout<ifaddrmsg>.size)...], context: "address attribute") {
+            switch Int(attr.type) {
+            case IFA_ADDRESS: address = Array(attr.value)
+            case IFA_LOCAL: local = Array(attr.value)
             default: break
             }
         }
@@ -190,27 +127,23 @@ public enum RTNetlinkCodec {
         return InterfaceAddress(ifindex: index, family: family, prefixLength: prefix, scope: scope, bytes: bytes)
     }
 
-    /// RTM_GETROUTE dump of every route of every family (struct rtmsg, AF_UNSPEC).
+    /// RTM_GETROUTE dump of every route of every family.
     public static func getRoutesRequest(seq: UInt32) -> [UInt8] {
-        var w = Writer(type: Message.getRoute, flags: Flag.request | Flag.dump, seq: seq)
-        for _ in 0..<12 { w.append(u8: 0) } // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
-        return w.finish()
+        dumpRequest(type: RTM_GETROUTE, seq: seq, familyHeader: rtmsg.self)
     }
 
     /// One RTM_NEWROUTE with an output interface (RTA_OIF); nil for another message
     /// type or a route without one (multipath, blackhole).
     public static func parseRoute(_ message: NetlinkMessage) throws -> InterfaceRoute? {
-        guard message.type == Message.newRoute else { return nil }
-        let p = message.payload
-        guard p.count >= 12 else { throw malformed("rtmsg") }
+        guard let p = try payload(of: message, type: RTM_NEWROUTE, familyHeader: rtmsg.self, "rtmsg") else { return nil }
         let b = p.startIndex
         var route = InterfaceRoute(oif: 0, family: p[b], destinationLength: p[b + 1], destination: [],
                                    table: UInt32(p[b + 4]), protocol: p[b + 5], type: p[b + 7])
-        for attr in try parseAttributes(p[(b + 12)...], context: "route attribute") {
-            switch attr.type {
-            case 1: route.destination = Array(attr.value)             // RTA_DST
-            case 4: route.oif = Int32(bitPattern: try u32(attr.value, "RTA_OIF"))
-            case 15: route.table = try u32(attr.value, "RTA_TABLE")   // beyond 255
+        for attr in try parseAttributes(p[(b + MemoryLayout<rtmsg>.size)...], context: "route attribute") {
+            switch rtattr_type_t(UInt32(attr.type)) {
+            case RTA_DST: route.destination = Array(attr.value)
+            case RTA_OIF: route.oif = Int32(bitPattern: try u32(attr.value, "RTA_OIF"))
+            case RTA_TABLE: route.table = try u32(attr.value, "RTA_TABLE") // beyond 255
             default: break
             }
         }
@@ -253,7 +186,7 @@ public enum RTNetlinkCodec {
     /// Throws when the message is malformed (short ifinfomsg, attribute overrunning its message,
     /// an attribute value too short for its type).
     public static func parseLink(_ message: NetlinkMessage) throws -> LinkInfo? {
-        guard message.type == Message.newLink || message.type == Message.delLink else { return nil }
+        guard message.type == RTM_NEWLINK || message.type == RTM_DELLINK else { return nil }
         let p = message.payload
         guard p.count >= ifinfomsgLength else {
             throw malformed("link message payload is \(p.count) bytes, shorter than struct ifinfomsg")
@@ -266,31 +199,31 @@ public enum RTNetlinkCodec {
         )
         for attr in try parseAttributes(p[ifinfomsgLength...], context: "link attribute") {
             let v = attr.value
-            switch attr.type {
-            case Attr.address: link.mac = Array(v)
-            case Attr.ifname: link.name = decodeString(v)
-            case Attr.mtu: link.mtu = try u32(v, "IFLA_MTU")
-            case Attr.link: link.linkIndex = Int32(bitPattern: try u32(v, "IFLA_LINK"))
-            case Attr.master: link.masterIndex = Int32(bitPattern: try u32(v, "IFLA_MASTER"))
-            case Attr.operState: link.operState = try u8(v, "IFLA_OPERSTATE")
-            case Attr.carrier: link.carrier = try u8(v, "IFLA_CARRIER") != 0
-            case Attr.promiscuity: link.promiscuity = try u32(v, "IFLA_PROMISCUITY")
-            case Attr.allmulti: link.allmulti = try u32(v, "IFLA_ALLMULTI")
-            case Attr.minMTU: link.minMTU = try u32(v, "IFLA_MIN_MTU")
-            case Attr.maxMTU: link.maxMTU = try u32(v, "IFLA_MAX_MTU")
-            case Attr.gsoMaxSize: link.gsoMaxSize = try u32(v, "IFLA_GSO_MAX_SIZE")
-            case Attr.gsoMaxSegs: link.gsoMaxSegs = try u32(v, "IFLA_GSO_MAX_SEGS")
-            case Attr.gsoIPv4MaxSize: link.gsoIPv4MaxSize = try u32(v, "IFLA_GSO_IPV4_MAX_SIZE")
-            case Attr.groMaxSize: link.groMaxSize = try u32(v, "IFLA_GRO_MAX_SIZE")
-            case Attr.tsoMaxSize: link.tsoMaxSize = try u32(v, "IFLA_TSO_MAX_SIZE")
-            case Attr.tsoMaxSegs: link.tsoMaxSegs = try u32(v, "IFLA_TSO_MAX_SEGS")
-            case Attr.permAddress:
+            switch Int(attr.type) {
+            case IFLA_ADDRESS: link.mac = Array(v)
+            case IFLA_IFNAME: link.name = decodeString(v)
+            case IFLA_MTU: link.mtu = try u32(v, "IFLA_MTU")
+            case IFLA_LINK: link.linkIndex = Int32(bitPattern: try u32(v, "IFLA_LINK"))
+            case IFLA_MASTER: link.masterIndex = Int32(bitPattern: try u32(v, "IFLA_MASTER"))
+            case IFLA_OPERSTATE: link.operState = try u8(v, "IFLA_OPERSTATE")
+            case IFLA_CARRIER: link.carrier = try u8(v, "IFLA_CARRIER") != 0
+            case IFLA_PROMISCUITY: link.promiscuity = try u32(v, "IFLA_PROMISCUITY")
+            case IFLA_ALLMULTI: link.allmulti = try u32(v, "IFLA_ALLMULTI")
+            case IFLA_MIN_MTU: link.minMTU = try u32(v, "IFLA_MIN_MTU")
+            case IFLA_MAX_MTU: link.maxMTU = try u32(v, "IFLA_MAX_MTU")
+            case IFLA_GSO_MAX_SIZE: link.gsoMaxSize = try u32(v, "IFLA_GSO_MAX_SIZE")
+            case IFLA_GSO_MAX_SEGS: link.gsoMaxSegs = try u32(v, "IFLA_GSO_MAX_SEGS")
+            case IFLA_GSO_IPV4_MAX_SIZE: link.gsoIPv4MaxSize = try u32(v, "IFLA_GSO_IPV4_MAX_SIZE")
+            case IFLA_GRO_MAX_SIZE: link.groMaxSize = try u32(v, "IFLA_GRO_MAX_SIZE")
+            case IFLA_TSO_MAX_SIZE: link.tsoMaxSize = try u32(v, "IFLA_TSO_MAX_SIZE")
+            case IFLA_TSO_MAX_SEGS: link.tsoMaxSegs = try u32(v, "IFLA_TSO_MAX_SEGS")
+            case IFLA_PERM_ADDRESS:
                 link.permanentMAC = v.contains(where: { $0 != 0 }) ? Array(v) : nil
-            case Attr.linkInfo:
+            case IFLA_LINKINFO:
                 for info in try parseAttributes(v, context: "IFLA_LINKINFO attribute") {
-                    switch info.type {
-                    case LinkInfoAttr.kind: link.kind = decodeString(info.value)
-                    case LinkInfoAttr.slaveKind: link.slaveKind = decodeString(info.value)
+                    switch Int(info.type) {
+                    case IFLA_INFO_KIND: link.kind = decodeString(info.value)
+                    case IFLA_INFO_SLAVE_KIND: link.slaveKind = decodeString(info.value)
                     default: break
                     }
                 }
@@ -304,9 +237,9 @@ public enum RTNetlinkCodec {
     /// tx_packets of IFLA_STATS64 in an RTM_NEWLINK (kept out of `LinkInfo`, whose
     /// equality means "the same configuration"); nil when absent.
     public static func parseTxPackets(_ message: NetlinkMessage) throws -> UInt64? {
-        guard message.type == Message.newLink, message.payload.count >= ifinfomsgLength else { return nil }
+        guard message.type == RTM_NEWLINK, message.payload.count >= ifinfomsgLength else { return nil }
         for attr in try parseAttributes(message.payload[ifinfomsgLength...], context: "link attribute")
-        where attr.type == Attr.stats64 && attr.value.count >= 16 {
+        where attr.type == IFLA_STATS64 && attr.value.count >= 16 {
             // rx_packets, tx_packets, ... (u64 each, host order, possibly unaligned here)
             let v = attr.value
             return (0..<8).reduce(UInt64(0)) { $0 | UInt64(v[v.startIndex + 8 + $1]) << (8 * UInt64($1)) }
@@ -317,7 +250,7 @@ public enum RTNetlinkCodec {
     /// For NLMSG_ERROR: the positive errno it reports, 0 for an acknowledgement.
     /// nil for any other message type; EPROTO for an NLMSG_ERROR too short to hold its code.
     public static func parseError(_ message: NetlinkMessage) -> Int32? {
-        guard message.type == Message.error else { return nil }
+        guard message.type == NLMSG_ERROR else { return nil }
         guard message.payload.count >= 4 else { return EPROTO }
         let code = Int32(bitPattern: readU32(message.payload, 0))
         // The kernel sends -errno; guard against Int32.min, which has no positive.
@@ -327,12 +260,12 @@ public enum RTNetlinkCodec {
     /// For NLMSG_ERROR with extended ack TLVs (NETLINK_EXT_ACK): the kernel's message,
     /// e.g. "MTU greater than device maximum". nil when there is none or it cannot be found.
     public static func parseExtendedAckMessage(_ message: NetlinkMessage) -> String? {
-        guard message.type == Message.error, message.flags & Flag.ackTLVs != 0 else { return nil }
+        guard message.type == NLMSG_ERROR, message.flags & UInt16(NLM_F_ACK_TLVS) != 0 else { return nil }
         let p = message.payload
         // int error; struct nlmsghdr msg (+ the request's payload unless capped); TLVs.
         guard p.count >= 4 + headerLength else { return nil }
         var offset = 4 + headerLength
-        if message.flags & Flag.capped == 0 {
+        if message.flags & UInt16(NLM_F_CAPPED) == 0 {
             let echoed = Int(readU32(p, 4))
             guard echoed >= headerLength else { return nil }
             offset = 4 + align4(echoed)
@@ -340,7 +273,7 @@ public enum RTNetlinkCodec {
         guard offset <= p.count,
               let tlvs = try? parseAttributes(p[offset...], context: "extended ack attribute")
         else { return nil }
-        for tlv in tlvs where tlv.type == ErrorAttr.message {
+        for tlv in tlvs where tlv.type == NLMSGERR_ATTR_MSG.rawValue {
             let text = decodeString(tlv.value)
             return text.isEmpty ? nil : text
         }
@@ -350,7 +283,7 @@ public enum RTNetlinkCodec {
     /// For NLMSG_DONE: the error the kernel put in it (positive errno; 0 = dump complete).
     /// nil for any other type; an empty payload (old kernels) counts as 0.
     public static func parseDone(_ message: NetlinkMessage) -> Int32? {
-        guard message.type == Message.done else { return nil }
+        guard message.type == NLMSG_DONE else { return nil }
         guard message.payload.count >= 4 else { return 0 }
         let code = Int32(bitPattern: readU32(message.payload, 0))
         return code == Int32.min ? EPROTO : (code < 0 ? -code : code)

@@ -13,6 +13,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import CHnxdpShim
 import Glibc
 
 /// One qdisc, class or filter of a device's egress configuration, as the
@@ -96,40 +97,19 @@ public struct TCConfig: Codable, Equatable, Sendable {
 
 /// Builds tc requests and parses tc messages. Pure: no system calls.
 public enum TrafficControlCodec {
-    public enum Message {
-        public static let newQdisc: UInt16 = 36    // RTM_NEWQDISC
-        public static let delQdisc: UInt16 = 37    // RTM_DELQDISC
-        public static let getQdisc: UInt16 = 38    // RTM_GETQDISC
-        public static let newClass: UInt16 = 40    // RTM_NEWTCLASS
-        public static let delClass: UInt16 = 41    // RTM_DELTCLASS
-        public static let getClass: UInt16 = 42    // RTM_GETTCLASS
-        public static let newFilter: UInt16 = 44   // RTM_NEWTFILTER
-        public static let delFilter: UInt16 = 45   // RTM_DELTFILTER
-        public static let getFilter: UInt16 = 46   // RTM_GETTFILTER
-    }
-
-    /// TCA_* (include/uapi/linux/rtnetlink.h).
-    public enum Attr {
-        public static let kind: UInt16 = 1          // TCA_KIND
-        public static let options: UInt16 = 2       // TCA_OPTIONS
-        public static let rate: UInt16 = 5          // TCA_RATE (estimator)
-        public static let stab: UInt16 = 8          // TCA_STAB
-        public static let chain: UInt16 = 11        // TCA_CHAIN
-        public static let ingressBlock: UInt16 = 13 // TCA_INGRESS_BLOCK
-        public static let egressBlock: UInt16 = 14  // TCA_EGRESS_BLOCK
-    }
-
     /// What is kept of a dump: configuration. Everything else (TCA_STATS, TCA_XSTATS,
     /// TCA_STATS2, TCA_FCNT, TCA_PAD, TCA_HW_OFFLOAD, TCA_DUMP_INVISIBLE, TCA_EXT_WARN_MSG)
     /// is state or counters.
-    static let configAttributes: Set<UInt16> = [Attr.kind, Attr.options, Attr.rate, Attr.stab, Attr.chain, Attr.ingressBlock, Attr.egressBlock]
+    static let configAttributes = Set([TCA_KIND, TCA_OPTIONS, TCA_RATE, TCA_STAB, TCA_CHAIN, TCA_INGRESS_BLOCK,
+                                       TCA_EGRESS_BLOCK].map { UInt16($0) })
 
     /// RTNLGRP_TC: qdisc, class and filter notifications.
-    public static let notificationGroup: UInt32 = 4
-    /// TC_H_ROOT, TC_H_INGRESS (== TC_H_CLSACT).
-    public static let rootParent: UInt32 = 0xFFFF_FFFF
-    public static let ingressParent: UInt32 = 0xFFFF_FFF1
-    public static let tcmsgLength = 20
+    public static let notificationGroup = RTNLGRP_TC.rawValue
+    /// TC_H_ROOT: the parent of a device's root qdisc.
+    public static let rootParent = TC_H_ROOT
+    /// TC_H_INGRESS (== TC_H_CLSACT): the parent of its ingress or clsact qdisc.
+    public static let ingressParent = TC_H_INGRESS
+    public static let tcmsgLength = MemoryLayout<tcmsg>.size
 
     /// "1:", "1:10", "0:" (tc's notation, hexadecimal).
     public static func format(_ handle: UInt32) -> String {
@@ -139,7 +119,7 @@ public enum TrafficControlCodec {
 
     /// RTM_GET* dump for one device; `parent` for filters (the qdisc or class they hang on).
     public static func dumpRequest(type: UInt16, seq: UInt32, ifindex: Int32, parent: UInt32 = 0) -> [UInt8] {
-        var w = RTNetlinkCodec.Writer(type: type, flags: RTNetlinkCodec.Flag.request | RTNetlinkCodec.Flag.dump, seq: seq)
+        var w = RTNetlinkCodec.Writer(type: type, flags: UInt16(NLM_F_REQUEST | NLM_F_DUMP), seq: seq)
         appendTcmsg(&w, ifindex: ifindex, handle: 0, parent: parent, info: 0)
         return w.finish()
     }
@@ -151,8 +131,7 @@ public enum TrafficControlCodec {
     /// NLM_F_ECHO: the kernel sends a qdisc GET's answer as a notification, to the
     /// asking socket only when it asks for the echo; NLM_F_ACK: an answer even then.
     public static func getIngressQdiscRequest(seq: UInt32, ifindex: Int32) -> [UInt8] {
-        var w = RTNetlinkCodec.Writer(type: Message.getQdisc,
-                                      flags: RTNetlinkCodec.Flag.request | RTNetlinkCodec.Flag.echo | RTNetlinkCodec.Flag.ack, seq: seq)
+        var w = RTNetlinkCodec.Writer(type: UInt16(RTM_GETQDISC), flags: UInt16(NLM_F_REQUEST | NLM_F_ECHO | NLM_F_ACK), seq: seq)
         appendTcmsg(&w, ifindex: ifindex, handle: 0, parent: ingressParent, info: 0)
         return w.finish()
     }
@@ -161,14 +140,13 @@ public enum TrafficControlCodec {
     /// hangs on their parent (`tc qdisc replace`); classes are created or changed;
     /// filters are created and must not exist yet.
     public static func newRequest(_ object: TCObject, seq: UInt32, ifindex: Int32) -> [UInt8] {
-        let type: UInt16, flags: UInt16
-        let create: UInt16 = 0x400, excl: UInt16 = 0x200, replace: UInt16 = 0x100 // NLM_F_CREATE, _EXCL, _REPLACE
+        let type: Int, flags: Int32
         switch object.type {
-        case .qdisc: type = Message.newQdisc; flags = create | replace
-        case .class: type = Message.newClass; flags = create
-        case .filter: type = Message.newFilter; flags = create | excl
+        case .qdisc: type = RTM_NEWQDISC; flags = NLM_F_CREATE | NLM_F_REPLACE
+        case .class: type = RTM_NEWTCLASS; flags = NLM_F_CREATE
+        case .filter: type = RTM_NEWTFILTER; flags = NLM_F_CREATE | NLM_F_EXCL
         }
-        var w = RTNetlinkCodec.Writer(type: type, flags: RTNetlinkCodec.Flag.request | RTNetlinkCodec.Flag.ack | flags, seq: seq)
+        var w = RTNetlinkCodec.Writer(type: UInt16(type), flags: UInt16(NLM_F_REQUEST | NLM_F_ACK | flags), seq: seq)
         appendTcmsg(&w, ifindex: ifindex, handle: object.handle, parent: object.parent, info: object.info)
         w.pad()
         var bytes = w.finish()
@@ -181,7 +159,7 @@ public enum TrafficControlCodec {
     /// RTM_DELQDISC of the qdisc on `parent` (TC_H_ROOT: the root; the kernel then
     /// attaches its default qdiscs again).
     public static func deleteQdiscRequest(seq: UInt32, ifindex: Int32, parent: UInt32, handle: UInt32 = 0) -> [UInt8] {
-        var w = RTNetlinkCodec.Writer(type: Message.delQdisc, flags: RTNetlinkCodec.Flag.request | RTNetlinkCodec.Flag.ack, seq: seq)
+        var w = RTNetlinkCodec.Writer(type: UInt16(RTM_DELQDISC), flags: UInt16(NLM_F_REQUEST | NLM_F_ACK), seq: seq)
         appendTcmsg(&w, ifindex: ifindex, handle: handle, parent: parent, info: 0)
         return w.finish()
     }
@@ -195,7 +173,7 @@ public enum TrafficControlCodec {
         switch (object.type, object.kind) {
         case (.qdisc, "htb"):
             return rewritingOptions(object) { option in
-                if option.type == 2 /* TCA_HTB_INIT */, option.value.count >= 4 {
+                if option.type == TCA_HTB_INIT, option.value.count >= 4 {
                     let version = RTNetlinkCodec.readU32(option.value, option.value.startIndex)
                     if version > 0xFFFF {
                         option.value = withUnsafeBytes(of: version >> 16) { ArraySlice($0) } + option.value.dropFirst(4)
@@ -213,9 +191,10 @@ public enum TrafficControlCodec {
     }
 
     /// TCA_<KIND>_FLAGS of the filters that have them.
-    static let filterFlags: [String: UInt16] = ["u32": 11, "matchall": 3, "flower": 22, "bpf": 8]
-    /// TCA_CLS_FLAGS_SKIP_HW | _SKIP_SW | _VERBOSE: the flags a request may carry.
-    static let requestFlagMask: UInt32 = 0x1 | 0x2 | 0x10
+    static let filterFlags = ["u32": TCA_U32_FLAGS, "matchall": TCA_MATCHALL_FLAGS, "flower": TCA_FLOWER_FLAGS,
+                              "bpf": TCA_BPF_FLAGS].mapValues { UInt16($0) }
+    /// The flags a request may carry.
+    static let requestFlagMask = UInt32(TCA_CLS_FLAGS_SKIP_HW | TCA_CLS_FLAGS_SKIP_SW | TCA_CLS_FLAGS_VERBOSE)
 
     static func requestFlags(_ value: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
         guard value.count == 4 else { return value }
@@ -228,7 +207,7 @@ public enum TrafficControlCodec {
         guard let attrs = try? RTNetlinkCodec.parseAttributes(object.attributes[...]) else { return object.attributes }
         var out: [UInt8] = []
         for attr in attrs {
-            guard attr.type == Attr.options, let options = try? RTNetlinkCodec.parseAttributes(attr.value) else {
+            guard attr.type == TCA_OPTIONS, let options = try? RTNetlinkCodec.parseAttributes(attr.value) else {
                 out += encodeAttribute(attr)
                 continue
             }
@@ -270,10 +249,10 @@ public enum TrafficControlCodec {
     /// Statistics are removed; the configuration attributes are kept byte for byte.
     public static func parse(_ message: NetlinkMessage) throws -> (ifindex: Int32, object: TCObject)? {
         let type: TCObject.ObjectType
-        switch message.type {
-        case Message.newQdisc: type = .qdisc
-        case Message.newClass: type = .class
-        case Message.newFilter: type = .filter
+        switch Int(message.type) {
+        case RTM_NEWQDISC: type = .qdisc
+        case RTM_NEWTCLASS: type = .class
+        case RTM_NEWTFILTER: type = .filter
         default: return nil
         }
         let p = message.payload
@@ -283,7 +262,7 @@ public enum TrafficControlCodec {
         var kind = ""
         var kept: [UInt8] = []
         for attr in try RTNetlinkCodec.parseAttributes(p[tcmsgLength...], context: "tc attribute") {
-            if attr.type == Attr.kind { kind = RTNetlinkCodec.decodeString(attr.value) }
+            if attr.type == TCA_KIND { kind = RTNetlinkCodec.decodeString(attr.value) }
             if configAttributes.contains(attr.type) { kept += encodeAttribute(attr) }
         }
         let object = TCObject(type: type, handle: RTNetlinkCodec.readU32(p, 8), parent: RTNetlinkCodec.readU32(p, 12),
@@ -306,10 +285,12 @@ public enum TrafficControlCodec {
 
     /// Attribute numbers, per filter kind, of the nested action list (TCA_<KIND>_ACT)
     /// and of counters kept inside the options (TCA_<KIND>_PCNT, _PAD, _IN_HW_COUNT).
-    static let filterActions: [String: UInt16] = ["u32": 7, "fw": 4, "basic": 3, "matchall": 2, "flower": 3,
-                                                  "cgroup": 1, "route": 6, "flow": 9, "bpf": 1]
-    static let filterCounters: [String: Set<UInt16>] = ["u32": [9, 12], "basic": [5, 6], "matchall": [4, 5], "flower": [86]]
-    static let actionKind: UInt16 = 1 // TCA_ACT_KIND
+    static let filterActions = ["u32": TCA_U32_ACT, "fw": TCA_FW_ACT, "basic": TCA_BASIC_ACT, "matchall": TCA_MATCHALL_ACT,
+                                "flower": TCA_FLOWER_ACT, "cgroup": TCA_CGROUP_ACT, "route": TCA_ROUTE4_ACT,
+                                "flow": TCA_FLOW_ACT, "bpf": TCA_BPF_ACT].mapValues { UInt16($0) }
+    static let filterCounters = ["u32": [TCA_U32_PCNT, TCA_U32_PAD], "basic": [TCA_BASIC_PCNT, TCA_BASIC_PAD],
+                                 "matchall": [TCA_MATCHALL_PCNT, TCA_MATCHALL_PAD],
+                                 "flower": [TCA_FLOWER_IN_HW_COUNT]].mapValues { Set($0.map { UInt16($0) }) }
 
     /// What two objects are compared on: type, handle, parent, info and the
     /// configuration without what changes by itself. A filter's actions are
@@ -322,7 +303,7 @@ public enum TrafficControlCodec {
         for v in [o.handle, o.parent, o.type == .filter ? o.info : 0] { withUnsafeBytes(of: v) { out += $0 } }
         guard let attrs = try? RTNetlinkCodec.parseAttributes(o.attributes[...]) else { return out + o.attributes }
         for attr in attrs {
-            if attr.type == Attr.options {
+            if attr.type == TCA_OPTIONS {
                 out += [0xFE] + normalizedOptions(o, attr.value)
             } else {
                 out += encodeAttribute(attr)
@@ -334,11 +315,11 @@ public enum TrafficControlCodec {
     static func normalizedOptions(_ o: TCObject, _ value: ArraySlice<UInt8>) -> [UInt8] {
         switch (o.type, o.kind) {
         case (.qdisc, "htb"):
-            // TCA_HTB_INIT (2): struct tc_htb_glob, whose last u32 is the direct_pkts counter.
+            // TCA_HTB_INIT: struct tc_htb_glob, whose last u32 is the direct_pkts counter.
             guard let attrs = try? RTNetlinkCodec.parseAttributes(value) else { return Array(value) }
             return attrs.flatMap { a -> [UInt8] in
                 var a = a
-                if a.type == 2, a.value.count == 20 { a.value = a.value.prefix(16) + [0, 0, 0, 0] }
+                if a.type == TCA_HTB_INIT, a.value.count == MemoryLayout<tc_htb_glob>.size { a.value = a.value.prefix(16) + [0, 0, 0, 0] }
                 return encodeAttribute(a)
             }
         case (.filter, let kind):
@@ -352,7 +333,7 @@ public enum TrafficControlCodec {
                 if a.type == actions {
                     out += [0xFD]
                     for action in (try? RTNetlinkCodec.parseAttributes(a.value)) ?? [] {
-                        for field in (try? RTNetlinkCodec.parseAttributes(action.value)) ?? [] where field.type == actionKind {
+                        for field in (try? RTNetlinkCodec.parseAttributes(action.value)) ?? [] where field.type == TCA_ACT_KIND {
                             out += Array(field.value) + [0]
                         }
                     }
@@ -400,14 +381,14 @@ extension RTNetlink {
         let dev = RTNetlink.describe(name: name, index: ifindex)
         var config = TCConfig()
         config.qdiscs = try egressQdiscs(of: ifindex, name: name)
-        config.classes = try tcDump("dump classes of \(dev)", type: TrafficControlCodec.Message.getClass, ifindex: ifindex)
+        config.classes = try tcDump("dump classes of \(dev)", type: UInt16(RTM_GETTCLASS), ifindex: ifindex)
             .filter { $0.ifindex == ifindex && $0.object.parent != TrafficControlCodec.ingressParent
                 && $0.object.handle >> 16 != 0xFFFF }.map(\.object).map(TrafficControlCodec.withQdiscParent)
         var parents: [UInt32] = config.qdiscs.filter { $0.handle != 0 }.map(\.handle) + config.classes.map(\.handle)
         parents = Array(Set(parents)).sorted()
         for parent in parents {
             let filters = try tcDump("dump filters of \(dev) parent \(TrafficControlCodec.format(parent))",
-                                     type: TrafficControlCodec.Message.getFilter, ifindex: ifindex, parent: parent)
+                                     type: UInt16(RTM_GETTFILTER), ifindex: ifindex, parent: parent)
             config.filters += filters.filter { $0.ifindex == ifindex }.map(\.object).map {
                 var f = $0
                 f.parent = parent // the kernel reports the block's parent; requests name it the same way
@@ -422,7 +403,7 @@ extension RTNetlink {
     /// kernel's defaults (`TCConfig.isDefault` looks at the qdiscs only).
     public func egressQdiscs(of ifindex: Int32, name: String) throws -> [TCObject] {
         let dev = RTNetlink.describe(name: name, index: ifindex)
-        let qdiscs = try tcDump("dump qdiscs of \(dev)", type: TrafficControlCodec.Message.getQdisc, ifindex: ifindex)
+        let qdiscs = try tcDump("dump qdiscs of \(dev)", type: UInt16(RTM_GETQDISC), ifindex: ifindex)
         // The qdisc dump covers every device of the namespace: keep this one's, egress only.
         return qdiscs.filter { $0.ifindex == ifindex && $0.object.parent != TrafficControlCodec.ingressParent
             && $0.object.handle != 0xFFFF_0000 /* ingress/clsact's ffff: */ }.map(\.object)
@@ -465,8 +446,9 @@ extension RTNetlink {
     /// egress together: hnxdp removes a clsact it created only when this is 0.
     public func clsactFilterCount(ifindex: Int32) throws -> Int {
         var count = 0
-        for parent: UInt32 in [0xFFFF_FFF2, 0xFFFF_FFF3] { // TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS/EGRESS)
-            count += try tcDump("dump tc filters of ifindex \(ifindex)", type: TrafficControlCodec.Message.getFilter,
+        for minor in [TC_H_MIN_INGRESS, TC_H_MIN_EGRESS] {
+            let parent = (TC_H_CLSACT & TC_H_MAJ_MASK) | minor // TC_H_MAKE(TC_H_CLSACT, minor)
+            count += try tcDump("dump tc filters of ifindex \(ifindex)", type: UInt16(RTM_GETTFILTER),
                                 ifindex: ifindex, parent: parent).filter { $0.ifindex == ifindex }.count
         }
         return count
@@ -480,7 +462,7 @@ extension RTNetlink {
     /// Changes made by others meanwhile are not seen.
     public func beginQdiscSnapshot() throws {
         let (messages, interrupted) = try exchange("dump qdiscs", expectAck: false) { seq in
-            TrafficControlCodec.dumpRequest(type: TrafficControlCodec.Message.getQdisc, seq: seq, ifindex: 0)
+            TrafficControlCodec.dumpRequest(type: UInt16(RTM_GETQDISC), seq: seq, ifindex: 0)
         }
         qdiscSnapshot = interrupted ? nil : messages // interrupted: each device dumps its own
     }
@@ -489,7 +471,7 @@ extension RTNetlink {
 
     private func tcDump(_ what: String, type: UInt16, ifindex: Int32, parent: UInt32 = 0) throws -> [(ifindex: Int32, object: TCObject)] {
         for _ in 0..<RTNetlink.dumpAttempts {
-            let snapshot = type == TrafficControlCodec.Message.getQdisc ? qdiscSnapshot : nil
+            let snapshot = type == RTM_GETQDISC ? qdiscSnapshot : nil
             let (messages, interrupted) = try snapshot.map { ($0, false) } ?? exchange(what, expectAck: false) { seq in
                 TrafficControlCodec.dumpRequest(type: type, seq: seq, ifindex: ifindex, parent: parent)
             }

@@ -1,3 +1,4 @@
+import CHnxdpShim
 import Glibc
 import Logging
 
@@ -253,7 +254,7 @@ public enum QdiscMirror {
         if let vfRoot = defaults.root, perQueueRoots.contains(vfRoot.kind) { return queueCount(defaults) }
         let probe = TCObject(type: .qdisc, handle: resetHandle, parent: TrafficControlCodec.rootParent, kind: root.kind,
                              attributes: TrafficControlCodec.encodeAttribute(
-                                RTNetlinkCodec.Attribute(type: TrafficControlCodec.Attr.kind, value: Array(root.kind.utf8 + [0])[...])))
+                                RTNetlinkCodec.Attribute(type: UInt16(TCA_KIND), value: Array(root.kind.utf8 + [0])[...])))
         do {
             try netlink.tcCreate(probe, ifindex: vf.ifindex, name: vf.name)
         } catch let error as HnxdpError where error.errno == EOPNOTSUPP || error.errno == EINVAL {
@@ -297,7 +298,7 @@ public enum QdiscMirror {
             // root replaced and deleted brings back the defaults everywhere.
             let temporary = TCObject(type: .qdisc, handle: resetHandle, parent: TrafficControlCodec.rootParent, kind: "pfifo",
                                      attributes: TrafficControlCodec.encodeAttribute(
-                                        RTNetlinkCodec.Attribute(type: TrafficControlCodec.Attr.kind, value: Array("pfifo".utf8 + [0])[...])))
+                                        RTNetlinkCodec.Attribute(type: UInt16(TCA_KIND), value: Array("pfifo".utf8 + [0])[...])))
             try netlink.tcCreate(temporary, ifindex: vf.ifindex, name: vf.name)
         }
         try netlink.tcDeleteQdisc(parent: TrafficControlCodec.rootParent, ifindex: vf.ifindex, name: vf.name)
