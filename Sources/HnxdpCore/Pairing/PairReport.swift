@@ -16,6 +16,9 @@ public struct DeviceName: Encodable, Equatable, Sendable {
         self.name = name
         self.ifindex = ifindex
     }
+
+    /// "NAME(IFINDEX)", "?(IFINDEX)" without a name: how text output names a device.
+    public var label: String { "\(name ?? "?")(\(ifindex))" }
 }
 
 /// One pair as `dump` shows it (docs/json.md).
@@ -343,10 +346,10 @@ public struct DumpReport: Encodable, Equatable, Sendable {
     /// `status`: one line per pair.
     public func statusLines() -> [String] {
         let kernel = kernel_pairs.map { k in
-            let vf = k.vf.map { "VF \($0.name)(\($0.ifindex))" } ?? "no VF"
-            let standby = k.driver == "net_failover" ? "standby \(k.synthetic.name)(\(k.synthetic.ifindex)), " : ""
+            let vf = k.vf.map { "VF \($0.label)" } ?? "no VF"
+            let standby = k.driver == "net_failover" ? "standby \(k.synthetic.label), " : ""
             let xdp = k.xdp_user_program ? "hnxdp XDP + your XDP program" : k.xdp_steering ? "hnxdp XDP (AF_XDP)" : "no XDP"
-            return "\(k.master.name)(\(k.master.ifindex)): the kernel's pair (\(k.driver)): \(standby)\(vf); hnxdp steers nothing (coexistence), \(xdp)"
+            return "\(k.master.label): the kernel's pair (\(k.driver)): \(standby)\(vf); hnxdp steers nothing (coexistence), \(xdp)"
         }
         if pairs.isEmpty { return ["no pairs attached in this network namespace"] + kernel }
         return pairs.map { p in
