@@ -124,15 +124,16 @@ public enum TrafficControlCodec {
         return w.finish()
     }
 
-    /// RTM_GETQDISC of one device's ingress-side qdisc (clsact or ingress; parent
-    /// TC_H_INGRESS): the qdisc, then the ack; no qdisc (only the kernel's built-in
-    /// one, not reported) or ENOENT/EINVAL when there is none. A dump would list
+    /// RTM_GETQDISC of the qdisc hanging on `parent` of one device: TC_H_ROOT its
+    /// egress root, TC_H_INGRESS its ingress-side qdisc (clsact or ingress). The
+    /// answer is the qdisc, then the ack; nothing, or ENOENT/EINVAL, when there is
+    /// none (the kernel's built-in noop qdisc is not reported). A dump would list
     /// every qdisc of the namespace (the kernel filters no qdisc dump by device).
     /// NLM_F_ECHO: the kernel sends a qdisc GET's answer as a notification, to the
     /// asking socket only when it asks for the echo; NLM_F_ACK: an answer even then.
-    public static func getIngressQdiscRequest(seq: UInt32, ifindex: Int32) -> [UInt8] {
+    public static func getQdiscRequest(seq: UInt32, ifindex: Int32, parent: UInt32) -> [UInt8] {
         var w = RTNetlinkCodec.Writer(type: UInt16(RTM_GETQDISC), flags: UInt16(NLM_F_REQUEST | NLM_F_ECHO | NLM_F_ACK), seq: seq)
-        appendTcmsg(&w, ifindex: ifindex, handle: 0, parent: ingressParent, info: 0)
+        appendTcmsg(&w, ifindex: ifindex, handle: 0, parent: parent, info: 0)
         return w.finish()
     }
 
@@ -402,6 +403,14 @@ extension RTNetlink {
     /// `trafficControl(of:name:)`, enough to tell whether the device has only the
     /// kernel's defaults (`TCConfig.isDefault` looks at the qdiscs only).
     public func egressQdiscs(of ifindex: Int32, name: String) throws -> [TCObject] {
+        // A root the kernel made (handle 0) other than mq (whose per-queue children a
+        // user may replace) is the device's only egress qdisc: one request about this
+        // device tells, instead of a dump of every qdisc of the namespace (with 512
+        // devices, 513 qdiscs parsed away per dump, several dumps per attach).
+        if qdiscSnapshot == nil, let root = try qdisc(of: ifindex, parent: TrafficControlCodec.rootParent, what: "root"),
+           root.handle == 0, root.kind != "mq" {
+            return [root]
+        }
         let dev = RTNetlink.describe(name: name, index: ifindex)
         let qdiscs = try tcDump("dump qdiscs of \(dev)", type: UInt16(RTM_GETQDISC), ifindex: ifindex)
         // The qdisc dump covers every device of the namespace: keep this one's, egress only.
@@ -432,13 +441,19 @@ extension RTNetlink {
     /// request about that device, not a dump of every qdisc of the namespace
     /// (O(devices): 1.5-3.5 ms with 512 devices, twice per classic hook).
     public func hasClsact(ifindex: Int32) throws -> Bool {
+        try qdisc(of: ifindex, parent: TrafficControlCodec.ingressParent, what: "ingress")?.kind == "clsact"
+    }
+
+    /// The qdisc hanging on `parent` of one device, asked for alone (not a dump of the
+    /// namespace's qdiscs); nil when there is none the kernel reports.
+    func qdisc(of ifindex: Int32, parent: UInt32, what: String) throws -> TCObject? {
         do {
-            let (messages, _) = try exchange("get the ingress qdisc of ifindex \(ifindex)", expectAck: true) { seq in
-                TrafficControlCodec.getIngressQdiscRequest(seq: seq, ifindex: ifindex)
+            let (messages, _) = try exchange("get the \(what) qdisc of ifindex \(ifindex)", expectAck: true) { seq in
+                TrafficControlCodec.getQdiscRequest(seq: seq, ifindex: ifindex, parent: parent)
             }
-            return try messages.contains { try TrafficControlCodec.parse($0).map { $0.ifindex == ifindex && $0.object.kind == "clsact" } ?? false }
+            return try messages.compactMap { try TrafficControlCodec.parse($0) }.first { $0.ifindex == ifindex }?.object
         } catch let error as HnxdpError where error.errno == ENOENT || error.errno == EINVAL {
-            return false // none
+            return nil // none
         }
     }
 
