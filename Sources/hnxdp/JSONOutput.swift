@@ -63,10 +63,8 @@ extension DeviceName {
     init(_ link: LinkInfo) { self.init(name: link.name, ifindex: link.ifindex) }
 }
 
-/// `attach --json`.
-struct AttachResult: Encodable {
-    var version = HnxdpVersion.string
-    var schema_version = HnxdpVersion.jsonSchema
+/// One pair of `attach --json`: what was done to it.
+struct AttachedPair: Encodable {
     /// "attached", or "already-attached" (nothing changed).
     var result: String
     var synthetic: DeviceName
@@ -78,6 +76,38 @@ struct AttachResult: Encodable {
     @ExplicitNull var gso_max_size: UInt32?
     @ExplicitNull var gso_max_segs: UInt32?
     var features_turned_off: [String]
+
+    init(_ r: JoinResult) {
+        result = r.alreadyAttached ? "already-attached" : "attached"
+        synthetic = DeviceName(r.synthetic)
+        vf = DeviceName(r.vf)
+        mtu = r.mtu
+        mtu_fallback = r.mtuFallback
+        gso_max_size = r.gsoMaxSize
+        gso_max_segs = r.gsoMaxSegs
+        features_turned_off = r.featuresTurnedOff
+    }
+}
+
+/// `attach --json` of one pair: the version keys and the pair's keys in one object.
+struct AttachResult: Encodable {
+    var pair: AttachedPair
+
+    private enum CodingKeys: String, CodingKey { case version, schema_version }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(HnxdpVersion.string, forKey: .version)
+        try c.encode(HnxdpVersion.jsonSchema, forKey: .schema_version)
+        try pair.encode(to: encoder)
+    }
+}
+
+/// `attach --pairs FILE --json`: every pair, in the list's order.
+struct AttachManyResult: Encodable {
+    var version = HnxdpVersion.string
+    var schema_version = HnxdpVersion.jsonSchema
+    var pairs: [AttachedPair]
 }
 
 /// `detach --json`.

@@ -47,8 +47,8 @@ class Hnxdp:
     def argv(self, *args: str) -> list[str]:
         return ["nsenter", f"--net=/run/netns/{self.netns}", "--", *self.prefix, str(self.binary), *args]
 
-    def __call__(self, *args: str, timeout: float | None = None) -> Result:
-        return run(self.argv(*args), timeout=timeout or self.timeout, env=self.env)
+    def __call__(self, *args: str, timeout: float | None = None, stdin: str | None = None) -> Result:
+        return run(self.argv(*args), timeout=timeout or self.timeout, env=self.env, stdin=stdin)
 
     def ok(self, *args: str) -> Result:
         """Run and require exit 0."""

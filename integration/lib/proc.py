@@ -50,15 +50,16 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
 
 
 def run(argv: Sequence[str], timeout: float = 60, env: Mapping[str, str] | None = None,
-        check: bool = False, cwd: Path | None = None) -> Result:
+        check: bool = False, cwd: Path | None = None, stdin: str | None = None) -> Result:
     """Run argv to completion (bounded by timeout; the whole process group is
-    killed when it is exceeded), in directory cwd when given. check=True
-    raises AssertionError unless rc 0."""
+    killed when it is exceeded), in directory cwd when given, with `stdin` as
+    its standard input (else none). check=True raises AssertionError unless rc 0."""
     argv = tuple(str(a) for a in argv)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                          env=_env(env), start_new_session=True, cwd=cwd)
     try:
-        out, err = p.communicate(timeout=timeout)
+        out, err = p.communicate(input=stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(p.pid, signal.SIGKILL)
         p.communicate()

@@ -19,19 +19,24 @@ public struct PairDetach {
     public func detach(syntheticNamed name: String) throws {
         let netlink = try RTNetlink()
         let syn = try netlink.requireLink(named: name, option: "--synthetic")
+        try detach(synthetic: syn.ifindex, name: name, netlink: netlink)
+    }
+
+    /// Detaches the pair of the synthetic with this ifindex (`name`: how errors call it).
+    public func detach(synthetic ifindex: Int32, name: String? = nil, netlink: RTNetlink? = nil) throws {
+        let netlink = try netlink ?? RTNetlink()
         let datapath = try Datapath.openPinned(layout)
-        let key = UInt32(bitPattern: syn.ifindex)
-        let pair = try datapath?.pairs.lookup(key)
-        let hasLinks = FileSystem.isDirectory(layout.pairDirectory(synthetic: syn.ifindex))
-        let hasRecord = FileSystem.exists(StateDirectory.of(layout).recordPath(synthetic: syn.ifindex))
+        let pair = try datapath?.pairs.lookup(UInt32(bitPattern: ifindex))
+        let hasLinks = FileSystem.isDirectory(layout.pairDirectory(synthetic: ifindex))
+        let hasRecord = FileSystem.exists(StateDirectory.of(layout).recordPath(synthetic: ifindex))
         guard pair != nil || hasLinks || hasRecord else {
             // A detach killed after its last pair entry went leaves unused namespace pins: finish it.
             if let datapath, try datapath.removePinsIfUnused() {
                 logger.info("removed the unused pins of an interrupted detach from \(layout.namespaceDirectory)")
             }
-            throw HnxdpError(.badInput, "\(name) is not attached (see `hnxdp status`)")
+            throw HnxdpError(.badInput, "\(name ?? "ifindex \(ifindex)") is not attached (see `hnxdp status`)")
         }
-        try detachPair(synthetic: syn.ifindex, datapath: datapath, netlink: netlink)
+        try detachPair(synthetic: ifindex, datapath: datapath, netlink: netlink)
         if let datapath { try datapath.removePinsIfUnused() }
     }
 
@@ -58,7 +63,7 @@ public struct PairDetach {
             logger.info("the plan of a migration cut short is removed: its pairs are not attached again")
         }
         var synthetics = Set(layout.pairDirectories()).union(StateDirectory.of(layout).recordedSynthetics())
-        if let datapath { for k in try datapath.pairs.keys() { synthetics.insert(Int32(bitPattern: k)) } }
+        if let datapath { for (k, _) in try datapath.pairs.entries() { synthetics.insert(Int32(bitPattern: k)) } }
         for ifindex in synthetics.sorted() {
             try detachPair(synthetic: ifindex, datapath: datapath, netlink: netlink)
         }

@@ -66,6 +66,11 @@ public enum HostEnvironment {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw HnxdpError.system("open \(path)", errno: errno) }
         defer { close(fd) }
+        return try readText(fd: fd, what: path)
+    }
+
+    /// Everything left to read on `fd` (a file, a pipe), as text; `what` names it in errors.
+    static func readText(fd: Int32, what path: String) throws -> String {
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
