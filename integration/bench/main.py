@@ -38,7 +38,9 @@ too, but only the ratios mean anything across runs. Cases:
        hnxdp_departure_reaction_seconds_sum; "P12 p50" and "P12 p99" over 100 departures
        (--quick 10), target <= 100 ms
   P8   P1 in a guest with 256 pairs attached / P1 in guest A (1 pair); "P8 attach": wall
-       clock of 256 `hnxdp attach` invocations (per attach and process start-up as notes)
+       clock of one `hnxdp attach --pairs` of the 256 pairs with classic tc; "P8 attach tcx"
+       the same with tc mode auto (info); "P8 attach each": 256 `hnxdp attach` invocations,
+       classic tc (info; per attach and process start-up as notes)
   P11  with P8's 256 pairs attached (P8's guest): "P11 adopt": `hnxdp run` started over
        them, time from its start to its READY=1 (sd_notify; every pinned pair adopted);
        "P11 status": wall time of `hnxdp status`, start to exit (P11_STATUS_RUNS runs,
