@@ -7,7 +7,7 @@ rig's pair. The same list again changes nothing. When one pair of a list is
 refused at attach time (its VF's MAC differs), the pairs attached before it
 are detached again: every device is as it was, no pins are left, and the one
 line on stderr names the pair. A malformed list is refused before anything
-changes.
+changes, as is one that cannot be read (missing, a directory, over 1 MiB).
 """
 from __future__ import annotations
 
@@ -95,9 +95,11 @@ def test_bad_lists_change_nothing(rig: Rig) -> None:
         assert_one_stderr_line(r, f"attach --pairs of {text!r}")
         assert expected in r.err, r.err
     for args in (("--pairs", str(listing), "--synthetic", "hn0"), ("--synthetic", "hn0"),
-                 ("--pairs", str(rig.tmp / "no-such-file"))):
+                 ("--pairs", str(rig.tmp / "no-such-file")), ("--pairs", str(rig.tmp))):
         r = rig.hnxdp("attach", *args)
-        assert r.rc != 0, f"attach {args}: {r}"
+        assert r.rc == 2, f"attach {args}: {r}"
         assert_one_stderr_line(r, f"attach {args}")
+    r = rig.hnxdp("attach", "--pairs", "-", stdin="hn0 vf0 # " + "x" * (1 << 20) + "\n")
+    assert r.rc == 2 and "larger than 1048576 bytes" in r.err, f"a list of over 1 MiB: {r}"
     assert_unchanged(before, rig.snapshot(DEVS), "refused attach --pairs")
     assert not rig.pin_dir.exists(), f"pins made: {rig.pins()}"

@@ -35,4 +35,13 @@ final class PairListTests: XCTestCase {
         XCTAssertEqual(refusal("# nothing\n\n"), "p names no pair")
         XCTAssertEqual(refusal(""), "p names no pair")
     }
+
+    func testAListThatCannotBeReadIsBadInput() {
+        for path in ["/nonexistent/pairs.txt", "/"] {
+            XCTAssertThrowsError(try PairNames.load(from: path)) { error in
+                XCTAssertEqual((error as? HnxdpError)?.kind, .badInput, "\(path): \(error)")
+                XCTAssertTrue((error as? HnxdpError)?.message.hasPrefix("cannot read the pairs list: ") == true, "\(error)")
+            }
+        }
+    }
 }

@@ -12,10 +12,21 @@ public struct PairNames: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(synthetic) <- \(vf)" }
 
-    /// The pairs listed in the file at `path` ("-": standard input), as `parseList` reads them.
+    /// The most a pairs list may hold: far more than any list of `HNXDP_MAX_PAIRS` pairs.
+    static let maxListBytes = 1 << 20
+
+    /// The pairs listed in the file at `path` ("-": standard input), as `parseList` reads
+    /// them. A list that cannot be read (missing, a directory, too large) is bad input.
     public static func load(from path: String) throws -> [PairNames] {
-        if path == "-" { return try parseList(HostEnvironment.readText(fd: STDIN_FILENO, what: "standard input"), source: "standard input") }
-        return try parseList(HostEnvironment.readText(path), source: path)
+        let source = path == "-" ? "standard input" : path
+        let text: String
+        do {
+            text = path == "-" ? try HostEnvironment.readText(fd: STDIN_FILENO, what: source, limit: maxListBytes)
+                               : try HostEnvironment.readText(path, limit: maxListBytes)
+        } catch let error as HnxdpError {
+            throw HnxdpError(.badInput, "cannot read the pairs list: \(error.message)")
+        }
+        return try parseList(text, source: source)
     }
 
     /// The pairs of a list (`attach --pairs FILE`): one pair per line, the synthetic

@@ -62,15 +62,16 @@ public enum HostEnvironment {
         hnxdp_is_bpffs(path) == 1
     }
 
-    static func readText(_ path: String) throws -> String {
+    static func readText(_ path: String, limit: Int? = nil) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw HnxdpError.system("open \(path)", errno: errno) }
         defer { close(fd) }
-        return try readText(fd: fd, what: path)
+        return try readText(fd: fd, what: path, limit: limit)
     }
 
-    /// Everything left to read on `fd` (a file, a pipe), as text; `what` names it in errors.
-    static func readText(fd: Int32, what path: String) throws -> String {
+    /// Everything left to read on `fd` (a file, a pipe), as text; `what` names it in
+    /// errors. More than `limit` bytes (when given) is an error, not read to the end.
+    static func readText(fd: Int32, what path: String, limit: Int? = nil) throws -> String {
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -81,6 +82,7 @@ public enum HostEnvironment {
             }
             if n == 0 { break }
             data.append(contentsOf: buffer[0..<n])
+            if let limit, data.count > limit { throw HnxdpError(.badInput, "\(path) is larger than \(limit) bytes") }
         }
         return String(decoding: data, as: UTF8.self)
     }
