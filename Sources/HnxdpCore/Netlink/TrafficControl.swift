@@ -40,6 +40,9 @@ public struct TCObject: Codable, Equatable, Sendable, CustomStringConvertible {
     /// Made by the kernel itself (default qdiscs dump with handle 0).
     public var isDefault: Bool { type == .qdisc && handle == 0 }
     public var isRoot: Bool { parent == TrafficControlCodec.rootParent }
+    /// A qdisc that holds one child qdisc per transmit queue (mq): the kernel's
+    /// default root of a multi-queue device, whose children a user may replace.
+    public var hasPerQueueChildren: Bool { type == .qdisc && kind == "mq" }
 
     /// "qdisc tbf 1: root", "class htb 1:10 parent 1:", "filter u32 parent 1: prio 1".
     public var description: String {
@@ -408,7 +411,7 @@ extension RTNetlink {
         // device tells, instead of a dump of every qdisc of the namespace (with 512
         // devices, 513 qdiscs parsed away per dump, several dumps per attach).
         if qdiscSnapshot == nil, let root = try qdisc(of: ifindex, parent: TrafficControlCodec.rootParent, what: "root"),
-           root.handle == 0, root.kind != "mq" {
+           root.handle == 0, !root.hasPerQueueChildren {
             return [root]
         }
         let dev = RTNetlink.describe(name: name, index: ifindex)

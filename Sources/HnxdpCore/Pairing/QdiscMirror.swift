@@ -39,8 +39,6 @@ public struct QdiscPlan: Equatable, Sendable {
 }
 
 public enum QdiscMirror {
-    /// Root qdiscs that hold one child qdisc per transmit queue.
-    static let perQueueRoots: Set<String> = ["mq"]
     /// Qdiscs whose classes are made by the user (`tc class add`); other classful
     /// qdiscs (mq, prio, multiq, mqprio, ets, ...) make their classes themselves.
     static let explicitClassKinds: Set<String> = ["htb", "hfsc", "drr", "qfq", "cbq"]
@@ -52,7 +50,7 @@ public enum QdiscMirror {
 
     /// The number of transmit queues a configuration shows: the classes of an mq root, else 1.
     public static func queueCount(_ config: TCConfig) -> Int {
-        guard let root = config.root, perQueueRoots.contains(root.kind) else { return 1 }
+        guard let root = config.root, root.hasPerQueueChildren else { return 1 }
         return max(1, config.classes.filter { $0.handle & 0xFFFF_0000 == root.handle && $0.kind == root.kind }.count)
     }
 
@@ -75,7 +73,7 @@ public enum QdiscMirror {
             plan.caveats.append("\(synName)'s \(f) cannot be copied (its program is known by id only); left out")
         }
         var objects = userObjects(synthetic)
-        if let root = synthetic.root, perQueueRoots.contains(root.kind) {
+        if let root = synthetic.root, root.hasPerQueueChildren {
             objects = perQueue(synthetic: synthetic, root: root, objects: objects, synName: synName, vfName: vfName,
                                vfQueues: vfQueues, caveats: &plan.caveats)
         }
@@ -250,8 +248,8 @@ public enum QdiscMirror {
     /// moment: the kernel refuses it on a single-queue device and otherwise shows one
     /// class per queue in use.
     static func transmitQueues(netlink: RTNetlink, vf: LinkInfo, defaults: TCConfig, needed synthetic: TCConfig) throws -> Int {
-        guard let root = synthetic.root, perQueueRoots.contains(root.kind) else { return queueCount(defaults) }
-        if let vfRoot = defaults.root, perQueueRoots.contains(vfRoot.kind) { return queueCount(defaults) }
+        guard let root = synthetic.root, root.hasPerQueueChildren else { return queueCount(defaults) }
+        if let vfRoot = defaults.root, vfRoot.hasPerQueueChildren { return queueCount(defaults) }
         let probe = TCObject(type: .qdisc, handle: resetHandle, parent: TrafficControlCodec.rootParent, kind: root.kind,
                              attributes: TrafficControlCodec.encodeAttribute(
                                 RTNetlinkCodec.Attribute(type: UInt16(TCA_KIND), value: Array(root.kind.utf8 + [0])[...])))
