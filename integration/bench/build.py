@@ -89,7 +89,7 @@ class Helpers:
 
 
 BPF_OBJECTS = ("empty", "redirect_only", "redirect_egress_only", "xdp_drop")
-C_PROGRAMS = {"testrun": ("bpf",), "tcxattach": ("bpf",), "xdpdrop": ("bpf",), "tpacket_v3": (), "pace": ()}
+C_PROGRAMS = {"testrun": ("bpf",), "tcxattach": ("bpf",), "xdpdrop": ("bpf",), "tpacket_v3": (), "pace": (), "walltime": ()}
 
 
 def build_helpers(repo: Path, into: Path) -> Helpers:

@@ -43,8 +43,9 @@ too, but only the ratios mean anything across runs. Cases:
        classic tc (info; per attach and process start-up as notes)
   P11  with P8's 256 pairs attached (P8's guest): "P11 adopt": `hnxdp run` started over
        them, time from its start to its READY=1 (sd_notify; every pinned pair adopted);
-       "P11 status": wall time of `hnxdp status`, start to exit (P11_STATUS_RUNS runs,
-       default 10; the median). Needs P8's rig: P11 alone runs P8's attaches too
+       "P11 status": wall time of `hnxdp status`, fork to exit, timed in the guest's
+       namespace by scripts/bench/walltime.c (P11_STATUS_RUNS runs, default 10; the
+       median). Needs P8's rig: P11 alone runs P8's attaches too
   P9   `hnxdp run` (own guest, 1 pair joined) idle CPU (utime+stime) from its start to the
        end of the run, at least 60 s (--quick 20 s), and VmRSS (VmHWM as a note); it idles
        alongside the other cases
@@ -117,7 +118,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--window", type=_positive_float, metavar="S",
                    help="counting window per measurement in seconds (default 2; --quick 0.3)")
     p.add_argument("--perf", metavar="DIR",
-                   help="after the rounds of P1, P1b, P2, P4, P4b profile one more window of each configuration "
+                   help="after the rounds of P1, P1b, P2, P4, P4b, P10, P10t profile one more window of each configuration "
                         "(perf record -a -g -e cpu-clock): DIR/<case>-<A|B>.data and .count (frames delivered); "
                         "then scripts/bench/perf_phases.py DIR P1-B P1-A ... prints ns per frame per phase")
     a = p.parse_args(argv)
