@@ -4,6 +4,7 @@ import Logging
 
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "migrate",
         abstract: "Move this network namespace's pairs onto pins this hnxdp can use, after an upgrade.",
         discussion: """
         hnxdp refuses to use pins made by an hnxdp with another pin layout (or made before pins \

@@ -49,4 +49,12 @@ final class LogFormatTests: XCTestCase {
         // 2026-05-01T12:00:00.123+0000
         XCTAssertNotNil(t.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}$"#, options: .regularExpression), t)
     }
+
+    func testISO8601UTCMilliseconds() {
+        XCTAssertEqual(iso8601UTC(nanosecondsSinceEpoch: 0), "1970-01-01T00:00:00.000Z")
+        XCTAssertEqual(iso8601UTC(nanosecondsSinceEpoch: 1_700_000_000_123_456_789), "2023-11-14T22:13:20.123Z")
+        XCTAssertEqual(iso8601UTC(nanosecondsSinceEpoch: 1_700_000_000_005_999_999), "2023-11-14T22:13:20.005Z")
+        XCTAssertEqual(iso8601UTC(nanosecondsSinceEpoch: 1_700_000_000_999_999_999), "2023-11-14T22:13:20.999Z")
+        XCTAssertEqual(iso8601UTC(nanosecondsSinceEpoch: 1_700_000_000_040_000_000), "2023-11-14T22:13:20.040Z")
+    }
 }

@@ -106,16 +106,17 @@ public struct LinkInfo: Sendable, Equatable {
     public var macString: String { LinkInfo.formatMAC(mac) }
 
     /// Formats a hardware address as lower-case colon-separated hex.
+    /// ASCII bytes, not Characters: it runs for every device of a link dump.
     public static func formatMAC(_ bytes: [UInt8]) -> String {
-        let digits: [Character] = Array("0123456789abcdef")
-        var out = ""
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 3)
         for (i, b) in bytes.enumerated() {
-            if i > 0 { out.append(":") }
+            if i > 0 { out.append(UInt8(ascii: ":")) }
             out.append(digits[Int(b >> 4)])
             out.append(digits[Int(b & 0x0F)])
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses "02:00:00:00:00:01" (also "-" separated, case-insensitive) into 6 bytes; nil if malformed.
