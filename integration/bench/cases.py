@@ -84,6 +84,9 @@ class Cases:
     def rx_perf(self, label: str, rig: Rig, sink: Hold) -> None:
         self.b.maybe_perf(label, lambda: self.b.trafgen(rig.host, "vf0h", self.b.frame_cfg(rig, "rx")), sink)
 
+    def rx_gen_perf(self, label: str, rig: Rig, sink: Hold) -> None:
+        self.b.maybe_perf(label, lambda: self.b.gen(rig.host, "vf0h", rig.mac, self.b.host_mac(rig)), sink)
+
     def tx_perf(self, label: str, rig: Rig, dev: str, sink: Hold) -> None:
         self.b.maybe_perf(label, lambda: self.b.trafgen(rig.guest, dev, self.b.frame_cfg(rig, "tx"), "-q"), sink)
 
@@ -302,6 +305,8 @@ class Cases:
         self.gro_vf0("on", A, B)
         sa, sb = b.hold(A.guest, "hn0"), b.hold(B.guest, "vf0")
         b.interleave("P1g", lambda: b.rx_gen(A, sa), lambda: b.rx_gen(B, sb))
+        self.rx_gen_perf("P1g-A", A, sa)
+        self.rx_gen_perf("P1g-B", B, sb)
         sa.stop(), sb.stop()
         self.gro_vf0("off", A, B)
 
@@ -313,6 +318,8 @@ class Cases:
         self.mirred(B, True)
         sa, sb = b.hold(A.guest, "hn0"), b.hold(B.guest, "hn0")
         b.interleave("P2g", lambda: b.rx_gen(A, sa), lambda: b.rx_gen(B, sb))
+        self.rx_gen_perf("P2g-A", A, sa)
+        self.rx_gen_perf("P2g-B", B, sb)
         sa.stop(), sb.stop()
         self.mirred(B, False)
         self.gro_vf0("off", A, B)

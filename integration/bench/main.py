@@ -118,7 +118,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--window", type=_positive_float, metavar="S",
                    help="counting window per measurement in seconds (default 2; --quick 0.3)")
     p.add_argument("--perf", metavar="DIR",
-                   help="after the rounds of P1, P1b, P2, P4, P4b, P10, P10t profile one more window of each configuration "
+                   help="after the rounds of P1, P1b, P2, P4, P4b, P10, P10t, P1g, P2g profile one more window of each configuration "
                         "(perf record -a -g -e cpu-clock): DIR/<case>-<A|B>.data and .count (frames delivered); "
                         "then scripts/bench/perf_phases.py DIR P1-B P1-A ... prints ns per frame per phase")
     a = p.parse_args(argv)

@@ -12,6 +12,10 @@ With --bpf, instead: inside the BPF programs, ns per frame per program and the
 function it was in (the program itself, or a helper/map function it called).
 
   perf_phases.py DIR LABEL... [--freq 4999] [--comm trafgen] [--bpf]
+
+--comm takes perf's comma-separated list: with `hnxdp gen` as the load (P1g, P2g), the
+receive path runs in gen's process (comm hnxdp) and, when the softirq is deferred, in
+ksoftirqd: --comm hnxdp,ksoftirqd/0,ksoftirqd/1.
 """
 import argparse
 import collections
@@ -26,14 +30,18 @@ PHASES = [
     ("backlog enqueue (netif_rx)", re.compile(r"^(enqueue_to_backlog|netif_rx_internal|__netif_rx|netif_rx)$")),
     ("dev_forward_skb (scrub, eth_type_trans, copy)", re.compile(r"^(__dev_forward_skb2?|dev_forward_skb(_nomtu)?|veth_forward_skb|skb_scrub_packet|eth_type_trans|skb_copy_ubufs)$")),
     ("redirect (skb_do_redirect, rest)", re.compile(r"^(skb_do_redirect|__bpf_redirect.*|__bpf_rx_skb.*)$")),
-    ("IPv4 + UDP receive + drop", re.compile(r"^(ip_rcv|ip_rcv_core|ip_rcv_finish|ip_local_deliver|__udp4_lib_rcv|udp_rcv)$")),
+    ("IPv4 + UDP receive + drop", re.compile(r"^(ip_rcv|ip_rcv_core|ip_rcv_finish|ip_local_deliver|__udp4_lib_rcv|udp_rcv|ip_list_rcv|ip_sublist_rcv|ip_sublist_rcv_finish|ip_list_rcv_finish.*)$")),
     ("egress: __dev_queue_xmit (tcx egress, redirect)", re.compile(r"^(__dev_queue_xmit|dev_queue_xmit|sch_handle_egress)$")),
-    ("netif_receive_skb_core (incl. tcx dispatch)", re.compile(r"^(__netif_receive_skb_core.*|__netif_receive_skb_one_core|sch_handle_ingress.*|tcx_run)$")),
+    ("netif_receive_skb_core (incl. tcx dispatch)", re.compile(r"^(__netif_receive_skb_core.*|__netif_receive_skb_one_core|__netif_receive_skb_list_core|netif_receive_skb_list_internal|__netif_receive_skb_list|sch_handle_ingress.*|tcx_run)$")),
     ("softirq + backlog dequeue", re.compile(r"^(process_backlog|__napi_poll|net_rx_action|handle_softirqs|do_softirq.*|__local_bh_enable_ip)$")),
     ("veth_xmit (rest)", re.compile(r"^veth_xmit$")),
     ("AF_PACKET send (trafgen)", re.compile(r"^(packet_sendmsg|tpacket_snd|packet_xmit|__dev_direct_xmit)$")),
+    # With `hnxdp gen` as the load (P1g, P2g: --comm hnxdp,ksoftirqd/0,ksoftirqd/1):
+    ("GRO", re.compile(r"^(napi_gro_receive|dev_gro_receive|gro_receive_skb|inet_gro_receive|udp4_gro_receive|udp_gro_receive|gro_normal_list|napi_gro_flush|__napi_gro_flush_chain|gro_flush.*)$")),
+    ("veth NAPI: XDP frames to skbs", re.compile(r"^(veth_poll|veth_xdp_rcv.*|__xdp_build_skb_from_frame|xdp_build_skb_from_frame|veth_xdp_xmit|veth_ndo_xdp_xmit)$")),
+    ("hnxdp gen: BPF_PROG_TEST_RUN live frames", re.compile(r"^(bpf_test_run_xdp_live|xdp_test_run_batch|bpf_prog_test_run_xdp|xdp_do_redirect.*|xdp_do_flush|bq_xmit_all|__dev_flush)$")),
 ]
-OTHER = "other (trafgen user space, syscall entry)"
+OTHER = "other (the generator's user space, syscall entry)"
 
 
 def classify(frames):
