@@ -3,7 +3,7 @@
 Guest A (rig `a`) has hn0 198.18.0.1/24 + vf0 with one MAC and hnxdp attached
 (from `attach_hnxdp` on); guest B (rig `b`) is built alike with the address on
 vf0 and carries each case's baseline. Their hosts hold the veth peers, vf0h
-198.18.0.2/24. P7, P8/P11, P9, P12 and G1 build rigs of their own.
+198.18.0.2/24. P7, P8/P11, P9, D1 and G1 build rigs of their own; P12 boots a QEMU guest.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any, Callable
 from lib.daemon import Daemon, state_is, wait_pair
 from lib.metrics import Exposition, scrape
 from lib.proc import Proc, run
-from lib.rig import G4, Rig, open_rig
+from lib.rig import G4, Rig, open_rig, repo_root
 from lib.wait import wait_until
 
 from .measure import H4, Bench, BenchError, Hold, clk_tck, log, now_us, proc_cpu_ticks, proc_status_kib
@@ -505,25 +505,26 @@ class Cases:
             rig.host_switch("vf")
         return x
 
-    # ------------------------------------------------------------ P12: departure reaction
+    # ------------------------------------------------------------ D1: departure reaction
+    # (named P12 until 2026-11-27, when P12 became hnxdp against a bond in a QEMU guest)
 
-    P12_METRICS = ("127.0.0.1", 9469)  # run's endpoint, in the guest's own namespace
-    P12_TARGET_MS = 100                # the product's bound: a departure handled within 100 ms
+    D1_METRICS = ("127.0.0.1", 9469)  # run's endpoint, in the guest's own namespace
+    D1_TARGET_MS = 100                # the product's bound: a departure handled within 100 ms
 
-    def p12(self) -> None:
+    def d1(self) -> None:
         """`hnxdp run`'s reaction to VF departures: from the kernel's notification
         (RTM_DELLINK) to the pair's map update (datapath on the synthetic), read from
         its Prometheus histogram hnxdp_departure_reaction_seconds (docs/metrics.md).
         One departure at a time, so each one's time is the growth of the histogram's
         _sum while its _count grows by exactly 1."""
         b, s = self.b, self.b.s
-        n = s.p12_departures
-        host, port = self.P12_METRICS
+        n = s.d1_departures
+        host, port = self.D1_METRICS
         with open_rig(b.binary, switch=False, ipv6=False) as rig:
             try:
                 d = Daemon.start(rig, "--synthetic", "hn0", "--settle-ms", "0", "--hold-down-ms", "1",
                                  "--flap-threshold", "1000", "--metrics-listen", f"{host}:{port}")
-                wait_pair(rig, state_is("active"), 10, "P12: hnxdp run joins vf0")
+                wait_pair(rig, state_is("active"), 10, "D1: hnxdp run joins vf0")
             except AssertionError as e:
                 raise BenchError(str(e)) from None
 
@@ -543,20 +544,20 @@ class Cases:
                         last[0] = histogram()
                         return last[0][0] > c0
 
-                    wait_until(counted, 10, f"P12: departure {i + 1} in hnxdp_departure_reaction_seconds_count",
+                    wait_until(counted, 10, f"D1: departure {i + 1} in hnxdp_departure_reaction_seconds_count",
                                interval=0.02)
                     c1, s1 = last[0]
                     if c1 != c0 + 1:
-                        raise BenchError(f"P12: departure {i + 1}: the histogram counted {c1 - c0} departures")
+                        raise BenchError(f"D1: departure {i + 1}: the histogram counted {c1 - c0} departures")
                     reactions_us.append((s1 - s0) * 1e6)
                     rig.vf_add()
-                    wait_pair(rig, state_is("active"), 10, f"P12: hnxdp run joins vf0 again ({i + 1})")
+                    wait_pair(rig, state_is("active"), 10, f"D1: hnxdp run joins vf0 again ({i + 1})")
             except AssertionError as e:
                 raise BenchError(str(e)) from None
             errors = d.lines_at("error", "critical")
             d.stop()
         if errors:
-            raise BenchError(f"P12: hnxdp run logged errors: {errors[:3]}")
+            raise BenchError(f"D1: hnxdp run logged errors: {errors[:3]}")
         srt = sorted(reactions_us)
 
         def pct(q: float) -> float:  # nearest rank, as the bash script had it
@@ -565,14 +566,161 @@ class Cases:
         how = (f"hnxdp run --synthetic hn0 --settle-ms 0 --hold-down-ms 1 in a guest of its own; {n} times "
                "`ip link del vf0`, then vf0 back and joined; per departure the growth of the _sum of "
                "hnxdp_departure_reaction_seconds (run's --metrics-listen endpoint), whose _count grows by 1")
-        for q, cid in ((0.5, "P12 p50"), (0.99, "P12 p99")):
+        for q, cid in ((0.5, "D1 p50"), (0.99, "D1 p99")):
             b.case(cid, f"VF departure: notification to datapath fallback (pair's map update), "
-                        f"p{round(q * 100)} over {n} departures (ms)", "value", "<=", self.P12_TARGET_MS, "ms", how)
+                        f"p{round(q * 100)} over {n} departures (ms)", "value", "<=", self.D1_TARGET_MS, "ms", how)
             b.records.val(cid, 0, "A", pct(q))
-        b.note("P12 p99", "departures", n)
-        b.note("P12 p99", "max_ms", round(srt[-1] / 1000, 3))
-        b.note("P12 p99", "reaction_ms", [round(x / 1000, 3) for x in reactions_us])
-        log(f"P12: {n} departures, reaction p50 {pct(0.5)} ms, p99 {pct(0.99)} ms, max {srt[-1] / 1000:.3f} ms")
+        b.note("D1 p99", "departures", n)
+        b.note("D1 p99", "max_ms", round(srt[-1] / 1000, 3))
+        b.note("D1 p99", "reaction_ms", [round(x / 1000, 3) for x in reactions_us])
+        log(f"D1: {n} departures, reaction p50 {pct(0.5)} ms, p99 {pct(0.99)} ms, max {srt[-1] / 1000:.3f} ms")
+
+    # ------------------------------------------------------------ P12: hnxdp against a bond, in a QEMU guest
+
+    P12_SECONDS = 3  # each measurement's window under TCG (the guest runs at a few % of native speed)
+
+    def p12(self) -> None:
+        """One QEMU guest (TCG, Debian's 6.12 kernel) with a virtio-net NIC and an e1000e VF of
+        the same MAC, its switch (integration/lib/vm.py) pointed at the VF. A: hnxdp's pair
+        (virtio synthetic, e1000e VF); B: an active-backup bond of the same two NICs, the VF
+        primary (what KVM users set up without virtio's STANDBY). The guest switches between
+        them within one boot, in interleaved rounds; each visit measures UDP rx frames/s, UDP
+        tx frames/s and TCP throughput guest -> switch. Indicative only: under TCG the
+        guest's emulated CPU, not the datapath, sets the pace."""
+        from lib import vm  # the QEMU harness, only for this case
+
+        b, s = self.b, self.b.s
+        secs = self.P12_SECONDS
+        kernel = vm.prepare_kernel(vm.KERNEL_6_12)
+        gen = (f"QEMU TCG guest (Linux {kernel.release}, 2 vCPUs), virtio-net synthetic + e1000e VF, one MAC; "
+               f"{secs}s windows")
+        b.case("P12 rx", "QEMU guest, UDP 64B rx: hnxdp pair / active-backup bond of the same NICs (VF primary)",
+               "ratio", ">=", 0.95, "pps", f"{gen}; trafgen {b.trafgen_version} into the VF's tap, 1 CPU; sink: "
+               "socket bound to the synthetic or bond0 in the guest, Udp InDatagrams+RcvbufErrors")
+        b.case("P12 tx", "QEMU guest, UDP 64B tx: hnxdp pair / active-backup bond", "ratio", ">=", 0.95, "pps",
+               f"{gen}; scripts/bench/pace.c in the guest on the synthetic or bond0 (AF_PACKET sendto, qdisc "
+               "path), as fast as it goes; sink: socket on the switch's br0, Udp InDatagrams+RcvbufErrors")
+        b.case("P12 tcp", "QEMU guest, TCP guest -> switch: hnxdp pair / active-backup bond", "ratio", ">=", 0.95,
+               "bps", f"{gen}; iperf3 {b.iperf3_version}, 1 stream, {secs}s (+1s omitted)")
+        with vm.open_guest(kernel, b.binary, vf_driver="e1000e") as guest:
+            try:
+                self._p12_run(guest, vm, secs)
+            except AssertionError as e:
+                raise BenchError(f"P12: {e}") from None
+            b.note("P12 rx", "guest_boot_s", round(guest.boot_s, 1))
+
+    def _p12_run(self, guest: Any, vm: Any, secs: int) -> None:
+        b, s = self.b, self.b.s
+        guest.load_extra_modules({"bonding": "max_bonds=0"})
+        syn, vf = guest.dev_by_driver("virtio_net")[0], guest.vf_name()
+        for dev in (syn, vf):
+            guest.exec("ip", "link", "set", dev, "up", check=True)
+        br0 = json.loads(guest.sw("ip", "-j", "link", "show", "br0").out)[0]
+        rx_cfg = b.tmp / "p12.rx.cfg"
+        rx_cfg.write_text(self._frame(guest.mac, br0["address"], vm.H4, vm.G4))
+        mode = {"now": None}
+
+        def enter(want: str) -> str:
+            """The guest's configuration `want` ("hnxdp" or "bond"); returns the device
+            that carries the guest's address in it."""
+            if mode["now"] == want:
+                return syn if want == "hnxdp" else "bond0"
+            if mode["now"] == "hnxdp":
+                ok(guest.hnxdp("detach", "--synthetic", syn), "P12: detach in the guest")
+                guest.exec("ip", "addr", "flush", "dev", syn, check=True)
+            elif mode["now"] == "bond":
+                guest.exec("ip", "link", "del", "bond0", check=True)
+                for dev in (syn, vf):
+                    guest.exec("ip", "link", "set", dev, "up", check=True)
+            if want == "hnxdp":
+                guest.exec("ip", "addr", "add", f"{vm.G4}/24", "dev", syn, check=True)
+                ok(guest.hnxdp("attach", "--synthetic", syn, "--vf", vf), "P12: attach in the guest")
+                wait_pair(guest, lambda p: p and p["state"] == "active" and p["datapath"] == "vf", 60,
+                          "P12: the pair joined", synthetic=syn, interval=0.2)
+            else:
+                guest.sh(f"ip link add bond0 type bond mode active-backup miimon 100 && "
+                         f"ip link set {syn} down && ip link set {vf} down && "
+                         f"ip link set {vf} master bond0 && ip link set {syn} master bond0 && "
+                         f"ip link set bond0 type bond primary {vf} && ip link set bond0 up && "
+                         f"ip addr add {vm.G4}/24 dev bond0", check=True)
+                wait_until(lambda: f"Currently Active Slave: {vf}\nMII Status: up" in guest.read("/proc/net/bonding/bond0"),
+                           60, f"P12: bond0 active on {vf}", interval=0.2)
+            mode["now"] = want
+            ok(guest.exec("ping", "-c", "1", "-W", "5", vm.H4), f"P12 ({want}): the guest reaches the switch")
+            return syn if want == "hnxdp" else "bond0"
+
+        def rx(want: str) -> float:
+            dev = enter(want)
+            sink = vm.GuestJob.start(guest, ["python3", str(repo_root() / "scripts" / "bench" / "udp_hold.py"), "--dev", dev,
+                                             "--port", "9",
+                                             "--seconds", "600"], "p12-hold", ready_file=True)
+            load = b.trafgen(guest.ns, "tvf", rx_cfg, seconds=secs + 30)
+            try:
+                time.sleep(s.warmup + 1)
+                # Both counter reads and the window in one guest command, timed by the guest's clock.
+                r = guest.sh(f"grep Udp: /proc/net/snmp | tail -1; sleep {secs}; grep Udp: /proc/net/snmp | tail -1",
+                             timeout=secs + 60, check=True)
+            finally:
+                load.stop(sig=signal.SIGINT)
+                sink.stop()
+            head = guest.sh("grep Udp: /proc/net/snmp | head -1", check=True).out.split()[1:]
+            c0, c1 = ({k: int(v) for k, v in zip(head, line.split()[1:])} for line in r.out.splitlines()[:2])
+            return float((c1["InDatagrams"] + c1["RcvbufErrors"] - c0["InDatagrams"] - c0["RcvbufErrors"]) // secs)
+
+        def tx(want: str, sink: Hold) -> float:
+            dev = enter(want)
+            # pace (one sendto per frame, through the qdisc and tc egress) as fast as it goes: trafgen's
+            # TX ring gives up on the first EAGAIN of a full queue, which the guest's emulated NICs reach.
+            load = vm.GuestJob.start(guest, [str(b.helpers.exe("pace")), dev, br0["address"], vm.G4, vm.H4,
+                                             "100000000", "100000000", str(secs + 20)], "p12-pace")
+            try:
+                time.sleep(s.warmup + 1)
+                t0 = now_us()
+                c0, _ = sink.counters()
+                t0 = (t0 + now_us()) // 2
+                time.sleep(secs)
+                t1 = now_us()
+                c1, _ = sink.counters()
+                t1 = (t1 + now_us()) // 2
+            finally:
+                load.stop()
+            if c1 <= c0:
+                raise BenchError(f"P12 ({want}): nothing from pace on {dev} reached the switch: {load.errors()[-300:]!r}")
+            return float(round((c1 - c0) * 1e6 / (t1 - t0)))
+
+        def tcp(want: str) -> float:
+            enter(want)
+            r = guest.exec("iperf3", "-c", vm.H4, "-p", "5201", "-t", str(secs), "-O", "1", "-J",
+                           "--connect-timeout", "5000", timeout=secs + 90)
+            ok(r, f"P12 ({want}): iperf3 in the guest")
+            return float(math.floor(json.loads(r.out)["end"]["sum_received"]["bits_per_second"]))
+
+        host_sink = b.hold(guest.ns, "br0")
+        server = b.job(["timeout", "3600", *Rig.netns_argv(guest.ns, ["iperf3", "-s", "-B", vm.H4, "-p", "5201"])],
+                       "iperf3-s")
+        try:
+            wait_until(lambda: guest.sw("ss", "-Hltn", "sport = :5201").out.strip(), 5, "P12: iperf3 server listens")
+            for r in range(s.rounds):
+                for cfg in (("A", "B") if r % 2 == 0 else ("B", "A")):
+                    want = "hnxdp" if cfg == "A" else "bond"
+                    for cid, value in (("P12 rx", rx(want)), ("P12 tx", tx(want, host_sink)), ("P12 tcp", tcp(want))):
+                        b.records.val(cid, r, cfg, value)
+                        log(f"{cid} round {r} {cfg} ({want}): {value:g}")
+        finally:
+            server.stop()
+            host_sink.stop()
+            if mode["now"] == "hnxdp":
+                guest.hnxdp("detach", "--synthetic", syn)
+
+    @staticmethod
+    def _frame(dst_mac: str, src_mac: str, saddr: str, daddr: str) -> str:
+        """trafgen's 64-byte UDP frame (to port 9, UDP checksum 0), as frame_cfg writes it."""
+        return ("{\n"
+                f"  eth(da={dst_mac}, sa={src_mac}, type=0x0800),\n"
+                f"  ipv4(saddr={saddr}, daddr={daddr}, ttl=64, df),\n"
+                f"  udp(sport=1024, dport=9, csum=0),\n"
+                "  fill(0x00, 22)\n"
+                "}\n")
 
     # ------------------------------------------------------------ P8: many pairs, P11: adopting and reading them
 

@@ -33,10 +33,15 @@ too, but only the ratios mean anything across runs. Cases:
        guest's datapath took (hnxdp's vf_rx + syn_rx) that did not reach the socket, target 0;
        host_lost in the JSON: frames the host took in and sent towards the VF that never
        reached the guest's datapath: the emulated host's and the VF's teardown
-  P12  `hnxdp run`'s reaction to VF departures (own guest, --metrics-listen): notification
+  D1   `hnxdp run`'s reaction to VF departures (own guest, --metrics-listen): notification
        to the pair's map update (datapath on the synthetic), per departure the growth of
-       hnxdp_departure_reaction_seconds_sum; "P12 p50" and "P12 p99" over 100 departures
-       (--quick 10), target <= 100 ms
+       hnxdp_departure_reaction_seconds_sum; "D1 p50" and "D1 p99" over 100 departures
+       (--quick 10), target <= 100 ms (named P12 before 2026-11-27)
+  P12  in a QEMU guest (TCG; Debian's 6.12 kernel; virtio-net synthetic + e1000e VF of one
+       MAC): hnxdp's pair / an active-backup bond of the same two NICs, VF primary (what KVM
+       users set up without STANDBY), switched within one boot: "P12 rx", "P12 tx" (64-byte
+       UDP frames/s) and "P12 tcp" (iperf3 guest -> switch). Indicative: under TCG the
+       emulated CPU sets the pace. Not part of --quick unless named in --cases
   P8   P1 in a guest with 256 pairs attached / P1 in guest A (1 pair); "P8 attach": wall
        clock of one `hnxdp attach --pairs` of the 256 pairs with classic tc; "P8 attach tcx"
        the same with tc mode auto (info); "P8 attach each": 256 `hnxdp attach` invocations,
@@ -67,7 +72,7 @@ time, one CPU); the receiver is a UDP socket bound to the device that never read
 (scripts/bench/udp_hold.py), counted by the kernel in the namespace's Udp
 InDatagrams + RcvbufErrors over a fixed window.
 
---quick: P8 (and P11) with 16 pairs instead of 256, P12 over 10 departures instead of 100,
+--quick: P8 (and P11) with 16 pairs instead of 256, D1 over 10 departures instead of 100,
 P9 over about 20 s instead of 60 s.
 Environment: HNXDP (binary; default: a release build made in .build-bench, printed
   with its version and commit), CLANG (default: clang on PATH, else the clang next to
@@ -97,7 +102,7 @@ from lib.toolchain import ToolchainError
 
 from .build import Build, BuildError, build_helpers, hnxdp_build
 from .cases import Cases, generators
-from .measure import CASES, Bench, BenchError, Settings, log
+from .measure import CASES, NOT_QUICK, Bench, BenchError, Settings, log
 from .report import write_json
 
 TOOLS = ("ip", "tc", "ethtool", "ss", "ping", "trafgen", "iperf3", "nsenter", "gcc", "timeout", "mountpoint")
@@ -113,8 +118,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rounds", type=_positive_int, help="rounds per case (default 5; --quick: 2)")
     p.add_argument("--quick", action="store_true", help="short windows, fewer repeats: the whole run in about a minute")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (one object per case id)")
-    p.add_argument("--cases", metavar="LIST", default=",".join(CASES),
-                   help=f"comma-separated subset of {','.join(CASES)}")
+    p.add_argument("--cases", metavar="LIST",
+                   help=f"comma-separated subset of {','.join(CASES)} (default: all; with --quick all but "
+                        f"{','.join(NOT_QUICK)}, which boot a QEMU guest)")
     p.add_argument("--window", type=_positive_float, metavar="S",
                    help="counting window per measurement in seconds (default 2; --quick 0.3)")
     p.add_argument("--perf", metavar="DIR",
@@ -122,7 +128,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         "(perf record -a -g -e cpu-clock): DIR/<case>-<A|B>.data and .count (frames delivered); "
                         "then scripts/bench/perf_phases.py DIR P1-B P1-A ... prints ns per frame per phase")
     a = p.parse_args(argv)
-    cases = tuple(c for c in a.cases.split(",") if c)
+    if a.cases is None:
+        cases = tuple(c for c in CASES if not (a.quick and c in NOT_QUICK))
+    else:
+        cases = tuple(c for c in a.cases.split(",") if c)
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases:
         p.error(f"--cases: unknown case {','.join(unknown) or '(none given)'}; the cases: {','.join(CASES)}")
@@ -229,7 +238,7 @@ def run_cases(c: Cases, s: Settings) -> None:
     steps = [("C1", c.c1), ("C4", c.c4), ("P9", c.p9_start), (None, c.attach_hnxdp), ("P1", c.p1), ("P1b", c.p1b),
              ("P2", c.p2), ("P3", c.p3), ("P3r", lambda: c.p3(reverse=True)), ("P4", c.p4), ("P4b", c.p4b),
              ("P10", c.p10), ("P6", c.p6), ("G1", c.g1), ("P1g", c.p1g), ("P2g", c.p2g), ("P5", c.p5),
-             ("P5g", c.p5g), ("P7", c.p7), ("P12", c.p12), ("P8", c.p8), ("P9", c.p9_finish)]
+             ("P5g", c.p5g), ("P7", c.p7), ("D1", c.d1), ("P12", c.p12), ("P8", c.p8), ("P9", c.p9_finish)]
     for case, step in steps:
         if case == "P8":
             if not (s.want("P8") or s.want("P11")):

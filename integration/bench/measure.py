@@ -32,7 +32,11 @@ H4 = R4  # the host's (far end's) address: vf0h in the bench's guests, eth0 in P
 TRAFGEN_MAX_PPS = 5_000_000
 
 CASES = ("C1", "C4", "P1", "P1g", "P1b", "P2", "P2g", "P3", "P3r", "P4", "P4b", "P10", "P5", "P5g", "P6", "P7",
-         "P12", "P8", "P11", "P9", "G1")
+         "D1", "P12", "P8", "P11", "P9", "G1")
+
+
+# Cases that boot a QEMU guest: left out of --quick unless --cases names them.
+NOT_QUICK = ("P12",)
 
 
 class BenchError(Exception):
@@ -56,7 +60,7 @@ class Settings:
     p7_seconds: float
     p8_pairs: int
     p9_seconds: float
-    p12_departures: int
+    d1_departures: int
     cases: tuple[str, ...]
     perf: Path | None
 

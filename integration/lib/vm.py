@@ -89,10 +89,12 @@ KERNEL_6_1 = "linux-image-amd64"
 # The modules the guest loads, in this order (a built-in one is skipped):
 # virtio_pci/virtio_console are built in on 6.12 and modules on 6.1;
 # sch_ingress and cls_bpf for the classic tc attachment (the guest cannot
-# autoload modules: its /lib/modules is the host's). The same list as vm.sh's
-# VM_MODULES, so both use the same cache entries.
+# autoload modules: its /lib/modules is the host's).
 MODULES = ("virtio_pci", "virtio_console", "virtio_net", "e1000e", "vmxnet3", "9pnet_virtio", "9p", "overlay",
            "sch_ingress", "cls_bpf")
+# Cached with the kernel but not loaded at boot (loading bonding makes a bond0 in
+# every guest): the benchmark's P12 loads them into its guest (Guest.load_extra_modules).
+EXTRA_MODULES = ("bonding",)
 # Host tools the guest needs (scripts/install-deps.sh installs them).
 TOOLS_NEEDED = ("qemu-system-x86_64", "busybox", "qemu-ga", "depmod", "modprobe", "dpkg-deb", "apt-get", "apt-cache",
                 "gzip", "bridge", "stdbuf")
@@ -136,6 +138,13 @@ class GuestKernel:
     @property
     def vmlinuz(self) -> Path:
         return self.dir / "vmlinuz"
+
+    @property
+    def extra_modules(self) -> list[Path]:
+        """EXTRA_MODULES and their dependencies, in load order (the guest sees the
+        cache at the same path through its 9p root)."""
+        d = self.dir / "extra"
+        return [d / m for m in (d / "order").read_text().split()]
 
     @property
     def has_tcx(self) -> bool:
@@ -183,9 +192,42 @@ def prepare_kernel(package: str) -> GuestKernel:
     with open(VM_CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         wanted = kdir / "wanted"
-        if not ((kdir / "ready").exists() and wanted.exists() and wanted.read_text().strip() == " ".join(MODULES)):
+        if not ((kdir / "ready").exists() and wanted.exists() and wanted.read_text().strip() == _wanted()):
             _cache_kernel(package, name, version, kdir)
     return GuestKernel(package, kdir)
+
+
+def _wanted() -> str:
+    """What a cache entry holds: the boot modules, then the extra ones."""
+    return " ".join(MODULES) + " + " + " ".join(EXTRA_MODULES)
+
+
+def _module_files(x: Path, kver: str, modules: Sequence[str], skip: Sequence[str] = ()) -> list[str]:
+    """The .ko files of modules and their dependencies, in load order, less skip's."""
+    files: list[str] = []
+    for m in modules:
+        r = run(["modprobe", "-d", str(x), "-S", kver, "--show-depends", m], timeout=60, check=True)
+        for line in r.out.splitlines():
+            parts = line.split()
+            if parts and parts[0] == "insmod" and parts[1] not in files and parts[1] not in skip:
+                files.append(parts[1])
+    return files
+
+
+def _copy_modules(files: Sequence[str], into: Path) -> None:
+    """Copies (unpacks .xz) files into `into`, with their names in load order in into/order."""
+    into.mkdir(parents=True, exist_ok=True)
+    order = []
+    for f in files:
+        base = os.path.basename(f)
+        if f.endswith(".xz"):
+            base = base[:-3]
+            with open(into / base, "wb") as out:
+                subprocess.run(["busybox", "xzcat", f], stdout=out, check=True, timeout=120)
+        else:
+            shutil.copy(f, into / base)
+        order.append(base)
+    (into / "order").write_text("".join(f"{m}\n" for m in order))
 
 
 def _cache_kernel(package: str, name: str, version: str, kdir: Path) -> None:
@@ -205,27 +247,13 @@ def _cache_kernel(package: str, name: str, version: str, kdir: Path) -> None:
         (kdir / "modules").mkdir(parents=True)
         shutil.copy(x / "boot" / f"vmlinuz-{kver}", kdir / "vmlinuz")
         (kdir / "kver").write_text(kver + "\n")
-        # The modules the guest loads, with their dependencies, in load order.
-        files: list[str] = []
-        for m in MODULES:
-            r = run(["modprobe", "-d", str(x), "-S", kver, "--show-depends", m], timeout=60, check=True)
-            for line in r.out.splitlines():
-                parts = line.split()
-                if parts and parts[0] == "insmod" and parts[1] not in files:
-                    files.append(parts[1])
-        order = []
-        for f in files:
-            base = os.path.basename(f)
-            if f.endswith(".xz"):
-                base = base[:-3]
-                with open(kdir / "modules" / base, "wb") as out:
-                    subprocess.run(["busybox", "xzcat", f], stdout=out, check=True, timeout=120)
-            else:
-                shutil.copy(f, kdir / "modules" / base)
-            order.append(base)
-        (kdir / "modules" / "order").write_text("".join(f"{m}\n" for m in order))
+        # The modules the guest loads at boot, with their dependencies, in load order;
+        # then the extra ones (and what they need beyond those), loaded on demand.
+        boot = _module_files(x, kver, MODULES)
+        _copy_modules(boot, kdir / "modules")
+        _copy_modules(_module_files(x, kver, EXTRA_MODULES, skip=boot), kdir / "extra")
         (kdir / "kpkg").write_text(package + "\n")
-        (kdir / "wanted").write_text(" ".join(MODULES) + "\n")
+        (kdir / "wanted").write_text(_wanted() + "\n")
         # Other versions behind the same package are stale (other kernels stay).
         for old in VM_CACHE.glob("*/kpkg"):
             if old.parent != kdir and old.read_text().strip() == package:
@@ -428,6 +456,14 @@ class Guest:
         assert udp_send(self, self.ns, G4, port, count, rate=400) == count
         assert sink.wait(60) == 0, f"udp_sink in the guest: {sink.errors()}"
         return int(sink.output().strip())
+
+    def load_extra_modules(self, params: Mapping[str, str] | None = None) -> None:
+        """insmod the kernel's EXTRA_MODULES (with their dependencies) that the guest
+        has not loaded yet; params: a module's name -> its parameters ("max_bonds=0")."""
+        for path in self.kernel.extra_modules:
+            name = path.name.removesuffix(".ko").replace("-", "_")
+            if not self.exists(f"/sys/module/{name}"):
+                self.exec("insmod", str(path), *(params or {}).get(name, "").split(), check=True)
 
     # ------------------------------------------------------------ QMP: the VF
 
