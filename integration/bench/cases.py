@@ -22,7 +22,7 @@ from lib.proc import Proc, run
 from lib.rig import G4, Rig, open_rig, repo_root
 from lib.wait import wait_until
 
-from .measure import H4, Bench, BenchError, Hold, clk_tck, log, now_us, proc_cpu_ticks, proc_status_kib
+from .measure import H4, Bench, BenchError, Hold, clk_tck, log, now_us, proc_cpu_ticks, proc_status_kib, trafgen_frame
 
 
 def generators(b: Bench) -> dict[str, str]:
@@ -589,7 +589,7 @@ class Cases:
         guest's emulated CPU, not the datapath, sets the pace."""
         from lib import vm  # the QEMU harness, only for this case
 
-        b, s = self.b, self.b.s
+        b = self.b
         secs = self.P12_SECONDS
         kernel = vm.prepare_kernel(vm.KERNEL_6_12)
         gen = (f"QEMU TCG guest (Linux {kernel.release}, 2 vCPUs), virtio-net synthetic + e1000e VF, one MAC; "
@@ -617,21 +617,22 @@ class Cases:
             guest.exec("ip", "link", "set", dev, "up", check=True)
         br0 = json.loads(guest.sw("ip", "-j", "link", "show", "br0").out)[0]
         rx_cfg = b.tmp / "p12.rx.cfg"
-        rx_cfg.write_text(self._frame(guest.mac, br0["address"], vm.H4, vm.G4))
+        rx_cfg.write_text(trafgen_frame(guest.mac, br0["address"], vm.H4, vm.G4))
         mode = {"now": None}
 
         def enter(want: str) -> str:
             """The guest's configuration `want` ("hnxdp" or "bond"); returns the device
             that carries the guest's address in it."""
+            dev = syn if want == "hnxdp" else "bond0"
             if mode["now"] == want:
-                return syn if want == "hnxdp" else "bond0"
+                return dev
             if mode["now"] == "hnxdp":
                 ok(guest.hnxdp("detach", "--synthetic", syn), "P12: detach in the guest")
                 guest.exec("ip", "addr", "flush", "dev", syn, check=True)
             elif mode["now"] == "bond":
                 guest.exec("ip", "link", "del", "bond0", check=True)
-                for dev in (syn, vf):
-                    guest.exec("ip", "link", "set", dev, "up", check=True)
+                for nic in (syn, vf):
+                    guest.exec("ip", "link", "set", nic, "up", check=True)
             if want == "hnxdp":
                 guest.exec("ip", "addr", "add", f"{vm.G4}/24", "dev", syn, check=True)
                 ok(guest.hnxdp("attach", "--synthetic", syn, "--vf", vf), "P12: attach in the guest")
@@ -647,7 +648,7 @@ class Cases:
                            60, f"P12: bond0 active on {vf}", interval=0.2)
             mode["now"] = want
             ok(guest.exec("ping", "-c", "1", "-W", "5", vm.H4), f"P12 ({want}): the guest reaches the switch")
-            return syn if want == "hnxdp" else "bond0"
+            return dev
 
         def rx(want: str) -> float:
             dev = enter(want)
@@ -674,14 +675,7 @@ class Cases:
             load = vm.GuestJob.start(guest, [str(b.helpers.exe("pace")), dev, br0["address"], vm.G4, vm.H4,
                                              "100000000", "100000000", str(secs + 20)], "p12-pace")
             try:
-                time.sleep(s.warmup + 1)
-                t0 = now_us()
-                c0, _ = sink.counters()
-                t0 = (t0 + now_us()) // 2
-                time.sleep(secs)
-                t1 = now_us()
-                c1, _ = sink.counters()
-                t1 = (t1 + now_us()) // 2
+                c0, _, c1, _, t0, t1 = b.counted(sink.counters, s.warmup + 1, secs)
             finally:
                 load.stop()
             if c1 <= c0:
@@ -711,16 +705,6 @@ class Cases:
             host_sink.stop()
             if mode["now"] == "hnxdp":
                 guest.hnxdp("detach", "--synthetic", syn)
-
-    @staticmethod
-    def _frame(dst_mac: str, src_mac: str, saddr: str, daddr: str) -> str:
-        """trafgen's 64-byte UDP frame (to port 9, UDP checksum 0), as frame_cfg writes it."""
-        return ("{\n"
-                f"  eth(da={dst_mac}, sa={src_mac}, type=0x0800),\n"
-                f"  ipv4(saddr={saddr}, daddr={daddr}, ttl=64, df),\n"
-                f"  udp(sport=1024, dport=9, csum=0),\n"
-                "  fill(0x00, 22)\n"
-                "}\n")
 
     # ------------------------------------------------------------ P8: many pairs, P11: adopting and reading them
 

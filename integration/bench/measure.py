@@ -94,6 +94,17 @@ class Settings:
         return round(self.window + self.warmup + 0.4, 2)
 
 
+def trafgen_frame(dst_mac: str, src_mac: str, saddr: str, daddr: str) -> str:
+    """trafgen's configuration of the benchmark's 64-byte frame: Ethernet + IPv4 + UDP
+    1024 -> PORT + 22 bytes, UDP checksum 0."""
+    return ("{\n"
+            f"  eth(da={dst_mac}, sa={src_mac}, type=0x0800),\n"
+            f"  ipv4(saddr={saddr}, daddr={daddr}, ttl=64, df),\n"
+            f"  udp(sport=1024, dport={PORT}, csum=0),\n"
+            "  fill(0x00, 22)\n"
+            "}\n")
+
+
 def now_us() -> int:
     return time.monotonic_ns() // 1000
 
@@ -164,12 +175,7 @@ class Bench:
             gmac, hmac = rig.mac, self.host_mac(rig)
             smac, dmac, saddr, daddr = (hmac, gmac, H4, G4) if direction == "rx" else (gmac, hmac, G4, H4)
             path = self.tmp / f"{rig.id}.{direction}.cfg"
-            path.write_text("{\n"
-                            f"  eth(da={dmac}, sa={smac}, type=0x0800),\n"
-                            f"  ipv4(saddr={saddr}, daddr={daddr}, ttl=64, df),\n"
-                            f"  udp(sport=1024, dport={PORT}, csum=0),\n"
-                            "  fill(0x00, 22)\n"
-                            "}\n")
+            path.write_text(trafgen_frame(dmac, smac, saddr, daddr))
             self._cfgs[key] = path
         return self._cfgs[key]
 
@@ -211,14 +217,7 @@ class Bench:
     def window(self, job: Proc, stop_signal: int, read: Callable[[], tuple[int, int]], what: str) -> float:
         """Frames/s read() counts over the window while job (the load) runs; the job
         is stopped after it. read() -> (count, count that found no socket)."""
-        time.sleep(self.s.warmup)
-        t0 = now_us()
-        c0, n0 = read()
-        t0 = (t0 + now_us()) // 2
-        time.sleep(self.s.window)
-        t1 = now_us()
-        c1, n1 = read()
-        t1 = (t1 + now_us()) // 2
+        c0, n0, c1, n1, t0, t1 = self.counted(read, self.s.warmup, self.s.window)
         if not job.running():
             log(f"warning: the load ended before the window closed ({what})")
         job.stop(sig=stop_signal)
@@ -227,6 +226,20 @@ class Bench:
         if c1 <= c0:
             raise BenchError(f"nothing delivered ({what}); load's stderr: {job.errors().strip()[-300:]!r}")
         return float(round((c1 - c0) * 1e6 / (t1 - t0)))
+
+    @staticmethod
+    def counted(read: Callable[[], tuple[int, int]], warmup: float, seconds: float) -> tuple[int, int, int, int, int, int]:
+        """After warmup, read() at the start and the end of a window of `seconds`; each
+        read's time is the midpoint of its call. -> (c0, n0, c1, n1, t0_us, t1_us)."""
+        time.sleep(warmup)
+        t0 = now_us()
+        c0, n0 = read()
+        t0 = (t0 + now_us()) // 2
+        time.sleep(seconds)
+        t1 = now_us()
+        c1, n1 = read()
+        t1 = (t1 + now_us()) // 2
+        return c0, n0, c1, n1, t0, t1
 
     def rx(self, rig: Rig, sink: Hold) -> float:
         """trafgen into the host's vf0h (qdisc bypass), counted by sink in the guest."""
