@@ -19,10 +19,11 @@ from typing import Any, Callable
 from lib.daemon import Daemon, state_is, wait_pair
 from lib.metrics import Exposition, scrape
 from lib.proc import Proc, run
-from lib.rig import G4, Rig, open_rig, repo_root
+from lib.rig import G4, Rig, open_rig
 from lib.wait import wait_until
 
-from .measure import H4, Bench, BenchError, Hold, clk_tck, log, now_us, proc_cpu_ticks, proc_status_kib, trafgen_frame
+from .measure import (H4, UDP_HOLD, Bench, BenchError, Hold, clk_tck, log, now_us, proc_cpu_ticks, proc_status_kib,
+                      trafgen_frame)
 
 
 def generators(b: Bench) -> dict[str, str]:
@@ -652,9 +653,8 @@ class Cases:
 
         def rx(want: str) -> float:
             dev = enter(want)
-            sink = vm.GuestJob.start(guest, ["python3", str(repo_root() / "scripts" / "bench" / "udp_hold.py"), "--dev", dev,
-                                             "--port", "9",
-                                             "--seconds", "600"], "p12-hold", ready_file=True)
+            sink = vm.GuestJob.start(guest, ["python3", str(UDP_HOLD), "--dev", dev, "--port", "9", "--seconds", "600"],
+                                     "p12-hold", ready_file=True)
             load = b.trafgen(guest.ns, "tvf", rx_cfg, seconds=secs + 30)
             try:
                 time.sleep(s.warmup + 1)
@@ -675,12 +675,12 @@ class Cases:
             load = vm.GuestJob.start(guest, [str(b.helpers.exe("pace")), dev, br0["address"], vm.G4, vm.H4,
                                              "100000000", "100000000", str(secs + 20)], "p12-pace")
             try:
-                c0, _, c1, _, t0, t1 = b.counted(sink.counters, s.warmup + 1, secs)
+                delivered, _, per_second = b.counted(sink.counters, s.warmup + 1, secs)
             finally:
                 load.stop()
-            if c1 <= c0:
+            if delivered <= 0:
                 raise BenchError(f"P12 ({want}): nothing from pace on {dev} reached the switch: {load.errors()[-300:]!r}")
-            return float(round((c1 - c0) * 1e6 / (t1 - t0)))
+            return per_second
 
         def tcp(want: str) -> float:
             enter(want)
@@ -694,12 +694,11 @@ class Cases:
                        "iperf3-s")
         try:
             wait_until(lambda: guest.sw("ss", "-Hltn", "sport = :5201").out.strip(), 5, "P12: iperf3 server listens")
-            for r in range(s.rounds):
-                for cfg in (("A", "B") if r % 2 == 0 else ("B", "A")):
-                    want = "hnxdp" if cfg == "A" else "bond"
-                    for cid, value in (("P12 rx", rx(want)), ("P12 tx", tx(want, host_sink)), ("P12 tcp", tcp(want))):
-                        b.records.val(cid, r, cfg, value)
-                        log(f"{cid} round {r} {cfg} ({want}): {value:g}")
+            def visit(cfg: str) -> dict[str, float]:
+                want = "hnxdp" if cfg == "A" else "bond"
+                return {"P12 rx": rx(want), "P12 tx": tx(want, host_sink), "P12 tcp": tcp(want)}
+
+            b.interleave_visits(visit)
         finally:
             server.stop()
             host_sink.stop()
@@ -810,8 +809,8 @@ class Cases:
         # walltime times each run from fork to waitpid inside the namespace: hnxdp's exec,
         # loading, work and exit, not this harness's fork of Python nor nsenter's setns.
         h = g8.hnxdp
-        timed = json.loads(ok(run(["nsenter", f"--net=/run/netns/{h.netns}", "--", str(b.helpers.exe("walltime")),
-                                   str(runs), *h.prefix, str(h.binary), "status"], env=h.env, timeout=60 + 5 * runs),
+        timed = json.loads(ok(run(Rig.nsenter_argv(h.netns, [str(b.helpers.exe("walltime")), str(runs), *h.prefix,
+                                                             str(h.binary), "status"]), env=h.env, timeout=60 + 5 * runs),
                               "walltime hnxdp status").out)
         for r, us in enumerate(timed["runs_us"]):
             b.records.val("P11 status", r, "A", round(us / 1000, 1))

@@ -35,6 +35,9 @@ CASES = ("C1", "C4", "P1", "P1g", "P1b", "P2", "P2g", "P3", "P3r", "P4", "P4b", 
          "D1", "P12", "P8", "P11", "P9", "G1")
 
 
+# The never-reading UDP socket of every receive case (Hold; P12 runs it in its guest).
+UDP_HOLD = repo_root() / "scripts" / "bench" / "udp_hold.py"
+
 # Cases that boot a QEMU guest: left out of --quick unless --cases names them.
 NOT_QUICK = ("P12",)
 
@@ -184,7 +187,7 @@ class Bench:
     def hold(self, ns: str, dev: str) -> Hold:
         n = self.name(f"hold-{dev}")
         ready = self.tmp / f"{n}.ready"
-        proc = spawn(Rig.netns_argv(ns, [sys.executable, str(repo_root() / "scripts" / "bench" / "udp_hold.py"),
+        proc = spawn(Rig.netns_argv(ns, [sys.executable, str(UDP_HOLD),
                                          "--dev", dev, "--port", str(PORT), "--seconds", "1800",
                                          "--ready-file", str(ready)]),
                      stdout=self.tmp / f"{n}.out", stderr=self.tmp / f"{n}.err")
@@ -217,29 +220,31 @@ class Bench:
     def window(self, job: Proc, stop_signal: int, read: Callable[[], tuple[int, int]], what: str) -> float:
         """Frames/s read() counts over the window while job (the load) runs; the job
         is stopped after it. read() -> (count, count that found no socket)."""
-        c0, n0, c1, n1, t0, t1 = self.counted(read, self.s.warmup, self.s.window)
+        delivered, unmatched, per_second = self.counted(read, self.s.warmup, self.s.window)
         if not job.running():
             log(f"warning: the load ended before the window closed ({what})")
         job.stop(sig=stop_signal)
-        if n1 - n0:
-            log(f"warning: {n1 - n0} datagrams found no socket ({what}: wrong device?)")
-        if c1 <= c0:
+        if unmatched:
+            log(f"warning: {unmatched} datagrams found no socket ({what}: wrong device?)")
+        if delivered <= 0:
             raise BenchError(f"nothing delivered ({what}); load's stderr: {job.errors().strip()[-300:]!r}")
-        return float(round((c1 - c0) * 1e6 / (t1 - t0)))
+        return per_second
 
     @staticmethod
-    def counted(read: Callable[[], tuple[int, int]], warmup: float, seconds: float) -> tuple[int, int, int, int, int, int]:
-        """After warmup, read() at the start and the end of a window of `seconds`; each
-        read's time is the midpoint of its call. -> (c0, n0, c1, n1, t0_us, t1_us)."""
+    def counted(read: Callable[[], tuple[int, int]], warmup: float, seconds: float) -> tuple[int, int, float]:
+        """After warmup, read() at the start and the end of a window of `seconds`, each
+        read timed at the midpoint of its call. read() -> (count, count that found no
+        socket); returns (count's growth, the other's growth, count's growth per second)."""
+        def timed() -> tuple[int, int, int]:
+            t = now_us()
+            c, n = read()
+            return c, n, (t + now_us()) // 2
+
         time.sleep(warmup)
-        t0 = now_us()
-        c0, n0 = read()
-        t0 = (t0 + now_us()) // 2
+        c0, n0, t0 = timed()
         time.sleep(seconds)
-        t1 = now_us()
-        c1, n1 = read()
-        t1 = (t1 + now_us()) // 2
-        return c0, n0, c1, n1, t0, t1
+        c1, n1, t1 = timed()
+        return c1 - c0, n1 - n0, float(round((c1 - c0) * 1e6 / (t1 - t0)))
 
     def rx(self, rig: Rig, sink: Hold) -> float:
         """trafgen into the host's vf0h (qdisc bypass), counted by sink in the guest."""
@@ -260,11 +265,16 @@ class Bench:
 
     def interleave(self, cid: str, fa: Callable[[], float], fb: Callable[[], float]) -> None:
         """s.rounds rounds, A first in even rounds, B first in odd ones."""
+        self.interleave_visits(lambda cfg: {cid: fa() if cfg == "A" else fb()})
+
+    def interleave_visits(self, visit: Callable[[str], dict[str, float]]) -> None:
+        """As interleave, for configurations that are costly to switch: visit("A" or "B")
+        measures every case of one configuration, {case id: value}."""
         for r in range(self.s.rounds):
             for cfg in (("A", "B") if r % 2 == 0 else ("B", "A")):
-                value = fa() if cfg == "A" else fb()
-                self.records.val(cid, r, cfg, value)
-                log(f"{cid} round {r} {cfg}: {value:g}")
+                for cid, value in visit(cfg).items():
+                    self.records.val(cid, r, cfg, value)
+                    log(f"{cid} round {r} {cfg}: {value:g}")
 
     def case(self, cid: str, what: str, kind: str, op: str, target: float, unit: str, generator: str) -> None:
         self.records.case(cid, what, kind, op, target, unit, generator)
